@@ -1,0 +1,65 @@
+"""Input transform (standard, as torchvision's GeneralizedRCNNTransform): normalise, resize, pad, and back."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.model.box_utils import scale_boxes
+
+
+def normalize(image: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """(3,H,W) float in [0,1] -> (3,H,W) standardised."""
+    if not image.is_floating_point():
+        raise TypeError(f"images must be float tensors in [0, 1], got {image.dtype}")
+    m = torch.as_tensor(mean, dtype=image.dtype, device=image.device)
+    s = torch.as_tensor(std, dtype=image.dtype, device=image.device)
+    return (image - m[:, None, None]) / s[:, None, None]
+
+
+def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
+    """The factor that brings the short side to min_size without the long side passing max_size."""
+    return min(min_size / min(height, width), max_size / max(height, width))
+
+
+def resize(image: Tensor, scale: float) -> Tensor:
+    """(C,H,W) -> (C,floor(H*scale),floor(W*scale)), bilinear, align_corners=False."""
+    return F.interpolate(
+        image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+    )[0]
+
+
+def resize_target(target: dict[str, Tensor], scale: float, old_hw, new_hw) -> dict[str, Tensor]:
+    """Boxes scaled by the per-axis ratio, masks (N,H,W) resized nearest, as the image was."""
+    target = dict(target)
+    target["boxes"] = scale_boxes(target["boxes"], old_hw, new_hw)
+    if "masks" in target:
+        masks = target["masks"]
+        if masks.shape[0]:
+            masks = F.interpolate(masks[:, None].float(), scale_factor=scale, recompute_scale_factor=True)[:, 0]
+        else:
+            masks = masks.new_zeros((0, *new_hw))
+        target["masks"] = masks.to(torch.uint8)
+    return target
+
+
+def batch_images(images: list[Tensor], size_divisible: int) -> Tensor:
+    """[(C,H_i,W_i)] -> (B,C,H,W) zero-padded at bottom/right to multiples of size_divisible."""
+    h = max(img.shape[1] for img in images)
+    w = max(img.shape[2] for img in images)
+    h = int(math.ceil(h / size_divisible) * size_divisible)
+    w = int(math.ceil(w / size_divisible) * size_divisible)
+    batch = images[0].new_zeros((len(images), images[0].shape[0], h, w))
+    for img, slot in zip(images, batch):
+        slot[:, : img.shape[1], : img.shape[2]].copy_(img)
+    return batch
+
+
+def choose_min_size(sizes: tuple[int, ...], training: bool) -> int:
+    """Training picks one of ``sizes`` at random with torch's RNG (scale jitter); eval uses the last."""
+    if not training:
+        return sizes[-1]
+    return sizes[int(torch.empty(1).uniform_(0.0, float(len(sizes))).item())]
