@@ -94,7 +94,8 @@ def _config_from_model(tv) -> ModelConfig:  # noqa: ANN001 - torchvision MaskRCN
         raise WeightsError("dilated mask heads are not supported")
     return torchvision_like(num_classes=roi.box_predictor.cls_score.out_features, backbone=depth).replace(
         backbone_norm=backbone_norm,
-        fpn_channels=fpn.layer_blocks[0][0].out_channels if isinstance(fpn.layer_blocks[0], nn.Sequential)
+        fpn_channels=fpn.layer_blocks[0][0].out_channels
+        if isinstance(fpn.layer_blocks[0], nn.Sequential)
         else fpn.layer_blocks[0].out_channels,
         fpn_extra_pool=extra is not None,
         min_size=tuple(int(s) for s in tr.min_size),
@@ -165,7 +166,9 @@ def _load_converted(model: MaskRCNN, tv_state: dict[str, Tensor]) -> None:
         )
     for key, value in ours.items():
         if key in expected and expected[key].shape != value.shape:
-            raise WeightsError(f"{key}: shape {tuple(value.shape)} in the file, the model needs {tuple(expected[key].shape)}")
+            raise WeightsError(
+                f"{key}: shape {tuple(value.shape)} in the file, the model needs {tuple(expected[key].shape)}"
+            )
     model.load_state_dict({k: v for k, v in ours.items() if k in expected}, strict=True)
 
 
@@ -239,4 +242,6 @@ def _with_new_heads(model: MaskRCNN, num_classes: int) -> MaskRCNN:
 
 
 def _is_class_specific(key: str) -> bool:
-    return key.startswith(("roi_heads.box_head.cls_score", "roi_heads.box_head.bbox_pred", "roi_heads.mask_head.logits"))
+    return key.startswith(
+        ("roi_heads.box_head.cls_score", "roi_heads.box_head.bbox_pred", "roi_heads.mask_head.logits")
+    )

@@ -26,9 +26,7 @@ class FPN(nn.Module):
         super().__init__()
         use_gn = norm == "gn"
         self.lateral = nn.ModuleList(_conv_norm(c, out_channels, 1, use_gn, groups) for c in in_channels)
-        self.output = nn.ModuleList(
-            _conv_norm(out_channels, out_channels, 3, use_gn, groups) for _ in in_channels
-        )
+        self.output = nn.ModuleList(_conv_norm(out_channels, out_channels, 3, use_gn, groups) for _ in in_channels)
         self.extra_pool = extra_pool
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

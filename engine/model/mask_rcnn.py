@@ -97,7 +97,9 @@ class MaskRCNN(nn.Module):
             losses = self.roi_heads(self.roi_levels(features), proposals, batch.image_sizes, targets)
             return {**rpn_losses, **losses}
         dets, masks = self.roi_heads(self.roi_levels(features), proposals, batch.image_sizes)
-        return [self.postprocess(d, m, s, o) for d, m, s, o in zip(dets, masks, batch.image_sizes, batch.original_sizes)]
+        return [
+            self.postprocess(d, m, s, o) for d, m, s, o in zip(dets, masks, batch.image_sizes, batch.original_sizes)
+        ]
 
     @staticmethod
     def postprocess(det, mask_probs: Tensor, size, original) -> dict[str, Tensor]:

@@ -110,9 +110,7 @@ class RoIHeads(nn.Module):
             out.append(BoxCandidates(clip_boxes(b, h, w)[:, 1:], s[:, 1:]))
         return out
 
-    def select(
-        self, cand: BoxCandidates, score_threshold: float, nms_iou: float, max_detections: int
-    ) -> Detections:
+    def select(self, cand: BoxCandidates, score_threshold: float, nms_iou: float, max_detections: int) -> Detections:
         """score > threshold, drop tiny boxes, NMS per class, keep the best max_detections."""
         num_fg = cand.scores.shape[1]
         scores = cand.scores.reshape(-1)
@@ -125,15 +123,15 @@ class RoIHeads(nn.Module):
         keep = batched_nms(boxes, scores, labels, nms_iou)[:max_detections]
         return Detections(boxes[keep], scores[keep], labels[keep], idx[keep])
 
-    def mask_probs(self, features: list[Tensor], boxes: list[Tensor], labels: list[Tensor], image_sizes) -> list[Tensor]:
+    def mask_probs(
+        self, features: list[Tensor], boxes: list[Tensor], labels: list[Tensor], image_sizes
+    ) -> list[Tensor]:
         """Boxes [(D_i,4)] with labels -> [(D_i,28,28)] mask probabilities of each box's class."""
         counts = [len(b) for b in boxes]
         if sum(counts) == 0:
             m = 2 * self.cfg.mask_roi_size
             return [boxes[0].new_zeros((n, m, m)) for n in counts]
-        pooled = multiscale_roi_align(
-            features, boxes, image_sizes, self.cfg.mask_roi_size, self.cfg.roi_sampling_ratio
-        )
+        pooled = multiscale_roi_align(features, boxes, image_sizes, self.cfg.mask_roi_size, self.cfg.roi_sampling_ratio)
         probs = torch.sigmoid(self.mask_head.class_logits(pooled, torch.cat(labels)))
         return list(probs.split(counts))
 
@@ -190,7 +188,9 @@ class RoIHeads(nn.Module):
         if not mask_targets:
             zero = sum(p.sum() for p in self.mask_head.parameters()) * 0.0
             return zero
-        pooled = multiscale_roi_align(features, pos_rois, image_sizes, self.cfg.mask_roi_size, self.cfg.roi_sampling_ratio)
+        pooled = multiscale_roi_align(
+            features, pos_rois, image_sizes, self.cfg.mask_roi_size, self.cfg.roi_sampling_ratio
+        )
         logits = self.mask_head.class_logits(pooled, torch.cat(pos_labels))
         return F.binary_cross_entropy_with_logits(logits, torch.cat(mask_targets))
 

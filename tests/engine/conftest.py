@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/engine/synthetic.py
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def coco128_images() -> list[torch.Tensor]:
+    """Three real COCO images of different sizes as (3,H,W) float tensors in [0,1]."""
+    folder = SHARED_DATA / "coco128" / "train2017"
+    if not folder.is_dir():
+        pytest.skip(f"real test images not found at {folder} (../shared/data is absent in a plain clone)")
+    paths = sorted(folder.glob("*.jpg"))[:3]
+    return [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1).float() / 255 for p in paths]

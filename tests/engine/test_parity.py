@@ -1,0 +1,126 @@
+"""Our network, built by from_torchvision, returns torchvision's detections (issue: parity)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models.detection import MaskRCNN as TVMaskRCNN
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops import box_iou
+
+from engine.interop import from_torchvision
+
+
+def _randomise(tv: torch.nn.Module, seed: int) -> None:
+    """Random BN statistics and affine params (so FrozenBN matters) and sharper class scores."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, buf in tv.backbone.body.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(0.1 * torch.randn(buf.shape, generator=g))
+            elif name.endswith("running_var"):
+                buf.copy_(0.75 + 0.5 * torch.rand(buf.shape, generator=g))
+            elif name.endswith("weight"):
+                buf.copy_(0.75 + 0.5 * torch.rand(buf.shape, generator=g))
+            elif name.endswith("bias"):
+                buf.copy_(0.05 * torch.randn(buf.shape, generator=g))
+        tv.roi_heads.box_predictor.cls_score.weight.mul_(30)
+        tv.rpn.head.cls_logits.weight.mul_(10)
+
+
+def _build(depth: str, **kwargs) -> TVMaskRCNN:
+    torch.manual_seed(0)
+    backbone = resnet_fpn_backbone(backbone_name=depth, weights=None, trainable_layers=3)
+    tv = TVMaskRCNN(backbone, **kwargs)
+    _randomise(tv, 1)
+    return tv.eval()
+
+
+def assert_same_detections(expected: dict, actual: dict) -> None:
+    n = len(expected["boxes"])
+    assert n > 0, "the reference found nothing: the comparison would be empty"
+    assert len(actual["boxes"]) == n
+    iou = box_iou(expected["boxes"], actual["boxes"])
+    same_label = expected["labels"][:, None] == actual["labels"][None, :]
+    iou = torch.where(same_label, iou, torch.zeros_like(iou))
+    best = iou.argmax(dim=1)
+    assert len(set(best.tolist())) == n, "two reference detections matched the same one of ours"
+    assert iou[torch.arange(n), best].min().item() > 0.999
+    assert (expected["scores"] - actual["scores"][best]).abs().max().item() <= 1e-4
+    mad = (expected["masks"] - actual["masks"][best]).abs().flatten(1).mean(1)
+    assert mad.max().item() <= 1e-3
+
+
+CASES = {
+    "resnet18-default-thresholds": ("resnet18", dict(num_classes=5, min_size=320, max_size=512)),
+    "resnet18-odd-thresholds": (
+        "resnet18",
+        dict(
+            num_classes=4,
+            min_size=288,
+            max_size=480,
+            box_score_thresh=0.2,
+            box_nms_thresh=0.3,
+            box_detections_per_img=40,
+            rpn_nms_thresh=0.6,
+            rpn_pre_nms_top_n_test=500,
+            rpn_post_nms_top_n_test=300,
+        ),
+    ),
+    "resnet50": ("resnet50", dict(num_classes=7, min_size=256, max_size=400, rpn_post_nms_top_n_test=400)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_detections_as_torchvision_on_real_images(case, coco128_images):
+    depth, kwargs = CASES[case]
+    tv = _build(depth, **kwargs)
+    ours = from_torchvision(tv).eval()
+    images = coco128_images  # a batch of different sizes
+    with torch.no_grad():
+        expected = tv(images)
+        actual = ours(images)
+    for e, a in zip(expected, actual):
+        assert_same_detections(e, a)
+
+
+def test_config_read_from_the_model():
+    tv = _build("resnet18", **CASES["resnet18-odd-thresholds"][1])
+    cfg = from_torchvision(tv).config
+    assert (cfg.num_classes, cfg.backbone, cfg.backbone_norm, cfg.fpn_norm) == (4, "resnet18", "frozen_bn", "none")
+    assert (cfg.min_size, cfg.max_size, cfg.box_score_threshold, cfg.box_nms_iou) == ((288,), 480, 0.2, 0.3)
+    assert (cfg.detections_per_image, cfg.rpn_nms_iou, cfg.rpn_post_nms_top_n_test) == (40, 0.6, 300)
+    assert cfg.aspect_ratios == (2.0, 1.0, 0.5)  # torchvision's h/w ratios (0.5, 1, 2) written as w/h
+    assert cfg.frozen_stages == 2  # trainable_layers=3 freezes the stem and layer1
+
+
+def test_training_losses_and_gradients_equal_torchvision_for_the_same_seed():
+    torch.manual_seed(0)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+    tv = TVMaskRCNN(backbone, num_classes=3, min_size=(160, 192), max_size=256)
+    ours = from_torchvision(tv)
+    tv.train()
+    ours.train()
+    images = [torch.rand(3, 120, 150), torch.rand(3, 100, 90)]
+    targets = [_target(120, 150, [[10, 10, 60, 80], [70, 20, 140, 100]], [1, 2]), _target(100, 90, [[5, 5, 40, 50]], [2])]
+    torch.manual_seed(5)  # the same draws: min-size choice, anchor and RoI sampling
+    expected = tv(images, [dict(t) for t in targets])
+    torch.manual_seed(5)
+    actual = ours(images, [dict(t) for t in targets])
+    assert set(actual) == set(expected)
+    for key in expected:
+        assert actual[key].item() == pytest.approx(expected[key].item(), rel=1e-5, abs=1e-6), key
+    sum(expected.values()).backward()
+    sum(actual.values()).backward()
+    g_tv = tv.backbone.body.layer2[0].conv1.weight.grad
+    g_ours = ours.backbone.body.layer2[0].conv1.weight.grad
+    assert torch.allclose(g_tv, g_ours, rtol=1e-4, atol=1e-5)
+    g_tv = tv.roi_heads.mask_predictor.mask_fcn_logits.weight.grad
+    assert torch.allclose(g_tv, ours.roi_heads.mask_head.logits.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def _target(h, w, boxes, labels):
+    masks = torch.zeros((len(boxes), h, w), dtype=torch.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        masks[i, y1:y2, x1:x2] = 1
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels), "masks": masks}
