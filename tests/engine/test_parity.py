@@ -102,7 +102,10 @@ def test_training_losses_and_gradients_equal_torchvision_for_the_same_seed():
     tv.train()
     ours.train()
     images = [torch.rand(3, 120, 150), torch.rand(3, 100, 90)]
-    targets = [_target(120, 150, [[10, 10, 60, 80], [70, 20, 140, 100]], [1, 2]), _target(100, 90, [[5, 5, 40, 50]], [2])]
+    targets = [
+        _target(120, 150, [[10, 10, 60, 80], [70, 20, 140, 100]], [1, 2]),
+        _target(100, 90, [[5, 5, 40, 50]], [2]),
+    ]
     torch.manual_seed(5)  # the same draws: min-size choice, anchor and RoI sampling
     expected = tv(images, [dict(t) for t in targets])
     torch.manual_seed(5)
