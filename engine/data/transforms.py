@@ -1,0 +1,151 @@
+"""Training augmentations applied to an image and its target together, drawing from torch's RNG.
+
+Every transform is called as ``transform(image, target) -> (image, target)`` with ``image`` float32
+(3,H,W) and ``target`` holding ``boxes`` (N,4) float32 xyxy, ``labels`` (N,) int64 and optionally
+``masks`` (N,H,W) uint8. Boxes follow the COCO pixel convention: a mask covering columns 2..4 has
+x0 = 2, x1 = 5. When masks are present, boxes are recomputed from them after a resize, so boxes and
+masks always agree; instances whose mask vanishes when shrinking are dropped.
+
+Randomness comes from the ``generator`` given to a transform, else torch's global RNG (seeded per
+DataLoader worker by torch), so ``torch.manual_seed`` makes runs reproducible. Leave ``generator``
+unset when using DataLoader workers: each worker would get a copy of the same generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Target = dict[str, Any]
+
+
+def masks_to_boxes_xyxy(masks: torch.Tensor) -> torch.Tensor:
+    """Masks (N,H,W) any dtype -> tight boxes (N,4) float32 xyxy, x1/y1 exclusive; zeros for empty masks."""
+    if masks.shape[0] == 0:
+        return torch.zeros((0, 4), dtype=torch.float32)
+    height, width = masks.shape[-2:]
+    rows, cols = masks.bool().any(dim=2), masks.bool().any(dim=1)
+    y0 = rows.int().argmax(dim=1)
+    y1 = height - rows.flip(1).int().argmax(dim=1)
+    x0 = cols.int().argmax(dim=1)
+    x1 = width - cols.flip(1).int().argmax(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    boxes[~rows.any(dim=1)] = 0.0
+    return boxes
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Callable]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """(3,H,W) float32 image and target -> transformed pair."""
+        for transform in self.transforms:
+            image, target = transform(image, target)
+        return image, target
+
+
+def _uniform(generator: torch.Generator | None) -> float:
+    return float(torch.rand((), generator=generator))
+
+
+class RandomHorizontalFlip:
+    """Mirror left-right with probability ``probability``."""
+
+    def __init__(self, probability: float = 0.5, generator: torch.Generator | None = None) -> None:
+        self.probability = probability
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """(3,H,W) image, target -> flipped pair (or the same pair)."""
+        if _uniform(self.generator) >= self.probability:
+            return image, target
+        width = image.shape[-1]
+        target = dict(target)
+        boxes = target["boxes"].clone()
+        boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+        target["boxes"] = boxes
+        if "masks" in target:
+            target["masks"] = target["masks"].flip(-1)
+        return image.flip(-1), target
+
+
+class RandomVerticalFlip:
+    """Mirror top-bottom with probability ``probability``."""
+
+    def __init__(self, probability: float = 0.5, generator: torch.Generator | None = None) -> None:
+        self.probability = probability
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """(3,H,W) image, target -> flipped pair (or the same pair)."""
+        if _uniform(self.generator) >= self.probability:
+            return image, target
+        height = image.shape[-2]
+        target = dict(target)
+        boxes = target["boxes"].clone()
+        boxes[:, [1, 3]] = height - target["boxes"][:, [3, 1]]
+        target["boxes"] = boxes
+        if "masks" in target:
+            target["masks"] = target["masks"].flip(-2)
+        return image.flip(-2), target
+
+
+class ScaleJitter:
+    """Resize so the short side is a random integer in [min_short_side, max_short_side], long side <= cap."""
+
+    def __init__(
+        self,
+        min_short_side: int,
+        max_short_side: int,
+        max_long_side: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not 0 < min_short_side <= max_short_side:
+            raise ValueError(f"need 0 < min_short_side <= max_short_side, got {min_short_side}, {max_short_side}")
+        self.min_short_side, self.max_short_side = min_short_side, max_short_side
+        self.max_long_side = max_long_side
+        self.generator = generator
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Draw a short side and return the new (height, width)."""
+        short_side = int(torch.randint(self.min_short_side, self.max_short_side + 1, (), generator=self.generator))
+        scale = short_side / min(height, width)
+        if self.max_long_side is not None and max(height, width) * scale > self.max_long_side:
+            scale = self.max_long_side / max(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+        """(3,H,W) image, target -> resized image (3,H',W') and target with boxes/masks to match."""
+        height, width = image.shape[-2:]
+        new_height, new_width = self.output_size(height, width)
+        resized = F.interpolate(
+            image[None], size=(new_height, new_width), mode="bilinear", align_corners=False, antialias=True
+        )[0].clamp_(0.0, 1.0)
+        return resized, resize_target(target, (height, width), (new_height, new_width))
+
+
+def resize_target(target: Target, old_size: tuple[int, int], new_size: tuple[int, int]) -> Target:
+    """Target of an (H,W) image -> target of the image resized to new_size (masks nearest, boxes from masks)."""
+    target = dict(target)
+    if "masks" not in target:
+        scale_y, scale_x = new_size[0] / old_size[0], new_size[1] / old_size[1]
+        target["boxes"] = target["boxes"] * torch.tensor([scale_x, scale_y, scale_x, scale_y])
+        return target
+    masks = target["masks"]
+    if masks.shape[0] == 0:
+        target["masks"] = masks.new_zeros((0, *new_size))
+        return target
+    masks = F.interpolate(masks[None].float(), size=new_size, mode="nearest-exact")[0].to(masks.dtype)
+    keep = masks.flatten(1).any(dim=1)
+    for key in ("labels", "iscrowd", "area"):
+        if key in target:
+            target[key] = target[key][keep]
+    target["masks"] = masks[keep]
+    target["boxes"] = masks_to_boxes_xyxy(target["masks"])
+    return target
