@@ -77,7 +77,7 @@ def _read_categories(document: dict, path: Path, warnings: list[str]) -> tuple[l
             background_ids.add(category_id)
             continue
         color = _studio(entry).get("color")
-        if color is not None and not (isinstance(color, list) and len(color) == 3):
+        if color is not None and not _is_rgb(color):
             warnings.append(f"{path.name}: {where} has an invalid colour {color!r}; a default is used")
             color = None
         categories.append(Category(category_id, name, tuple(color) if color else None))
@@ -138,8 +138,9 @@ def _read_segmentation(annotation: dict, image: ImageRecord, path: Path, where: 
     return segmentation, False
 
 
-def _instance(annotation: dict, category_id: int, mask: Any, studio: bool, path: Path, where: str,
-              warnings: list[str]) -> Instance:
+def _instance(
+    annotation: dict, category_id: int, mask: Any, studio: bool, path: Path, where: str, warnings: list[str]
+) -> Instance:
     extra = _studio(annotation) if studio else {}
     origin = extra.get("origin", "manual")
     if origin not in INSTANCE_ORIGINS:
@@ -158,6 +159,10 @@ def _instance(annotation: dict, category_id: int, mask: Any, studio: bool, path:
         iscrowd=bool(annotation.get("iscrowd", 0)),
         id=annotation_id if isinstance(annotation_id, int) else None,
     )
+
+
+def _is_rgb(color: Any) -> bool:
+    return isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)
 
 
 def _studio(entry: dict) -> dict:

@@ -175,4 +175,3 @@ def label_files(folder: Path) -> list[Path]:
     for sub in sorted(d for d in folder.iterdir() if d.is_dir() and _LABEL_WORDS.search(d.name)):
         files += image_files(sub)
     return files
-

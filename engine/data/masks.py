@@ -7,6 +7,8 @@ pycocotools does, so a polygon and the RLE made from it decode to the same pixel
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from pycocotools import mask as coco_mask
 
 RLE = dict[str, Any]
 Polygons = list[list[float]]
+_NUMBER_TYPES = {int, float}
 
 
 def encode_mask(mask: np.ndarray) -> RLE:
@@ -85,15 +88,22 @@ def polygon_problem(polygons: Any) -> str | None:
     if not isinstance(polygons, list) or not polygons:
         return "polygon list is empty or not a list"
     for index, polygon in enumerate(polygons):
-        if not isinstance(polygon, list) or not all(isinstance(v, (int, float)) for v in polygon):
+        if not isinstance(polygon, list) or not _all_numbers(polygon):
             return f"polygon {index} is not a list of numbers"
         if len(polygon) % 2:
             return f"polygon {index} has an odd number of coordinates ({len(polygon)})"
         if len(polygon) < 6:
             return f"polygon {index} has {len(polygon) // 2} points; at least 3 are needed"
-        if not all(np.isfinite(v) for v in polygon):
+        if not math.isfinite(sum(polygon)):
             return f"polygon {index} has a non-finite coordinate"
     return None
+
+
+def _all_numbers(values: list) -> bool:
+    """True when every value is a real number (not a bool); fast for plain int/float lists."""
+    if set(map(type, values)) <= _NUMBER_TYPES:
+        return True
+    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
 
 
 def label_image_to_rles(labels: np.ndarray) -> dict[int, RLE]:

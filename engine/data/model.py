@@ -73,10 +73,12 @@ class Instance:
             height, width = (int(v) for v in self.mask["size"])
             self.mask = normalize_rle(self.mask, height, width)
         else:
+            if isinstance(self.mask, (np.ndarray, tuple)) or any(isinstance(p, (np.ndarray, tuple)) for p in self.mask):
+                self.mask = [np.asarray(polygon, dtype=np.float64).ravel().tolist() for polygon in self.mask]
             problem = polygon_problem(self.mask)
             if problem:
                 raise ValueError(problem)
-            self.mask = [[float(v) for v in polygon] for polygon in self.mask]
+            self.mask = [list(map(float, polygon)) for polygon in self.mask]
         if self.box is None:
             self.box = rle_box(self.mask) if self.is_rle else polygons_box(self.mask)
         self.box = [float(v) for v in self.box]

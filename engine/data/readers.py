@@ -77,7 +77,7 @@ def _read_json_folder(folder: Path, warnings: list[str]) -> Dataset | None:
             raise DatasetError(folder, f"holds several COCO files ({names}); open one of them")
         coco = {named[0]: coco[named[0]]}
     if coco:
-        (json_path, document), = coco.items()
+        ((json_path, document),) = coco.items()
         if by_kind["labelme"]:
             warnings.append(f"{folder}: the labelme files were ignored in favour of the COCO file {json_path.name}")
         return read_coco(json_path, document)

@@ -39,13 +39,15 @@ def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
     images, annotations = [], []
     instance_ids = _instance_ids(dataset)
     for image in dataset.images:
-        images.append({
-            "id": image.id,
-            "file_name": _relative_name(dataset.image_path(image), json_folder),
-            "width": image.width,
-            "height": image.height,
-            STUDIO_KEY: {"state": image.state},
-        })
+        images.append(
+            {
+                "id": image.id,
+                "file_name": _relative_name(dataset.image_path(image), json_folder),
+                "width": image.width,
+                "height": image.height,
+                STUDIO_KEY: {"state": image.state},
+            }
+        )
         for instance in image.instances:
             annotations.append(_annotation(instance, image, instance_ids[id(instance)]))
     categories = [
@@ -140,10 +142,16 @@ def labelme_document(dataset: Dataset, image: ImageRecord, folder: Path, toleran
         label = dataset.category_by_id(instance.category_id).name
         for polygon in polygons:
             points = [[polygon[i], polygon[i + 1]] for i in range(0, len(polygon), 2)]
-            shapes.append({
-                "label": label, "points": points, "group_id": group_id,
-                "description": "", "shape_type": "polygon", "flags": {},
-            })
+            shapes.append(
+                {
+                    "label": label,
+                    "points": points,
+                    "group_id": group_id,
+                    "description": "",
+                    "shape_type": "polygon",
+                    "flags": {},
+                }
+            )
     return {
         "version": LABELME_VERSION,
         "flags": {},

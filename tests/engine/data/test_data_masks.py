@@ -59,6 +59,11 @@ def test_label_image_to_rles_matches_each_label():
     assert rle_box(rles[3])[0] == 5.0
 
 
+def test_numpy_polygons_are_stored_as_float_lists():
+    instance = Instance(category_id=1, mask=[np.array([[0, 0], [4, 0], [4, 3]], dtype=np.float32)])
+    assert instance.mask == [[0.0, 0.0, 4.0, 0.0, 4.0, 3.0]] and type(instance.mask[0][0]) is float
+
+
 def test_invalid_polygons_are_rejected():
     with pytest.raises(ValueError, match="at least 3"):
         Instance(category_id=1, mask=[[0.0, 0.0, 5.0, 5.0]])
