@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from engine.config import BACKBONE_DEPTHS
-from engine.model.blocks import BasicBlock, Bottleneck, NormFactory, norm_factory
+from engine.model.blocks import BasicBlock, Bottleneck, NormFactory, conv_norm, norm_factory
 from engine.model.fpn import FPN
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
@@ -66,7 +66,7 @@ class ResNet(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """(B,3,H,W) -> [C2 (B,c2,H/4,W/4), C3 (H/8), C4 (H/16), C5 (H/32)]."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(conv_norm(x, self.conv1, self.bn1)))
         outputs = []
         for name in STAGE_NAMES:
             layer = getattr(self, name)

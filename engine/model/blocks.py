@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 NormFactory = Callable[[int], nn.Module]
@@ -37,6 +38,21 @@ class FrozenBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
+    """norm(conv(x)); in eval mode a BatchNorm is folded into the conv (one pass over the output, not three)."""
+    if isinstance(norm, FrozenBatchNorm2d) or (isinstance(norm, nn.BatchNorm2d) and not norm.training):
+        if isinstance(norm, nn.BatchNorm2d):
+            scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+            shift = norm.bias - norm.running_mean * scale
+        else:
+            scale, shift = norm.scale_and_shift()
+        if conv.bias is not None:
+            shift = shift + conv.bias * scale
+        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+        return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return norm(conv(x))
 
 
 def norm_factory(kind: str, groups: int = 32) -> NormFactory:
@@ -74,9 +90,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B,Cin,H,W) -> (B,C,H/stride,W/stride)."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else conv_norm(x, self.downsample[0], self.downsample[1])
+        out = self.relu(conv_norm(x, self.conv1, self.bn1))
+        out = conv_norm(out, self.conv2, self.bn2)
         return self.relu(out + identity)
 
 
@@ -98,10 +114,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B,Cin,H,W) -> (B,4C,H/stride,W/stride)."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else conv_norm(x, self.downsample[0], self.downsample[1])
+        out = self.relu(conv_norm(x, self.conv1, self.bn1))
+        out = self.relu(conv_norm(out, self.conv2, self.bn2))
+        out = conv_norm(out, self.conv3, self.bn3)
         return self.relu(out + identity)
 
 

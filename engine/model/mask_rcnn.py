@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from engine.config import ModelConfig
@@ -79,13 +80,23 @@ class MaskRCNN(nn.Module):
         return batch, (new_targets if targets is not None else None)
 
     def features(self, batch: ImageBatch) -> OrderedDict[str, Tensor]:
-        """FPN levels {"p2": (B,256,H/4,W/4), ...}."""
-        return self.backbone(batch.tensor)
+        """FPN levels {"p2": (B,256,H/4,W/4), ...}.
+
+        On the CPU the convolutions run channels-last (oneDNN's fast layout; same numbers up to rounding).
+        """
+        x = batch.tensor
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
 
     @staticmethod
     def roi_levels(features: OrderedDict[str, Tensor]) -> list[Tensor]:
-        """P2..P5: the levels RoIAlign pools from (P6, when present, only feeds the RPN)."""
-        return [features[k] for k in ("p2", "p3", "p4", "p5")]
+        """P2..P5, contiguous: the levels RoIAlign pools from (P6, when present, only feeds the RPN).
+
+        torchvision's roi_align copies a channels-last input to contiguous on every call; one copy here
+        serves the box and the mask pooling.
+        """
+        return [features[k].contiguous() for k in ("p2", "p3", "p4", "p5")]
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         if self.training and targets is None:

@@ -51,7 +51,9 @@ class MaskHead(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: Tensor) -> Tensor:
-        """(N,C,14,14) -> (N,channels,28,28) before the per-class 1x1 conv."""
+        """(N,C,14,14) -> (N,channels,28,28) before the per-class 1x1 conv (channels-last on the CPU)."""
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = F.relu(conv(x))
         return F.relu(self.deconv(x))

@@ -8,31 +8,15 @@ from torchvision.models.detection import MaskRCNN as TVMaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import box_iou
 
+from engine.bench import randomise
 from engine.interop import from_torchvision
-
-
-def _randomise(tv: torch.nn.Module, seed: int) -> None:
-    """Random BN statistics and affine params (so FrozenBN matters) and sharper class scores."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, buf in tv.backbone.body.named_buffers():
-            if name.endswith("running_mean"):
-                buf.copy_(0.1 * torch.randn(buf.shape, generator=g))
-            elif name.endswith("running_var"):
-                buf.copy_(0.75 + 0.5 * torch.rand(buf.shape, generator=g))
-            elif name.endswith("weight"):
-                buf.copy_(0.75 + 0.5 * torch.rand(buf.shape, generator=g))
-            elif name.endswith("bias"):
-                buf.copy_(0.05 * torch.randn(buf.shape, generator=g))
-        tv.roi_heads.box_predictor.cls_score.weight.mul_(30)
-        tv.rpn.head.cls_logits.weight.mul_(10)
 
 
 def _build(depth: str, **kwargs) -> TVMaskRCNN:
     torch.manual_seed(0)
     backbone = resnet_fpn_backbone(backbone_name=depth, weights=None, trainable_layers=3)
     tv = TVMaskRCNN(backbone, **kwargs)
-    _randomise(tv, 1)
+    randomise(tv, seed=1)
     return tv.eval()
 
 
@@ -94,32 +78,43 @@ def test_config_read_from_the_model():
     assert cfg.frozen_stages == 2  # trainable_layers=3 freezes the stem and layer1
 
 
-def test_training_losses_and_gradients_equal_torchvision_for_the_same_seed():
+def test_training_losses_and_gradients_equal_torchvision():
+    """Every anchor and every proposal is sampled (huge sample sizes), so the losses do not depend on
+    which random subset is drawn nor on the order float rounding gives near-tied proposals."""
     torch.manual_seed(0)
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
-    tv = TVMaskRCNN(backbone, num_classes=3, min_size=(160, 192), max_size=256)
+    tv = TVMaskRCNN(
+        backbone,
+        num_classes=3,
+        min_size=64,
+        max_size=100,
+        rpn_batch_size_per_image=100_000,
+        box_batch_size_per_image=100_000,
+    )
+    with torch.no_grad():  # decisive objectness, so rounding cannot reorder near-tied proposals in NMS
+        tv.rpn.head.cls_logits.weight.mul_(10)
     ours = from_torchvision(tv)
     tv.train()
     ours.train()
-    images = [torch.rand(3, 120, 150), torch.rand(3, 100, 90)]
-    targets = [
-        _target(120, 150, [[10, 10, 60, 80], [70, 20, 140, 100]], [1, 2]),
-        _target(100, 90, [[5, 5, 40, 50]], [2]),
-    ]
-    torch.manual_seed(5)  # the same draws: min-size choice, anchor and RoI sampling
+    images = [torch.rand(3, 64, 80), torch.rand(3, 60, 50)]
+    targets = [_target(64, 80, [[5, 5, 30, 40], [35, 10, 75, 60]], [1, 2]), _target(60, 50, [[3, 3, 25, 30]], [2])]
     expected = tv(images, [dict(t) for t in targets])
-    torch.manual_seed(5)
     actual = ours(images, [dict(t) for t in targets])
     assert set(actual) == set(expected)
     for key in expected:
-        assert actual[key].item() == pytest.approx(expected[key].item(), rel=1e-5, abs=1e-6), key
+        assert actual[key].item() == pytest.approx(expected[key].item(), rel=1e-4, abs=1e-6), key
     sum(expected.values()).backward()
     sum(actual.values()).backward()
-    g_tv = tv.backbone.body.layer2[0].conv1.weight.grad
-    g_ours = ours.backbone.body.layer2[0].conv1.weight.grad
-    assert torch.allclose(g_tv, g_ours, rtol=1e-4, atol=1e-5)
-    g_tv = tv.roi_heads.mask_predictor.mask_fcn_logits.weight.grad
-    assert torch.allclose(g_tv, ours.roi_heads.mask_head.logits.weight.grad, rtol=1e-4, atol=1e-6)
+    pairs = [
+        (tv.backbone.body.layer2[0].conv1, ours.backbone.body.layer2[0].conv1),
+        (tv.rpn.head.cls_logits, ours.rpn.head.cls_logits),
+        (tv.roi_heads.box_predictor.cls_score, ours.roi_heads.box_head.cls_score),
+        (tv.roi_heads.mask_predictor.mask_fcn_logits, ours.roi_heads.mask_head.logits),
+    ]
+    for theirs, mine in pairs:
+        scale = theirs.weight.grad.abs().max()
+        assert scale > 0
+        assert (theirs.weight.grad - mine.weight.grad).abs().max() <= 1e-3 * scale
 
 
 def _target(h, w, boxes, labels):
