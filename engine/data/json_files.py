@@ -27,11 +27,12 @@ def load_json(path: Path) -> Any:
 
 def json_kind(document: Any) -> str:
     """'coco', 'labelme' or 'other' for a parsed JSON document."""
-    if isinstance(document, dict) and isinstance(document.get("images"), list):
-        if "annotations" in document or "categories" in document:
-            return "coco"
-    if isinstance(document, dict) and isinstance(document.get("shapes"), list):
+    if not isinstance(document, dict):
+        return "other"
+    if "shapes" in document:
         return "labelme"
+    if any(key in document for key in ("images", "annotations", "categories")):
+        return "coco"
     return "other"
 
 

@@ -105,7 +105,9 @@ def find_label_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
         if len(image_folders) == 1 or preferred:
             images_folder = (preferred or image_folders)[0]
             by_stem = {_LABEL_SUFFIX.sub("", p.stem).lower(): p for p in image_files(label_folders[0])}
-            return [(image, by_stem.get(image.stem.lower())) for image in image_files(images_folder)]
+            pairs = [(image, by_stem.get(image.stem.lower())) for image in image_files(images_folder)]
+            if any(label is not None for _, label in pairs):
+                return pairs
     return _flat_label_pairs(image_files(folder))
 
 

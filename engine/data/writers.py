@@ -38,6 +38,11 @@ def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
     """The COCO dict for ``dataset``, with image file names relative to ``json_folder``."""
     images, annotations = [], []
     instance_ids = _instance_ids(dataset)
+    known_categories = {category.id for category in dataset.categories}
+    for image in dataset.images:
+        unknown = {instance.category_id for instance in image.instances} - known_categories
+        if unknown:
+            raise ValueError(f"{image.path}: instances of category ids {sorted(unknown)}, which are not categories")
     for image in dataset.images:
         images.append(
             {

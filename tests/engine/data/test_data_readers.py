@@ -246,3 +246,20 @@ def test_label_image_pairs_in_one_flat_folder(tmp_path):
     dataset = read_dataset(tmp_path)
     assert [image.path for image in dataset.images] == ["cellA.png", "cellB.png"]
     assert [i.decode_mask(30, 40).sum() for i in dataset.images[1].instances] == [9, 4]
+
+
+def test_coco_file_without_images_in_a_folder_is_an_error(tmp_path):
+    document = coco_document()
+    document.pop("images")
+    write_coco_file(tmp_path, document)
+    save_image(tmp_path / "one.png")
+    with pytest.raises(DatasetError, match=r"annotations\.json: the file has no 'images'"):
+        read_dataset(tmp_path)
+
+
+def test_subfolders_without_matching_labels_are_not_a_label_layout(tmp_path):
+    save_image(tmp_path / "a.png")
+    save_image(tmp_path / "photos" / "p.png")
+    save_image(tmp_path / "mask_previews" / "unrelated.png")
+    dataset = read_dataset(tmp_path)
+    assert dataset.source_format == "images" and [image.path for image in dataset.images] == ["a.png"]

@@ -147,3 +147,11 @@ def test_atomic_write_failure_during_write_keeps_the_old_file(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == 0o640
+
+
+def test_write_coco_refuses_instances_of_unknown_categories(tmp_path):
+    dataset = studio_dataset(tmp_path / "project")
+    dataset.categories.pop()
+    with pytest.raises(ValueError, match=r"a\.png: instances of category ids \[9\]"):
+        write_coco(dataset, tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
