@@ -142,7 +142,7 @@ def resize_target(target: Target, old_size: tuple[int, int], new_size: tuple[int
         target["masks"] = masks.new_zeros((0, *new_size))
         return target
     masks = F.interpolate(masks[None].float(), size=new_size, mode="nearest-exact")[0].to(masks.dtype)
-    keep = masks.flatten(1).any(dim=1)
+    keep = masks.flatten(1).bool().any(dim=1)
     for key in ("labels", "iscrowd", "area"):
         if key in target:
             target[key] = target[key][keep]

@@ -85,3 +85,14 @@ def test_masks_to_boxes_is_exclusive_at_the_far_edge():
     masks = torch.zeros(2, 5, 6, dtype=torch.uint8)
     masks[0, 1:3, 2:5] = 1
     assert masks_to_boxes_xyxy(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def test_instances_that_vanish_when_shrinking_are_dropped():
+    masks = torch.zeros(2, 40, 40, dtype=torch.uint8)
+    masks[0, 1, 1] = 1
+    masks[1, 10:30, 10:30] = 1
+    target = {"boxes": masks_to_boxes_xyxy(masks), "labels": torch.tensor([3, 4]), "masks": masks}
+    image, out = ScaleJitter(4, 4)(torch.rand(3, 40, 40), target)
+    assert image.shape == (3, 4, 4)
+    assert out["labels"].tolist() == [4] and out["masks"].shape == (1, 4, 4)
+    assert out["boxes"].tolist() == [[1.0, 1.0, 3.0, 3.0]]
