@@ -51,11 +51,18 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) after EXIF orientation, reading the file header only; raises ImageLoadError."""
     with _open(path) as opened:
         width, height = opened.size
-        try:
-            orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        except (OSError, ValueError, SyntaxError):
-            orientation = 1
+        orientation = _header_orientation(opened)
     return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
+def _header_orientation(opened: Image.Image) -> int:
+    """EXIF orientation from the header; a PNG's eXIf chunk after the pixels (rare) is not looked for."""
+    if opened.format == "PNG" and "exif" not in opened.info:
+        return 1  # Pillow's PNG getexif() would decode the whole image to look behind the pixel data
+    try:
+        return int(opened.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+    except (OSError, ValueError, SyntaxError, TypeError):
+        return 1
 
 
 def scale_to_uint8(values: np.ndarray) -> np.ndarray:

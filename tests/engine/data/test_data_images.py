@@ -76,17 +76,20 @@ def test_8bit_gray_palette_and_cmyk(tmp_path):
     assert cmyk[..., 0].min() > 230 and cmyk[..., 1:].max() < 25
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    pixels = np.zeros((4, 6, 3), dtype=np.uint8)
-    pixels[0, 0] = [255, 0, 0]
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_exif_orientation_is_applied(tmp_path, suffix):
+    pixels = np.zeros((8, 12, 3), dtype=np.uint8)
+    pixels[0:4, 0:4] = [255, 0, 0]
     image = Image.fromarray(pixels)
     exif = image.getexif()
     exif[0x0112] = 6  # stored landscape, displayed rotated 90 degrees clockwise
-    image.save(tmp_path / "rotated.png", exif=exif)
-    assert image_size(tmp_path / "rotated.png") == (4, 6)
-    loaded = load_image(tmp_path / "rotated.png")
-    assert loaded.shape == (6, 4, 3)
-    assert loaded[0, -1].tolist() == [255, 0, 0]
+    path = tmp_path / f"rotated{suffix}"
+    image.save(path, exif=exif, **({"quality": 100} if suffix == ".jpg" else {}))
+    assert image_size(path) == (8, 12)
+    loaded = load_image(path)
+    assert loaded.shape == (12, 8, 3)
+    assert loaded[1, -2, 0] > 240 and loaded[1, -2, 1] < 20  # the red corner moved to the top right
+    assert loaded[-2, 1].max() < 20
 
 
 def test_corrupt_and_missing_files_raise_image_load_error(tmp_path):
