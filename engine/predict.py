@@ -1,0 +1,275 @@
+"""Staged inference with a cache: the engine side of the app's live sliders.
+
+Per image the Predictor keeps the FPN features, the RPN head outputs, the box head outputs for the
+current proposals and the mask probabilities of every detection it has seen. A change of
+
+- score threshold, box NMS IoU or maximum detections re-runs only the selection (threshold + NMS);
+  masks come from the cache, and only detections never seen before go through the mask head;
+- mask threshold re-thresholds the cached 28x28 probabilities;
+- RPN NMS IoU or the number of proposals kept re-runs from the RPN post-processing (the box head runs
+  again on the new proposals);
+- a new image or new weights run the backbone.
+
+``stage_runs`` counts how often each stage ran, so tests can assert that the backbone ran once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from engine.model.box_utils import scale_boxes
+from engine.model.mask_rcnn import MaskRCNN
+from engine.model.paste import expand_boxes_to_int, interpolation_matrix
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """What the sliders set. ``None`` means: the model's own configuration."""
+
+    score_threshold: float = 0.5
+    box_nms_iou: float | None = None
+    rpn_nms_iou: float | None = None
+    num_proposals: int | None = None  # proposals kept after the RPN's NMS (fed to the box head)
+    mask_threshold: float = 0.5
+    max_detections: int | None = None
+
+
+@dataclass
+class InstanceMask:
+    """A detection's mask as a crop: ``mask`` (h,w) bool placed at (x0, y0) of the image."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def full(self, height: int, width: int) -> np.ndarray:
+        """(H,W) bool."""
+        out = np.zeros((height, width), dtype=bool)
+        h, w = self.mask.shape
+        out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.mask
+        return out
+
+
+@dataclass
+class Prediction:
+    """Everything the app draws, in original image pixels, best score first."""
+
+    height: int
+    width: int
+    boxes: np.ndarray  # (D,4) float32 xyxy
+    scores: np.ndarray  # (D,) float32
+    labels: np.ndarray  # (D,) int64, 1..K-1
+    masks: list[InstanceMask]
+    proposals: np.ndarray  # (P,4) float32 xyxy, best objectness first
+    proposal_scores: np.ndarray  # (P,) float32 objectness probability
+    keys: np.ndarray  # (D,) int64: a detection's identity within this image and proposal set
+    settings: PredictSettings
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class Predictor:
+    """``Predictor(model).predict(image, settings)``; call again with new settings to re-use the caches."""
+
+    def __init__(self, model: MaskRCNN, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.stage_runs: Counter[str] = Counter()
+        self._image_key: object = None
+        self._clear_image()
+
+    # ----- cache management -----
+    def _clear_image(self) -> None:
+        self._batch = None
+        self._features = None
+        self._roi_levels = None
+        self._rpn_out = None
+        self._clear_proposals()
+
+    def _clear_proposals(self) -> None:
+        self._proposal_key: tuple | None = None
+        self._proposals = None
+        self._proposal_scores = None
+        self._candidates = None
+        self._mask_probs: dict[int, torch.Tensor] = {}
+        self._crops: dict[tuple[int, float], InstanceMask] = {}
+
+    def set_model(self, model: MaskRCNN) -> None:
+        """New weights: everything cached is stale."""
+        self.model = model.to(self.device).eval()
+        self._image_key = None
+        self._clear_image()
+
+    # ----- stages -----
+    @torch.no_grad()
+    def _run_backbone(self, image: torch.Tensor) -> None:
+        self.stage_runs["backbone"] += 1
+        batch, _ = self.model.preprocess([image.to(self.device)])
+        features = self.model.features(batch)
+        self._batch = batch
+        self._roi_levels = self.model.roi_levels(features)
+        self._rpn_out = self.model.rpn.raw_outputs(list(features.values()), batch.padded_hw)
+        self.stage_runs["rpn_head"] += 1
+
+    @torch.no_grad()
+    def _run_proposals(self, rpn_nms_iou: float, num_proposals: int) -> None:
+        self.stage_runs["rpn_post"] += 1
+        self._clear_proposals()
+        cfg = self.model.config
+        boxes, scores = self.model.rpn.propose(
+            self._rpn_out, self._batch.image_sizes, cfg.rpn_pre_nms_top_n_test, num_proposals, rpn_nms_iou
+        )
+        self._proposals, self._proposal_scores = boxes, scores
+        self.stage_runs["box_head"] += 1
+        logits, deltas = self.model.roi_heads.box_outputs(self._roi_levels, boxes, self._batch.image_sizes)
+        self._candidates = self.model.roi_heads.candidates(logits, deltas, boxes, self._batch.image_sizes)[0]
+        self._proposal_key = (rpn_nms_iou, num_proposals)
+
+    @torch.no_grad()
+    def _masks_for(self, dets) -> list[torch.Tensor]:  # noqa: ANN001 - roi_heads.Detections
+        keys = dets.source.tolist()
+        missing = [i for i, k in enumerate(keys) if k not in self._mask_probs]
+        if missing:
+            self.stage_runs["mask_head"] += 1
+            idx = torch.tensor(missing, device=dets.boxes.device)
+            probs = self.model.roi_heads.mask_probs(
+                self._roi_levels, [dets.boxes[idx]], [dets.labels[idx]], self._batch.image_sizes
+            )[0]
+            for i, p in zip(missing, probs):
+                self._mask_probs[keys[i]] = p
+        return [self._mask_probs[k] for k in keys]
+
+    # ----- public -----
+    def set_image(self, image: np.ndarray | torch.Tensor, key: object = None) -> None:
+        """Run the backbone on ``image`` ((H,W,3) uint8 or (3,H,W) float in [0,1]) unless ``key`` is cached."""
+        if key is not None and key == self._image_key:
+            return
+        self._clear_image()
+        self._run_backbone(to_tensor(image))
+        self._image_key = key if key is not None else object()
+
+    def predict(
+        self,
+        image: np.ndarray | torch.Tensor | None = None,
+        settings: PredictSettings | None = None,
+        key: object = None,
+    ) -> Prediction:
+        """Detections for ``image`` (or the current one when None) under ``settings``; re-uses caches."""
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        if image is not None:
+            self.set_image(image, key)
+            timings["backbone"] = 1000 * (time.perf_counter() - start)
+        if self._batch is None:
+            raise RuntimeError("no image: call predict(image) or set_image(image) first")
+        settings = self.resolve(settings or PredictSettings())
+        if self._proposal_key != (settings.rpn_nms_iou, settings.num_proposals):
+            t = time.perf_counter()
+            self._run_proposals(settings.rpn_nms_iou, settings.num_proposals)
+            timings["proposals+box_head"] = 1000 * (time.perf_counter() - t)
+        t = time.perf_counter()
+        pred = self._select(settings)
+        timings["select+masks"] = 1000 * (time.perf_counter() - t)
+        timings["total"] = 1000 * (time.perf_counter() - start)
+        pred.timings_ms = timings
+        return pred
+
+    def resolve(self, settings: PredictSettings) -> PredictSettings:
+        """Fill the ``None`` fields from the model's configuration."""
+        cfg = self.model.config
+        return replace(
+            settings,
+            box_nms_iou=cfg.box_nms_iou if settings.box_nms_iou is None else settings.box_nms_iou,
+            rpn_nms_iou=cfg.rpn_nms_iou if settings.rpn_nms_iou is None else settings.rpn_nms_iou,
+            num_proposals=cfg.rpn_post_nms_top_n_test if settings.num_proposals is None else settings.num_proposals,
+            max_detections=cfg.detections_per_image if settings.max_detections is None else settings.max_detections,
+        )
+
+    @torch.no_grad()
+    def _select(self, settings: PredictSettings) -> Prediction:
+        self.stage_runs["select"] += 1
+        batch = self._batch
+        size, original = batch.image_sizes[0], batch.original_sizes[0]
+        dets = self.model.roi_heads.select(
+            self._candidates, settings.score_threshold, settings.box_nms_iou, settings.max_detections
+        )
+        probs = self._masks_for(dets)
+        boxes = scale_boxes(dets.boxes, size, original)
+        masks = self._crops_for(dets.source.tolist(), probs, boxes, original, settings.mask_threshold)
+        proposals = scale_boxes(self._proposals[0], size, original)
+        return Prediction(
+            height=original[0],
+            width=original[1],
+            boxes=boxes.cpu().numpy().astype(np.float32),
+            scores=dets.scores.cpu().numpy().astype(np.float32),
+            labels=dets.labels.cpu().numpy(),
+            masks=masks,
+            proposals=proposals.cpu().numpy().astype(np.float32),
+            proposal_scores=self._proposal_scores[0].cpu().numpy().astype(np.float32),
+            keys=dets.source.cpu().numpy(),
+            settings=settings,
+        )
+
+    def _crops_for(self, keys, probs, boxes, original, threshold) -> list[InstanceMask]:  # noqa: ANN001
+        out: list[InstanceMask | None] = [self._crops.get((k, threshold)) for k in keys]
+        todo = [i for i, c in enumerate(out) if c is None]
+        if todo:
+            stacked = torch.stack([probs[i] for i in todo])
+            for i, crop in zip(todo, paste_crops(stacked, boxes[todo], original[0], original[1], threshold)):
+                self._crops[(keys[i], threshold)] = crop
+                out[i] = crop
+        return out  # type: ignore[return-value]
+
+
+def paste_crops(
+    probs: torch.Tensor, boxes: torch.Tensor, height: int, width: int, threshold: float
+) -> list[InstanceMask]:
+    """(N,M,M) probabilities, (N,4) boxes -> per-instance crops of ``paste_masks(...) > threshold``.
+
+    The same resampling as the model's full-image paste, computed inside each box only.
+    """
+    m = probs.shape[-1]
+    padded = torch.nn.functional.pad(probs.float(), (1, 1, 1, 1))
+    ibox = expand_boxes_to_int(boxes.float(), float(m + 2) / m)
+    x0 = ibox[:, 0].clamp(min=0, max=width)
+    y0 = ibox[:, 1].clamp(min=0, max=height)
+    x1 = (ibox[:, 2] + 1).clamp(min=0, max=width)
+    y1 = (ibox[:, 3] + 1).clamp(min=0, max=height)
+    crops = []
+    for i in range(len(probs)):  # small matrices per instance: the crop, not the whole image
+        xa, ya, xb, yb = int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])
+        if xb <= xa or yb <= ya:
+            crops.append(InstanceMask(xa, ya, np.zeros((0, 0), dtype=bool)))
+            continue
+        rx = interpolation_matrix(ibox[i : i + 1, 0], ibox[i : i + 1, 2], m + 2, xb)[0, xa:]
+        ry = interpolation_matrix(ibox[i : i + 1, 1], ibox[i : i + 1, 3], m + 2, yb)[0, ya:]
+        crop = ry @ padded[i] @ rx.T
+        crops.append(InstanceMask(xa, ya, (crop > threshold).cpu().numpy()))
+    return crops
+
+
+def to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(H,W,3) uint8 / (H,W) gray / (3,H,W) float -> (3,H,W) float32 in [0,1]."""
+    if isinstance(image, torch.Tensor):
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected a (3,H,W) tensor, got {tuple(image.shape)}")
+        return image.float()
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H,W,3) image, got shape {array.shape}")
+    array = array[:, :, :3]
+    scale = 255.0 if array.dtype == np.uint8 else 1.0
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / scale
