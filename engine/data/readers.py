@@ -1,9 +1,10 @@
 """read_dataset: detect the layout of a file or folder and read it into a Dataset.
 
 Detection order for a folder: COCO or labelme JSON files in it (a COCO file may also sit in an
-``annotations/`` subfolder), then the Data Science Bowl layout, then image + label-image pairs, then a
-plain folder of images (no instances, state "not_run"). A ``.json`` file is read as COCO or labelme
-by its content. See coco_reader, labelme_reader and mask_readers for what each layout accepts.
+``annotations/`` subfolder; images beside a COCO file that it does not list join as "not_run"),
+then the Data Science Bowl layout, then image + label-image pairs, then a plain folder of images
+(no instances, state "not_run"). A ``.json`` file is read as COCO or labelme by its content.
+See coco_reader, labelme_reader and mask_readers for what each layout accepts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.coco_reader import read_coco
-from engine.data.errors import DatasetError
+from engine.data.errors import DatasetError, ImageLoadError
+from engine.data.images import image_size
 from engine.data.json_files import json_kind, load_json
 from engine.data.labelme_reader import read_labelme_folder
 from engine.data.mask_readers import (
@@ -23,7 +25,7 @@ from engine.data.mask_readers import (
     read_dsb,
     read_label_pairs,
 )
-from engine.data.model import Dataset
+from engine.data.model import Dataset, ImageRecord
 
 
 def read_dataset(path: str | Path) -> Dataset:
@@ -80,10 +82,30 @@ def _read_json_folder(folder: Path, warnings: list[str]) -> Dataset | None:
         ((json_path, document),) = coco.items()
         if by_kind["labelme"]:
             warnings.append(f"{folder}: the labelme files were ignored in favour of the COCO file {json_path.name}")
-        return read_coco(json_path, document)
+        dataset = read_coco(json_path, document)
+        if json_path.parent == folder:
+            _add_unlisted_images(dataset, folder)
+        return dataset
     if by_kind["labelme"]:
         return read_labelme_folder(folder, by_kind["labelme"])
     return None
+
+
+def _add_unlisted_images(dataset: Dataset, folder: Path) -> None:
+    """Images put in a COCO project's folder after its JSON was written join as "not_run" images."""
+    listed = {dataset.image_path(image) for image in dataset.images}
+    next_id = max((image.id for image in dataset.images), default=0) + 1
+    for image_path in image_files(folder):
+        if image_path in listed:
+            continue
+        try:
+            width, height = image_size(image_path)
+        except ImageLoadError as error:
+            dataset.warnings.append(f"{error}; the image was skipped")
+            continue
+        relative = image_path.relative_to(dataset.root).as_posix()
+        dataset.images.append(ImageRecord(relative, width, height, [], "not_run", next_id))
+        next_id += 1
 
 
 def _parse_json_files(folder: Path) -> dict[Path, Any]:

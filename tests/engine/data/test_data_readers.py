@@ -24,8 +24,15 @@ def labelme_shape(label, points, shape_type="polygon", group_id=None, **extra):
 
 def write_labelme_file(folder, stem, shapes, width=40, height=30):
     save_image(folder / f"{stem}.png", width, height)
-    document = {"version": "5.0.1", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.png",
-                "imageData": None, "imageHeight": height, "imageWidth": width}
+    document = {
+        "version": "5.0.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": f"{stem}.png",
+        "imageData": None,
+        "imageHeight": height,
+        "imageWidth": width,
+    }
     (folder / f"{stem}.json").write_text(json.dumps(document))
 
 
@@ -93,10 +100,20 @@ def test_broken_json_in_a_labelme_folder_is_an_error(tmp_path):
 
 def coco_document(**overrides):
     document = {
-        "images": [{"id": 1, "file_name": "one.png", "width": 40, "height": 30},
-                   {"id": 5, "file_name": "two.png", "width": 40, "height": 30}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0,
-                         "segmentation": [[1, 1, 10, 1, 10, 10, 1, 10]], "bbox": [1, 1, 9, 9]}],
+        "images": [
+            {"id": 1, "file_name": "one.png", "width": 40, "height": 30},
+            {"id": 5, "file_name": "two.png", "width": 40, "height": 30},
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 3,
+                "iscrowd": 0,
+                "segmentation": [[1, 1, 10, 1, 10, 10, 1, 10]],
+                "bbox": [1, 1, 9, 9],
+            }
+        ],
         "categories": [{"id": 0, "name": "_background_"}, {"id": 3, "name": "cell"}],
     }
     document.update(overrides)
@@ -127,8 +144,13 @@ def test_coco_compressed_and_uncompressed_crowd_rle(tmp_path):
     compressed = coco_mask.frPyObjects({"size": [30, 40], "counts": counts}, 30, 40)
     annotations = [
         {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 1, "segmentation": {"size": [30, 40], "counts": counts}},
-        {"id": 2, "image_id": 1, "category_id": 3, "iscrowd": 1,
-         "segmentation": {"size": [30, 40], "counts": compressed["counts"].decode()}},
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 3,
+            "iscrowd": 1,
+            "segmentation": {"size": [30, 40], "counts": compressed["counts"].decode()},
+        },
     ]
     dataset = read_dataset(write_coco_file(tmp_path, coco_document(annotations=annotations)))
     first, second = dataset.images[0].instances
@@ -197,7 +219,9 @@ def test_plain_folder_with_a_corrupt_image_still_loads(tmp_path):
     dataset = read_dataset(tmp_path)
     assert dataset.source_format == "images"
     assert [(i.path, i.width, i.height, i.state) for i in dataset.images] == [
-        ("a.png", 40, 30, "not_run"), ("c.jpg", 20, 10, "not_run")]
+        ("a.png", 40, 30, "not_run"),
+        ("c.jpg", 20, 10, "not_run"),
+    ]
     assert dataset.num_instances == 0 and dataset.categories == []
     assert len(dataset.warnings) == 1 and "b.png" in dataset.warnings[0]
 
@@ -263,3 +287,18 @@ def test_subfolders_without_matching_labels_are_not_a_label_layout(tmp_path):
     save_image(tmp_path / "mask_previews" / "unrelated.png")
     dataset = read_dataset(tmp_path)
     assert dataset.source_format == "images" and [image.path for image in dataset.images] == ["a.png"]
+
+
+def test_images_added_beside_a_coco_file_join_as_not_run(tmp_path):
+    save_image(tmp_path / "one.png")
+    save_image(tmp_path / "two.png")
+    save_image(tmp_path / "three.png", 20, 10)
+    write_coco_file(tmp_path, coco_document())
+    dataset = read_dataset(tmp_path)
+    assert [(image.path, image.id, image.state) for image in dataset.images] == [
+        ("one.png", 1, "reviewed"),
+        ("two.png", 5, "reviewed"),
+        ("three.png", 6, "not_run"),
+    ]
+    assert read_dataset(tmp_path / "annotations.json").num_instances == 1
+    assert len(read_dataset(tmp_path / "annotations.json").images) == 2

@@ -33,9 +33,13 @@ def image_and_target(draw):
 @given(image_and_target(), st.integers(0, 2**31 - 1))
 def test_boxes_stay_tight_around_masks(sample, seed):
     image, target = sample
-    transform = Compose([
-        RandomHorizontalFlip(0.5), RandomVerticalFlip(0.5), ScaleJitter(8, 48, max_long_side=64),
-    ])
+    transform = Compose(
+        [
+            RandomHorizontalFlip(0.5),
+            RandomVerticalFlip(0.5),
+            ScaleJitter(8, 48, max_long_side=64),
+        ]
+    )
     torch.manual_seed(seed)
     out_image, out = transform(image, target)
     height, width = out_image.shape[-2:]

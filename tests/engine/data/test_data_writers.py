@@ -59,10 +59,14 @@ def test_write_coco_round_trip_keeps_pixels_and_studio_fields(tmp_path):
     assert [(image.id, image.state) for image in restored.images] == [(3, "reviewed"), (4, "predicted")]
     first = restored.images[0].instances
     assert [(i.origin, i.score, i.iscrowd, i.is_rle) for i in first] == [
-        ("predicted", 0.875, False, True), ("accepted", None, False, False), ("manual", None, True, True)]
+        ("predicted", 0.875, False, True),
+        ("accepted", None, False, False),
+        ("manual", None, True, True),
+    ]
     assert first[1].mask == original.images[0].instances[1].mask
     assert [(c.id, c.name, c.color) for c in restored.categories] == [
-        (c.id, c.name, c.color) for c in original.categories]
+        (c.id, c.name, c.color) for c in original.categories
+    ]
     assert restored.image_path(restored.images[0]) == (tmp_path / "project" / "a.png")
     coco = COCO(str(json_path))
     assert len(coco.getAnnIds(imgIds=[3])) == 3
