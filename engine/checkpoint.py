@@ -1,0 +1,155 @@
+"""Checkpoints: weights in safetensors (no pickle: opening a file cannot run code), metadata as JSON
+in the same file's header (format tag, ModelConfig, class names, training history, anything else).
+
+``load_weights(path)`` opens any weights a user may hold: our .safetensors checkpoints, and
+torchvision Mask R-CNN or ImageNet ResNet state dicts (.pth / .pt, through ``engine.interop``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from engine.config import ModelConfig
+from engine.interop import WeightsError, load_torchvision_weights
+from engine.model.mask_rcnn import MaskRCNN
+
+FORMAT = "maskrcnn-studio/1"
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says about its model, besides the weights."""
+
+    config: ModelConfig
+    class_names: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+def save_checkpoint(
+    model: MaskRCNN,
+    path: str | Path,
+    class_names: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write model weights (+ metadata) atomically; ``half`` stores float16 (loading restores float32)."""
+    path = Path(path)
+    cfg = model.config
+    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(1, cfg.num_classes)]
+    if len(names) != cfg.num_classes - 1:
+        raise ValueError(f"{len(names)} class names for a model with {cfg.num_classes - 1} classes")
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu").contiguous()
+        if half and value.is_floating_point():
+            value = value.to(torch.float16)
+        tensors[key] = value
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(cfg.to_dict()),
+        "class_names": json.dumps(names),
+        "history": json.dumps(history or []),
+        "extra": json.dumps(extra or {}),
+    }
+    data = save(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """The metadata of one of our checkpoints, without loading the weights."""
+    path = Path(path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable .safetensors checkpoint ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"{path}: a safetensors file, but not a Mask R-CNN Studio checkpoint (no '{FORMAT}' tag)")
+    try:
+        return CheckpointInfo(
+            config=ModelConfig.from_dict(json.loads(meta["config"])),
+            class_names=list(json.loads(meta["class_names"])),
+            history=list(json.loads(meta.get("history", "[]"))),
+            extra=dict(json.loads(meta.get("extra", "{}"))),
+            source=str(path),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MaskRCNN, CheckpointInfo]:
+    """Our checkpoint -> (model in eval mode, info). Shape mismatches raise WeightsError naming the key."""
+    info = read_info(path)
+    model = MaskRCNN(info.config)
+    state = load_file(str(path), device="cpu")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise WeightsError(f"{path}: weights missing for {missing[:4]} (the file is incomplete or of another version)")
+    for key, value in state.items():
+        if key not in expected:
+            raise WeightsError(f"{path}: unexpected weight {key}")
+        if value.shape != expected[key].shape:
+            raise WeightsError(
+                f"{path}: {key} has shape {tuple(value.shape)}, the configured model needs {tuple(expected[key].shape)}"
+            )
+        if value.is_floating_point():
+            state[key] = value.to(expected[key].dtype)
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), info
+
+
+def load_weights(
+    path: str | Path, device: str | torch.device = "cpu", num_classes: int | None = None
+) -> tuple[MaskRCNN, CheckpointInfo]:
+    """Any weights a user may have: ours (.safetensors) or torchvision's state dicts (.pth/.pt/.bin)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        return load_checkpoint(path, device)
+    model = load_torchvision_weights(path, num_classes=num_classes)
+    k = model.config.num_classes
+    names = COCO_NAMES if k == 91 else [f"class {i}" for i in range(1, k)]
+    info = CheckpointInfo(config=model.config, class_names=list(names), source=str(path))
+    return model.to(device).eval(), info
+
+
+# torchvision's COCO category list (index = label; "N/A" are ids COCO does not use).
+COCO_NAMES = tuple(
+    name.replace("_", " ")
+    for name in (
+        "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant N/A stop_sign "
+        "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe N/A backpack umbrella N/A N/A "
+        "handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard "
+        "surfboard tennis_racket bottle N/A wine_glass cup fork knife spoon bowl banana apple sandwich orange "
+        "broccoli carrot hot_dog pizza donut cake chair couch potted_plant bed N/A dining_table N/A N/A toilet N/A "
+        "tv laptop mouse remote keyboard cell_phone microwave oven toaster sink refrigerator N/A book clock vase "
+        "scissors teddy_bear hair_drier toothbrush"
+    ).split()
+)
