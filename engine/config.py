@@ -53,6 +53,7 @@ class ModelConfig:
     rpn_box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # standard
     rpn_box_beta: float = 1.0 / 9.0
     rpn_box_loss_norm: str = "positives"  # seed: divide by #positives; torchvision: "sampled"
+    loss_reduction: str = "image"  # normalise per image, then average (DDP-consistent); torchvision: "batch"
     # RoI heads (seed section 6).
     roi_sampling_ratio: int = 2
     box_roi_size: int = 7
@@ -81,6 +82,8 @@ class ModelConfig:
             raise ValueError(f"backbone_norm must be bn, frozen_bn or gn, got {self.backbone_norm!r}")
         if self.fpn_norm not in ("gn", "none"):
             raise ValueError(f"fpn_norm must be gn or none, got {self.fpn_norm!r}")
+        if self.loss_reduction not in ("image", "batch"):
+            raise ValueError("loss_reduction must be 'image' or 'batch'")
         if self.rpn_box_loss_norm not in ("positives", "sampled"):
             raise ValueError("rpn_box_loss_norm must be 'positives' or 'sampled'")
         n_levels = 4 + int(self.fpn_extra_pool)
@@ -120,6 +123,7 @@ def torchvision_like(num_classes: int = 91, backbone: str = "resnet50") -> Model
         round_anchors=True,
         rpn_post_nms_top_n_train=2000,
         rpn_box_loss_norm="sampled",
+        loss_reduction="batch",
     )
 
 

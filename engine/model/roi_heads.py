@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou, roi_align
 
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
+from engine.model.losses import image_index_of, reduce_loss
 from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced
 from engine.model.pooler import multiscale_roi_align
 
@@ -165,14 +166,21 @@ class RoIHeads(nn.Module):
             reg_targets.append(self.box_coder.encode(rois[i], gt[matched_idx[i]]))
         return rois, labels, matched_idx, reg_targets
 
-    def box_losses(self, logits: Tensor, deltas: Tensor, labels: Tensor, reg_targets: Tensor) -> dict[str, Tensor]:
+    def box_losses(
+        self, logits: Tensor, deltas: Tensor, labels: list[Tensor], reg_targets: Tensor
+    ) -> dict[str, Tensor]:
         """Cross-entropy over the sample; Smooth L1 on the GT class's deltas of positives / sample size."""
-        cls_loss = F.cross_entropy(logits, labels)
+        mode, num_images = self.cfg.loss_reduction, len(labels)
+        image_of = image_index_of([len(lab) for lab in labels], logits.device)
+        labels = torch.cat(labels)
+        cls_loss = reduce_loss(F.cross_entropy(logits, labels, reduction="none"), image_of, num_images, mode)
         pos = torch.where(labels > 0)[0]
         per_class = deltas.reshape(len(deltas), -1, 4)
-        box_loss = F.smooth_l1_loss(
-            per_class[pos, labels[pos]], reg_targets[pos], beta=self.cfg.box_beta, reduction="sum"
-        ) / max(labels.numel(), 1)
+        box_items = F.smooth_l1_loss(
+            per_class[pos, labels[pos]], reg_targets[pos], beta=self.cfg.box_beta, reduction="none"
+        ).sum(1)
+        sampled = torch.bincount(image_of, minlength=num_images)
+        box_loss = reduce_loss(box_items, image_of[pos], num_images, mode, sampled)
         return {"loss_classifier": cls_loss, "loss_box_reg": box_loss}
 
     def mask_loss(self, features, rois, labels, matched_idx, targets, image_sizes) -> Tensor:
@@ -184,24 +192,23 @@ class RoIHeads(nn.Module):
             pos_rois.append(r[pos])
             pos_labels.append(lab[pos])
             if pos.numel():
-                gt_masks = t["masks"][:, None].to(r.dtype)
-                boxes = torch.cat((idx[pos, None].to(r.dtype), r[pos]), dim=1)
-                mask_targets.append(roi_align(gt_masks, boxes, (m, m), 1.0)[:, 0])
+                mask_targets.append(project_masks(t["masks"], r[pos], idx[pos], m))
         if not mask_targets:
-            zero = sum(p.sum() for p in self.mask_head.parameters()) * 0.0
-            return zero
+            return sum(p.sum() for p in self.mask_head.parameters()) * 0.0
         pooled = multiscale_roi_align(
             features, pos_rois, image_sizes, self.cfg.mask_roi_size, self.cfg.roi_sampling_ratio
         )
         logits = self.mask_head.class_logits(pooled, torch.cat(pos_labels))
-        return F.binary_cross_entropy_with_logits(logits, torch.cat(mask_targets))
+        per_roi = F.binary_cross_entropy_with_logits(logits, torch.cat(mask_targets), reduction="none").mean((1, 2))
+        image_of = image_index_of([len(p) for p in pos_rois], logits.device)
+        return reduce_loss(per_roi, image_of, len(rois), self.cfg.loss_reduction)
 
     def forward(self, features, proposals, image_sizes, targets=None):
         """Training: dict of loss_classifier, loss_box_reg, loss_mask. Eval: list of Detections with masks."""
         if self.training:
             rois, labels, matched_idx, reg_targets = self.sample_training_rois(proposals, targets)
             logits, deltas = self.box_outputs(features, rois, image_sizes)
-            losses = self.box_losses(logits, deltas, torch.cat(labels), torch.cat(reg_targets))
+            losses = self.box_losses(logits, deltas, labels, torch.cat(reg_targets))
             losses["loss_mask"] = self.mask_loss(features, rois, labels, matched_idx, targets, image_sizes)
             return losses
         cfg = self.cfg
@@ -212,3 +219,10 @@ class RoIHeads(nn.Module):
         ]
         masks = self.mask_probs(features, [d.boxes for d in dets], [d.labels for d in dets], image_sizes)
         return dets, masks
+
+
+def project_masks(gt_masks: Tensor, boxes: Tensor, matched_idx: Tensor, size: int) -> Tensor:
+    """GT masks (G,H,W), RoIs (N,4) matched to GT matched_idx (N,) -> (N,size,size) targets in [0,1]:
+    each RoI's GT mask RoI-aligned (bilinear) onto the RoI box."""
+    rois = torch.cat((matched_idx[:, None].to(boxes.dtype), boxes), dim=1)
+    return roi_align(gt_masks[:, None].to(boxes.dtype), rois, (size, size), 1.0)[:, 0]

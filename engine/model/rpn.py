@@ -11,6 +11,7 @@ from torchvision.ops import batched_nms, box_iou
 
 from engine.model.anchors import AnchorGenerator
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
+from engine.model.losses import reduce_loss
 from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced
 
 
@@ -145,14 +146,18 @@ class RegionProposalNetwork(nn.Module):
             labels.append(lab)
             reg_targets.append(self.box_coder.encode(anchors, matched))
         pos, neg = zip(*(sample_balanced(lab, cfg.rpn_batch_per_image, cfg.rpn_positive_fraction) for lab in labels))
+        num_images = len(labels)
+        image_of = torch.arange(num_images, device=anchors.device).repeat_interleave(len(anchors))
         pos, neg = torch.cat(pos), torch.cat(neg)
         sampled = pos | neg
         labels_flat = torch.cat(labels)
         reg_flat = torch.cat(reg_targets)
         logits = out.logits.reshape(-1)
         deltas = out.deltas.reshape(-1, 4)
-        box_loss = F.smooth_l1_loss(deltas[pos], reg_flat[pos], beta=cfg.rpn_box_beta, reduction="sum")
-        norm = pos.sum() if cfg.rpn_box_loss_norm == "positives" else sampled.sum()
-        box_loss = box_loss / norm.clamp(min=1)
-        cls_loss = F.binary_cross_entropy_with_logits(logits[sampled], labels_flat[sampled])
+        box_items = F.smooth_l1_loss(deltas[pos], reg_flat[pos], beta=cfg.rpn_box_beta, reduction="none").sum(1)
+        norm_mask = pos if cfg.rpn_box_loss_norm == "positives" else sampled
+        norm = torch.bincount(image_of[norm_mask], minlength=num_images)
+        box_loss = reduce_loss(box_items, image_of[pos], num_images, cfg.loss_reduction, norm)
+        cls_items = F.binary_cross_entropy_with_logits(logits[sampled], labels_flat[sampled], reduction="none")
+        cls_loss = reduce_loss(cls_items, image_of[sampled], num_images, cfg.loss_reduction)
         return {"loss_objectness": cls_loss, "loss_rpn_box_reg": box_loss}

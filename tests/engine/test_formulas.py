@@ -132,3 +132,25 @@ def test_level_mapping():
     sides = [224.0, 223.0, 112.0, 111.9, 56.0, 10.0, 448.0, 2000.0]
     boxes = torch.tensor([[0.0, 0.0, s, s] for s in sides])
     assert (roi_levels(boxes, 2, 5) + 2).tolist() == [4, 3, 3, 2, 2, 2, 5, 5]
+
+
+def test_mask_target_is_the_gt_mask_projected_onto_the_proposal():
+    from engine.model.roi_heads import project_masks
+
+    gt = torch.zeros((1, 100, 100))
+    gt[0, 20:60, 10:30] = 1  # the left half of the box (10,20)-(50,60)
+    target = project_masks(gt, torch.tensor([[10.0, 20.0, 50.0, 60.0]]), torch.tensor([0]), 28)[0]
+    assert target.shape == (28, 28)
+    assert target[:, :13].min().item() == pytest.approx(1.0)  # left half inside the mask
+    assert target[:, 15:].max().item() == pytest.approx(0.0)  # right half outside
+    assert 0.0 < target[5, 13:15].mean().item() < 1.0  # bilinear at the edge
+
+
+def test_per_image_reduction_is_the_mean_of_image_means():
+    from engine.model.losses import reduce_loss
+
+    items = torch.tensor([1.0, 3.0, 10.0])  # image 0 has two items, image 1 one
+    index = torch.tensor([0, 0, 1])
+    assert reduce_loss(items, index, 2, "batch").item() == pytest.approx(14 / 3)
+    assert reduce_loss(items, index, 2, "image").item() == pytest.approx((2 + 10) / 2)
+    assert reduce_loss(items, index, 3, "image").item() == pytest.approx((2 + 10 + 0) / 3)  # an empty image
