@@ -141,9 +141,12 @@ def test_mask_target_is_the_gt_mask_projected_onto_the_proposal():
     gt[0, 20:60, 10:30] = 1  # the left half of the box (10,20)-(50,60)
     target = project_masks(gt, torch.tensor([[10.0, 20.0, 50.0, 60.0]]), torch.tensor([0]), 28)[0]
     assert target.shape == (28, 28)
-    assert target[:, :13].min().item() == pytest.approx(1.0)  # left half inside the mask
-    assert target[:, 15:].max().item() == pytest.approx(0.0)  # right half outside
-    assert 0.0 < target[5, 13:15].mean().item() < 1.0  # bilinear at the edge
+    assert target[:27, :13].min().item() == pytest.approx(1.0)  # left half inside the mask
+    assert target[:, 14:].max().item() == pytest.approx(0.0)  # right half outside
+    # Column 13 (aligned=False, 2x2 samples per bin of 40/28 px): samples at x = 10 + 13.25 * 40/28 = 28.93
+    # (between pixels 28 and 29, both 1) and x = 10 + 13.75 * 40/28 = 29.64 (between 29 -> 1 and 30 -> 0,
+    # so 1 - 0.64 = 0.36); their mean is 0.68.
+    assert target[10, 13].item() == pytest.approx((1 + (1 - (10 + 13.75 * 40 / 28 - 29))) / 2, abs=1e-4)
 
 
 def test_per_image_reduction_is_the_mean_of_image_means():
