@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from engine.config import ModelConfig
 from engine.model.backbone import ResNetFPN
 from engine.model.box_utils import scale_boxes
+from engine.model.matching import sample_generator
 from engine.model.paste import paste_masks
 from engine.model.roi_heads import RoIHeads
 from engine.model.rpn import RegionProposalNetwork
@@ -70,7 +71,8 @@ class MaskRCNN(nn.Module):
             h, w = image.shape[-2:]
             originals.append((h, w))
             image = normalize(image, cfg.image_mean, cfg.image_std)
-            scale = resize_scale(h, w, choose_min_size(cfg.min_size, self.training), cfg.max_size)
+            gen = sample_generator(targets[i], 2, torch.device("cpu")) if targets is not None else None
+            scale = resize_scale(h, w, choose_min_size(cfg.min_size, self.training, gen), cfg.max_size)
             image = resize(image, scale)
             resized.append(image)
             sizes.append((image.shape[-2], image.shape[-1]))

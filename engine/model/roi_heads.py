@@ -11,7 +11,7 @@ from torchvision.ops import batched_nms, box_iou, roi_align
 
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
 from engine.model.losses import image_index_of, reduce_loss
-from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced
+from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced, sample_generator
 from engine.model.pooler import multiscale_roi_align
 
 
@@ -158,7 +158,8 @@ class RoIHeads(nn.Module):
             labels.append(lab)
             matched_idx.append(clamped)
         for i, lab in enumerate(labels):
-            pos, neg = sample_balanced(lab, cfg.box_batch_per_image, cfg.box_positive_fraction)
+            gen = sample_generator(targets[i], 1, lab.device)
+            pos, neg = sample_balanced(lab, cfg.box_batch_per_image, cfg.box_positive_fraction, gen)
             keep = torch.where(pos | neg)[0]
             gt = targets[i]["boxes"].to(rois[i].dtype)
             gt = gt if gt.numel() else gt.new_zeros((1, 4))

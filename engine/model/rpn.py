@@ -12,7 +12,7 @@ from torchvision.ops import batched_nms, box_iou
 from engine.model.anchors import AnchorGenerator
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
 from engine.model.losses import reduce_loss
-from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced
+from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced, sample_generator
 
 
 class RPNHead(nn.Module):
@@ -145,7 +145,12 @@ class RegionProposalNetwork(nn.Module):
             matched = gt[matches.clamp(min=0)] if gt.numel() else torch.zeros_like(anchors)
             labels.append(lab)
             reg_targets.append(self.box_coder.encode(anchors, matched))
-        pos, neg = zip(*(sample_balanced(lab, cfg.rpn_batch_per_image, cfg.rpn_positive_fraction) for lab in labels))
+        pos, neg = [], []
+        for lab, t in zip(labels, targets):
+            gen = sample_generator(t, 0, lab.device)
+            p, n = sample_balanced(lab, cfg.rpn_batch_per_image, cfg.rpn_positive_fraction, gen)
+            pos.append(p)
+            neg.append(n)
         num_images = len(labels)
         image_of = torch.arange(num_images, device=anchors.device).repeat_interleave(len(anchors))
         pos, neg = torch.cat(pos), torch.cat(neg)

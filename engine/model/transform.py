@@ -58,8 +58,8 @@ def batch_images(images: list[Tensor], size_divisible: int) -> Tensor:
     return batch
 
 
-def choose_min_size(sizes: tuple[int, ...], training: bool) -> int:
-    """Training picks one of ``sizes`` at random with torch's RNG (scale jitter); eval uses the last."""
+def choose_min_size(sizes: tuple[int, ...], training: bool, generator: torch.Generator | None = None) -> int:
+    """Training picks one of ``sizes`` at random (scale jitter; torch's RNG unless ``generator``); eval the last."""
     if not training:
         return sizes[-1]
-    return sizes[int(torch.empty(1).uniform_(0.0, float(len(sizes))).item())]
+    return sizes[int(torch.empty(1).uniform_(0.0, float(len(sizes)), generator=generator).item())]
