@@ -7,7 +7,7 @@ Everything is plain data: JSON round-trips through ``to_dict`` / ``from_dict``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 BACKBONE_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}
@@ -129,17 +129,36 @@ def torchvision_like(num_classes: int = 91, backbone: str = "resnet50") -> Model
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train; filled in by the training issue. Seed-independent standard recipe."""
+    """How to train (independent of the network). SGD + warm-up is torchvision's detection recipe."""
 
     iterations: int = 1000
-    batch_size: int = 2
+    batch_size: int = 2  # the global batch: split over processes under torchrun
     optimizer: str = "sgd"  # "sgd" | "adamw"
-    lr: float = 0.02
+    lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100
-    lr_steps: tuple[float, ...] = (0.67, 0.89)  # fractions of the run where lr drops 10x
-    grad_clip: float = 10.0
-    amp: bool = True
+    warmup_factor: float = 0.001
+    schedule: str = "cosine"  # "cosine" | "step" (x0.1 at each lr_steps fraction of the run)
+    lr_steps: tuple[float, ...] = (0.67, 0.89)
+    grad_clip: float = 10.0  # max gradient norm; 0 disables
+    amp: bool = True  # float16 autocast + loss scaling on CUDA (ignored on the CPU)
+    hflip: float = 0.5  # probability of a horizontal flip per sample
+    vflip: float = 0.0
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    val_every: int = 0  # iterations between validations (0: at the end only)
+    checkpoint_every: int = 0  # iterations between checkpoints (0: at the end only)
+    max_bad_steps: int = 20  # consecutive non-finite losses before giving up
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ValueError("iterations and batch_size must be >= 1")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
+        if not self.lr > 0:
+            raise ValueError("lr must be > 0")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)

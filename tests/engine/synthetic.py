@@ -37,3 +37,26 @@ def make_image(seed: int, size: int = 128, n_objects: int = 3) -> tuple[torch.Te
 def _mask_box(mask: torch.Tensor) -> torch.Tensor:
     ys, xs = torch.where(mask.bool())
     return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+
+
+def make_dataset(folder, n_images: int = 4, size: int = 96):  # noqa: ANN001, ANN201
+    """Synthetic images saved as PNGs in ``folder`` with their instances: an engine.data.Dataset."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from engine.data import Category, Dataset, ImageRecord, Instance
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for seed in range(n_images):
+        image, target = make_image(seed, size=size)
+        name = f"img{seed:02d}.png"
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / name)
+        instances = [
+            Instance.from_mask(m.numpy().astype(bool), int(label)) for m, label in zip(target["masks"], target["labels"])
+        ]
+        images.append(ImageRecord(name, size, size, instances, state="reviewed", id=seed + 1))
+    return Dataset(folder, images, [Category(1, "disc"), Category(2, "square")])

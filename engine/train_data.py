@@ -1,0 +1,90 @@
+"""What the training loop feeds the model: a deterministic stream of samples, flips, and a memory cache.
+
+The i-th global batch and each sample's augmentation and sampling seed are pure functions of
+(seed, iteration, slot), so a resumed run, or the same global batch spread over several processes,
+sees exactly the same data as one uninterrupted process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from engine.data import Dataset
+from engine.data.torch_dataset import DetectionDataset
+from engine.data.transforms import Compose, RandomHorizontalFlip, RandomVerticalFlip, resize_target
+from engine.model.transform import resize_scale
+
+_SEED_MIX = 1_000_003
+
+
+def sample_seed(seed: int, iteration: int, slot: int) -> int:
+    """A 62-bit seed for one sample of one iteration."""
+    return (seed * _SEED_MIX * _SEED_MIX + iteration * _SEED_MIX + slot) % (2**62)
+
+
+def batch_indices(num_items: int, batch_size: int, iteration: int, seed: int) -> list[int]:
+    """Dataset positions of global batch ``iteration``: epochs are seeded permutations laid end to end."""
+    out = []
+    start = iteration * batch_size
+    for position in range(start, start + batch_size):
+        epoch, offset = divmod(position, num_items)
+        perm = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        out.append(int(perm[offset]))
+    return out
+
+
+class TrainingSamples:
+    """Images and targets of ``image_ids``, resized once to the largest training input and kept in memory."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        image_ids: Sequence[int],
+        min_size: int,
+        max_size: int,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        cache_bytes: int = 2 * 1024**3,
+    ) -> None:
+        self.items = DetectionDataset(dataset, image_ids)
+        self.class_names = self.items.class_names
+        self.min_size, self.max_size = min_size, max_size
+        self.hflip, self.vflip = hflip, vflip
+        self.cache_bytes = cache_bytes
+        self._cache: dict[int, tuple[torch.Tensor, dict]] = {}
+        self._cached_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _prepared(self, index: int) -> tuple[torch.Tensor, dict]:
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        image, target = self.items[index]
+        h, w = image.shape[-2:]
+        scale = resize_scale(h, w, self.min_size, self.max_size)
+        if scale < 1.0:  # never upsample here: the model resizes to its input size itself
+            new_hw = (max(1, int(h * scale)), max(1, int(w * scale)))
+            image = F.interpolate(image[None], size=new_hw, mode="bilinear", align_corners=False, antialias=True)[0]
+            target = resize_target(target, (h, w), new_hw)
+        image = (image * 255).round().to(torch.uint8)  # a quarter of the memory of float
+        size = image.numel() + target["masks"].numel()
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[index] = (image, target)
+            self._cached_bytes += size
+        return image, target
+
+    def sample(self, index: int, seed: int) -> tuple[torch.Tensor, dict]:
+        """Item ``index`` with flips drawn from ``seed``; the target carries the seed for the model's sampling."""
+        image, target = self._prepared(index)
+        generator = torch.Generator().manual_seed(seed)
+        flips = Compose(
+            [RandomHorizontalFlip(self.hflip, generator=generator), RandomVerticalFlip(self.vflip, generator=generator)]
+        )
+        image, target = flips(image.float() / 255, dict(target))
+        target["sample_seed"] = seed
+        return image, target
