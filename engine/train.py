@@ -117,8 +117,12 @@ def train(
     device: str | torch.device = "cpu",
     cancel: Callable[[], bool] | None = None,
     resume: bool = False,
+    val_dataset: Dataset | None = None,
 ) -> Iterator[TrainEvent]:
-    """Train ``model`` in place on ``dataset``; yields TrainEvents; checkpoints go to ``out_dir``."""
+    """Train ``model`` in place on ``dataset``; yields TrainEvents; checkpoints go to ``out_dir``.
+
+    Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``).
+    """
     dist = _setup_distributed(device)
     out_dir = Path(out_dir)
     train_ids = [im.id for im in dataset.images] if train_ids is None else list(train_ids)
@@ -149,9 +153,10 @@ def train(
         start, _ = load_train_state(out_dir / STATE, optimizer, scaler)
     loop = _Loop(model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history)
     loop.meta = {"train_config": asdict(cfg), "train_images": _paths(dataset, train_ids)}
+    val_dataset = val_dataset or dataset
     if val_ids:
-        loop.meta["val_images"] = _paths(dataset, val_ids)
-    yield from loop.run(start, dataset, val_ids, cancel)
+        loop.meta["val_images"] = _paths(val_dataset, val_ids)
+    yield from loop.run(start, val_dataset, val_ids, cancel)
 
 
 def _paths(dataset: Dataset, ids: Sequence[int]) -> list[str]:

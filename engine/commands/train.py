@@ -1,0 +1,179 @@
+"""``python -m engine train``: train or fine-tune a model; tqdm progress; works under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from engine.config import ModelConfig, TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine train", description="Train or fine-tune a Mask R-CNN.")
+    p.add_argument("--data", required=True, help="annotated images: COCO JSON, labelme folder, mask folders, ...")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val", help="a separate annotated set for validation")
+    val.add_argument("--val-split", type=float, default=0.0, help="fraction of --data held out for validation")
+    p.add_argument("--out", required=True, help="folder for model.safetensors, model_best.safetensors, state")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=int, help="optimizer steps")
+    length.add_argument("--epochs", type=float, help="passes over the training images")
+    p.add_argument("--weights", help="start from: our .safetensors, torchvision Mask R-CNN or ImageNet ResNet .pth")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--batch-size", type=int, default=2, help="global batch (split over torchrun processes)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.01 SGD, 1e-4 AdamW)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up iterations")
+    p.add_argument("--input-size", type=int, default=None, help="short side of the network input (default 800)")
+    p.add_argument("--max-size", type=int, default=None, help="cap on the long side (default 1333)")
+    p.add_argument("--scale-jitter", type=float, default=0.0, help="train on short sides down to (1-x) * size")
+    p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"), default=None)
+    p.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (e.g. 0.5 for microscopy)")
+    p.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
+    p.add_argument("--val-every", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    return p
+
+
+def resolve_device(name: str) -> str:
+    """auto -> cuda when torch sees a GPU, else cpu; a missing GPU is a user error with a hint."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no CUDA GPU: use --device cpu (or install a CUDA build)")
+    return name
+
+
+def input_sizes(size: int, jitter: float) -> tuple[int, ...]:
+    """Short sides for multi-scale training, the largest last (it is also the test size)."""
+    if jitter <= 0:
+        return (size,)
+    low = int(size * (1 - jitter)) // 32 * 32
+    return tuple(range(max(low, 32), size, 32)) + (size,)
+
+
+def build_model(args, class_names: list[str]):  # noqa: ANN001
+    """The model to train: from --weights (class layers re-initialised if the classes differ) or new."""
+    from engine.checkpoint import load_weights
+    from engine.interop import _with_new_heads
+    from engine.model.mask_rcnn import MaskRCNN
+
+    k = len(class_names) + 1
+    if args.weights:
+        model, info = load_weights(args.weights, num_classes=None)
+        if model.config.num_classes != k or (info.class_names and info.class_names != class_names):
+            if model.config.num_classes != k:
+                print(
+                    f"note: {args.weights} has {model.config.num_classes - 1} classes, the data {k - 1}: "
+                    "the class layers start fresh",
+                    file=sys.stderr,
+                )
+            model = _with_new_heads(model, k) if model.config.num_classes != k else model
+        cfg = model.config
+    else:
+        cfg = ModelConfig(num_classes=k, backbone=args.backbone or "resnet18")
+    changes = {}
+    size = args.input_size or max(cfg.min_size)
+    if args.input_size or args.scale_jitter:
+        changes["min_size"] = input_sizes(size, args.scale_jitter)
+    if args.max_size:
+        changes["max_size"] = args.max_size
+    if not changes:
+        return model if args.weights else MaskRCNN(cfg)
+    new = MaskRCNN(cfg.replace(**changes))
+    if args.weights:
+        new.load_state_dict(model.state_dict())
+    return new
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:  # noqa: ANN001
+    from tqdm import tqdm
+
+    from engine.data import read_dataset
+    from engine.train import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    data_path = Path(args.data)
+    if not data_path.exists():
+        raise ValueError(f"--data {data_path}: no such file or folder")
+    dataset = read_dataset(data_path)
+    annotated = [im.id for im in dataset.images if any(not i.iscrowd for i in im.instances)]
+    if not annotated:
+        raise ValueError(f"--data {data_path}: no annotated images to train on")
+    val_dataset, val_ids = None, []
+    if args.val:
+        val_dataset = read_dataset(args.val)
+        val_ids = [im.id for im in val_dataset.images if im.instances]
+        train_ids = annotated
+    elif args.val_split > 0:
+        train_ids, val_ids = _split(dataset, annotated, args.val_split, args.seed)
+    else:
+        train_ids = annotated
+    class_names = [c.name for c in sorted(dataset.categories, key=lambda c: c.id)]
+    model = build_model(args, class_names)
+    iters = args.iters or max(1, round((args.epochs or 12) * len(train_ids) / args.batch_size))
+    lr = args.lr or (0.01 if args.optimizer == "sgd" else 1e-4)
+    cfg = TrainConfig(
+        iterations=iters,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=lr,
+        schedule=args.schedule,
+        warmup_iters=min(args.warmup, iters // 2),
+        amp=not args.no_amp,
+        vflip=args.vflip,
+        seed=args.seed,
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every,
+    )
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(
+            f"training on {len(train_ids)} images ({', '.join(class_names[:6])}), validating on {len(val_ids)}; "
+            f"{iters} iterations of {args.batch_size} on {device}; input {model.config.min_size[-1]}px"
+        )
+    bar = tqdm(total=iters, disable=not main_process, unit="it", dynamic_ncols=True)
+    events = train(
+        model, dataset, cfg, args.out, train_ids, val_ids, device, resume=args.resume, val_dataset=val_dataset
+    )
+    for event in events:
+        if event.kind == "step":
+            bar.n = event.iteration
+            bar.set_postfix(loss=f"{event.losses['loss']:.3f}", lr=f"{event.lr:.2g}", img_s=f"{event.images_per_s:.1f}")
+        elif event.kind == "validation" and event.metrics:
+            m = event.metrics
+            bar.write(
+                f"iteration {event.iteration}: mask AP {m['mask_AP']:.3f}, AP50 {m['mask_AP50']:.3f}; "
+                f"box AP {m['box_AP']:.3f}"
+            )
+        elif event.kind in ("warning", "cancelled"):
+            bar.write(event.message)
+        elif event.kind == "done" and main_process:
+            bar.close()
+            print(f"saved {event.path}")
+    return 0
+
+
+def _split(dataset, ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:  # noqa: ANN001
+    train_ids, val_ids = dataset.split(val_fraction=fraction, seed=seed)
+    keep = set(ids)
+    return [i for i in train_ids if i in keep], [i for i in val_ids if i in keep]
