@@ -51,7 +51,9 @@ def randomise(tv: torch.nn.Module, seed: int = 1, probe_hw: tuple[int, int] = (2
         for h in hooks:
             h.remove()
         for key, layer in layers.items():
-            out = torch.cat(seen[key])
+            out = torch.cat(seen[key]) if seen[key] else torch.zeros(0)
+            if out.numel() < 2:  # the probe produced no input for this layer (e.g. no detections)
+                continue
             layer.weight.mul_(targets[key] / out.std().clamp(min=1e-6))
             layer.bias.zero_()
 
