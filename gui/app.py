@@ -1,0 +1,109 @@
+"""Entry point: ``python main.py [FOLDER_OR_IMAGE] [--weights FILE]`` (installed as ``maskrcnn-studio``).
+
+What opens with no arguments: the last folder and weights (settings), else the bundled sample
+(resources/sample/ and resources/models/*.safetensors) when present, else an empty window that says
+what to do. Smoke mode (``--screenshot OUT.png --quit-after-load``) runs the model on the first image,
+saves a picture of the window, prints ``detections: N`` and exits 0 (1 when something failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_FOLDER = REPO / "resources" / "sample"
+MODELS_FOLDER = REPO / "resources" / "models"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="maskrcnn-studio", description="Mask R-CNN Studio")
+    parser.add_argument("path", nargs="?", help="a folder of images, an annotation .json or an image")
+    parser.add_argument("--weights", help="model weights: our .safetensors, or a torchvision .pth")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), help="where the model runs")
+    parser.add_argument("--settings", help="settings file (default: the per-user one)")
+    parser.add_argument("--threads", type=int, help="torch threads for inference (default: cores - 1)")
+    parser.add_argument("--screenshot", help="save a picture of the window here once the first image is predicted")
+    parser.add_argument("--quit-after-load", action="store_true", help="exit once the first image is shown")
+    parser.add_argument("--size", default="1280x800", help="window size in smoke mode, WxH")
+    return parser.parse_args(argv)
+
+
+def bundled_sample() -> tuple[Path | None, Path | None]:
+    """(sample folder, sample model) when they are in resources/, else None for what is missing."""
+    folder = SAMPLE_FOLDER if SAMPLE_FOLDER.is_dir() and any(SAMPLE_FOLDER.iterdir()) else None
+    models = sorted(MODELS_FOLDER.glob("*.safetensors")) if MODELS_FOLDER.is_dir() else []
+    return folder, (models[0] if models else None)
+
+
+def choose_startup(args: argparse.Namespace, settings) -> tuple[str | None, str | None]:  # noqa: ANN001
+    """What to open: arguments first, then the last session's folder/weights, then the bundled sample."""
+    sample_folder, sample_model = bundled_sample()
+    path = args.path
+    if path is None and settings.last_folder and Path(settings.last_folder).exists():
+        path = settings.last_folder
+    if path is None and sample_folder is not None:
+        path = str(sample_folder)
+    weights = args.weights
+    if weights is None and settings.last_weights and Path(settings.last_weights).is_file():
+        weights = settings.last_weights
+    if weights is None and sample_model is not None:
+        weights = str(sample_model)
+    return path, weights
+
+
+def configure_torch_threads(threads: int | None) -> int:
+    """Leave a core for the GUI thread (the worker thread sets the same number for itself)."""
+    import torch
+
+    count = threads or max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(count)
+    return count
+
+
+def create_app(argv: list[str] | None = None):  # noqa: ANN201 - QApplication
+    """The QApplication (created once) with pyqtgraph configured row-major."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setApplicationName("Mask R-CNN Studio")
+    app.setOrganizationName("MaskRCNNStudio")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_app()
+    from gui.main_window import MainWindow
+    from gui.settings import Settings
+
+    settings = Settings(args.settings)
+    if args.device:
+        settings.device = args.device
+    threads = configure_torch_threads(args.threads)
+    window = MainWindow(settings, torch_threads=threads)
+    path, weights = choose_startup(args, settings)
+    smoke = None
+    if args.quit_after_load or args.screenshot:
+        from gui.smoke import SmokeRun
+
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        window.resize(width, height)
+        smoke = SmokeRun(window, args.screenshot, expect_model=weights is not None)
+    window.show()
+    if weights:
+        window.load_weights(weights)
+    if path:
+        window.open_path(path)
+    if smoke is not None:
+        smoke.start()
+    code = app.exec()
+    return smoke.exit_code if smoke is not None else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The image view: a pyqtgraph ViewBox with layers (image, annotations, prediction masks as ONE RGBA
+image, outlines, proposals, highlight, boxes) and a message shown over it.
+
+Layers are z-ordered items in one ViewBox; ``annotation`` layers (the user's ground truth) are kept
+apart from ``prediction`` layers so that the editing tools of part 2 work on their own layer. A tool
+(``CanvasTool``) gets the mouse first; without one, drag pans, Ctrl+wheel zooms, the wheel scrolls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel
+
+from gui import overlay
+from gui.items import BoxesItem, RectsItem
+
+LAYERS = ("image", "annotations", "masks", "outlines", "proposals", "highlight", "boxes")
+PROPOSAL_COLOR = QColor(255, 235, 59, 150)
+
+
+class CanvasTool:
+    """Base of editing tools (part 2): return True from a handler to consume the event."""
+
+    cursor = Qt.CursorShape.ArrowCursor
+
+    def press(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
+        return False
+
+    def move(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
+        return False
+
+    def release(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
+        return False
+
+
+class ViewBox(pg.ViewBox):
+    """Ctrl+wheel zooms about the cursor (labelme's habit); the plain wheel scrolls, Shift+wheel sideways."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.canvas = canvas
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: ANN001, N802 - Qt API
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        rect = self.viewRect()
+        steps = ev.delta() / 120.0
+        if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.translateBy(x=-steps * 0.1 * rect.width())
+        else:
+            self.translateBy(y=-steps * 0.1 * rect.height())
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: ANN001, N802
+        tool = self.canvas.tool
+        if tool is not None:
+            point = self.mapSceneToView(ev.scenePos())
+            handler = tool.press if ev.isStart() else tool.release if ev.isFinish() else tool.move
+            if handler(self.canvas, point, ev):
+                ev.accept()
+                return
+        super().mouseDragEvent(ev, axis)
+
+
+class Canvas(pg.GraphicsView):
+    hovered = Signal(int)  # instance index under the mouse, -1 for none
+    clicked = Signal(int)
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.view = ViewBox(self)
+        self.setCentralItem(self.view)
+        self.tool: CanvasTool | None = None
+        self.layers: dict[str, pg.GraphicsObject] = {}
+        for z, name in enumerate(LAYERS):
+            item = self._make_layer(name)
+            item.setZValue(z)
+            self.view.addItem(item)
+            self.layers[name] = item
+        self.labels = overlay.LabelMap(np.zeros((0, 0), np.uint16))
+        self.crops: list = []
+        self.colors: list[tuple[int, int, int]] = []
+        self.image_shape: tuple[int, int] | None = None
+        self.hover_index = -1
+        self.selected_index = -1
+        self.message = QLabel(self)
+        self.message.setObjectName("canvasMessage")
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.message.setStyleSheet(
+            "QLabel#canvasMessage { background: rgba(20, 20, 20, 200); color: white; padding: 12px;"
+            " border-radius: 6px; font-size: 13px; }"
+        )
+        self.message.hide()
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+
+    @staticmethod
+    def _make_layer(name: str) -> pg.GraphicsObject:
+        if name == "proposals":
+            return RectsItem(width=1.0)
+        if name == "boxes":
+            return BoxesItem()
+        return pg.ImageItem(axisOrder="row-major")
+
+    # ----- image -----
+    def set_image(self, image: np.ndarray | None) -> None:
+        """(H,W,3) uint8 or None; clears every overlay."""
+        self.clear_overlays()
+        self.set_annotations([], [])
+        item = self.layers["image"]
+        if image is None:
+            item.clear()
+            self.image_shape = None
+            return
+        fresh = self.image_shape != image.shape[:2]
+        self.image_shape = image.shape[:2]
+        item.setImage(image, autoLevels=False, levels=None)
+        if fresh:
+            self.fit()
+
+    def fit(self) -> None:
+        """Fit the whole image in the window."""
+        if self.image_shape is not None:
+            h, w = self.image_shape
+            self.view.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def image_rect(self) -> QRectF:
+        h, w = self.image_shape or (0, 0)
+        return QRectF(0, 0, w, h)
+
+    # ----- overlays -----
+    def clear_overlays(self) -> None:
+        self.set_instances([], np.zeros((0, 4)), [], [])
+        self.set_proposals(np.zeros((0, 4)))
+
+    def set_instances(
+        self, crops: Sequence, boxes: np.ndarray, colors: Sequence[tuple[int, int, int]], labels: Sequence[str]
+    ) -> None:
+        """Instances 0..N-1 (best first): mask crops, xyxy boxes, RGB colours, label texts."""
+        h, w = self.image_shape or (0, 0)
+        self.crops, self.colors = list(crops), list(colors)
+        self.labels = overlay.label_map(self.crops, h, w)
+        table = overlay.palette(self.colors)
+        self._set_rgba("masks", overlay.colorize(self.labels.labels, table), self.labels)
+        self._set_rgba("outlines", overlay.outline_rgba(self.labels.labels, table), self.labels)
+        qcolors = [QColor(*c) for c in self.colors]
+        self.layers["boxes"].set_boxes(boxes, qcolors, labels, self.image_rect())
+        self.hover_index = self.selected_index = -1
+        self._update_highlight()
+
+    def _set_rgba(self, name: str, rgba: np.ndarray, where: overlay.LabelMap) -> None:
+        item = self.layers[name]
+        if rgba.size == 0:
+            item.clear()
+            return
+        item.setImage(rgba, autoLevels=False, levels=None)
+        item.setRect(QRectF(where.x0, where.y0, rgba.shape[1], rgba.shape[0]))
+
+    def set_annotations(self, crops: Sequence, colors: Sequence[tuple[int, int, int]]) -> None:
+        """The user's annotations (ground truth): outlines and a light fill in their category colours."""
+        h, w = self.image_shape or (0, 0)
+        labels = overlay.label_map(list(crops), h, w)
+        table = overlay.palette(colors, alpha=70)
+        rgba = overlay.colorize(labels.labels, table)
+        edge = overlay.boundary(labels.labels, 2)
+        rgba[edge, 3] = 255
+        self._set_rgba("annotations", rgba, labels)
+
+    def set_proposals(self, boxes: np.ndarray) -> None:
+        self.layers["proposals"].set_rects(boxes, PROPOSAL_COLOR, self.image_rect())
+
+    def set_layer_visible(self, name: str, visible: bool) -> None:
+        self.layers[name].setVisible(visible)
+
+    def set_mask_opacity(self, opacity: float) -> None:
+        self.layers["masks"].setOpacity(opacity)
+
+    def mask_rgba(self) -> np.ndarray:
+        """The masks layer as full-image (H,W,4) uint8 (what is drawn, for tests and screenshots)."""
+        h, w = self.image_shape or (0, 0)
+        full = np.zeros((h, w, 4), dtype=np.uint8)
+        image = self.layers["masks"].image
+        if image is not None and self.crops and not self.labels.empty:
+            y0, x0 = self.labels.y0, self.labels.x0
+            full[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]] = image
+        return full
+
+    # ----- highlight -----
+    def set_selected(self, index: int) -> None:
+        self.selected_index = index
+        self._update_highlight()
+
+    def _update_highlight(self) -> None:
+        index = self.hover_index if self.hover_index >= 0 else self.selected_index
+        item = self.layers["highlight"]
+        self.layers["boxes"].set_highlighted(index)
+        if not 0 <= index < len(self.crops) or not self.crops[index].mask.size:
+            item.clear()
+            return
+        crop = self.crops[index]
+        item.setImage(overlay.crop_rgba(crop.mask, (255, 255, 255), 90), autoLevels=False, levels=None)
+        item.setRect(QRectF(crop.x0, crop.y0, crop.mask.shape[1], crop.mask.shape[0]))
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self.tool is not None:
+            return
+        point = self.view.mapSceneToView(scene_pos)
+        index = self.labels.at(point.x(), point.y()) if self.layers["masks"].isVisible() else -1
+        if index != self.hover_index:
+            self.hover_index = index
+            self._update_highlight()
+            self.hovered.emit(index)
+
+    def _on_mouse_clicked(self, event) -> None:  # noqa: ANN001
+        if self.tool is not None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.view.mapSceneToView(event.scenePos())
+        index = self.labels.at(point.x(), point.y())
+        self.set_selected(index)
+        self.clicked.emit(index)
+
+    # ----- message over the view -----
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        self._place_message()
+
+    def message_text(self) -> str:
+        return self.message.text() if self.message.isVisible() else ""
+
+    def _place_message(self) -> None:
+        width = min(560, max(200, self.width() - 40))
+        self.message.setFixedWidth(width)
+        self.message.adjustSize()
+        self.message.move((self.width() - width) // 2, max(10, (self.height() - self.message.height()) // 2))
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+        super().resizeEvent(event)
+        message = getattr(self, "message", None)  # pyqtgraph resizes before __init__ is done
+        if message is not None and message.isVisible():
+            self._place_message()

@@ -1,0 +1,355 @@
+"""The main window: canvas in the middle, image list on the left, instances and controls on the right.
+
+The window owns no inference: it hands requests to ``InferenceClient`` and draws the fresh results it
+gets back. See gui/inference.py for request ids, coalescing and stale results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QScrollArea, QVBoxLayout, QWidget
+
+from engine.config import ModelConfig
+from engine.data import DatasetError, ImageLoadError, load_image
+from engine.predict import Prediction, PredictSettings
+from gui import actions
+from gui.canvas import Canvas
+from gui.inference import InferenceClient
+from gui.messages import NO_FOLDER, NO_MODEL
+from gui.overlay import instance_color
+from gui.panels.controls import OverlayPanel, ThresholdPanel
+from gui.panels.image_list import ImageList
+from gui.panels.instance_list import InstanceList
+from gui.panels.model_panel import ModelPanel
+from gui.project import Project
+from gui.settings import Settings
+from gui.worker import ModelInfo, Result
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings, torch_threads: int | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Mask R-CNN Studio")
+        self.setObjectName("MainWindow")
+        self.settings = settings
+        self.inference = InferenceClient(torch_threads, self)
+        self.project: Project | None = None
+        self.index = -1
+        self.image: np.ndarray | None = None
+        self.prediction: Prediction | None = None
+        self.shown: list[int] = []  # indices into self.prediction of the instances drawn
+        self.class_names: list[str] = []
+        self.weights_path = ""
+        self._pending: Result | None = None
+        self._build()
+        self._connect()
+        actions.build_menus(self)
+        self.setAcceptDrops(True)
+        self._restore()
+        self._update_message()
+
+    # ----- construction -----
+    def _build(self) -> None:
+        self.canvas = Canvas()
+        self.banner = QLabel()
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel#errorBanner { background: #b3261e; color: white; padding: 6px; }")
+        self.banner.hide()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+        self.images = ImageList()
+        self.instances = InstanceList()
+        self.model_panel = ModelPanel()
+        self.thresholds = ThresholdPanel()
+        self.overlays = OverlayPanel()
+        controls = QWidget()
+        column = QVBoxLayout(controls)
+        column.setContentsMargins(2, 2, 2, 2)
+        for panel in (self.model_panel, self.thresholds, self.overlays):
+            column.addWidget(panel)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(controls)
+        self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Controls", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Instances", self.instances, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.status_text = QLabel()
+        self.timing = QLabel()
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(120)
+        self.busy.setVisible(False)
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.timing)
+        self.statusBar().addPermanentWidget(self.busy)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _connect(self) -> None:
+        client = self.inference
+        client.prediction_ready.connect(self._on_result)
+        client.request_failed.connect(self.show_error)
+        client.batch_failed.connect(self.show_error)
+        client.model_loaded.connect(self._on_model_loaded)
+        client.model_failed.connect(self._on_model_failed)
+        client.busy_changed.connect(self.busy.setVisible)
+        client.batch_item.connect(self._on_batch_item)
+        client.batch_done.connect(self._on_batch_done)
+        self.images.current_changed.connect(self.go_to)
+        self.thresholds.settings_changed.connect(self._on_settings_changed)
+        self.thresholds.proposals_shown_changed.connect(lambda _n: self._draw_proposals())
+        self.overlays.layer_toggled.connect(self.canvas.set_layer_visible)
+        self.overlays.opacity_changed.connect(self.canvas.set_mask_opacity)
+        self.instances.filter_changed.connect(lambda _name: self._redraw())
+        self.instances.selected.connect(self.canvas.set_selected)
+        self.canvas.clicked.connect(self.instances.select)
+        self.canvas.hovered.connect(self._on_hovered)
+        self.model_panel.open_requested.connect(lambda: actions.open_weights_dialog(self))
+        self.model_panel.device_changed.connect(self._on_device_changed)
+        self.model_panel.predict_all_requested.connect(self.predict_all)
+        self.model_panel.cancel_requested.connect(self.inference.cancel_batch)
+
+    def _restore(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        if state is not None:
+            self.restoreState(state)
+        defaults = ModelConfig()
+        stored = self.settings.predict_settings()
+        self.thresholds.set_settings(
+            replace(
+                stored,
+                box_nms_iou=stored.box_nms_iou if stored.box_nms_iou is not None else defaults.box_nms_iou,
+                rpn_nms_iou=stored.rpn_nms_iou if stored.rpn_nms_iou is not None else defaults.rpn_nms_iou,
+                num_proposals=stored.num_proposals or defaults.rpn_post_nms_top_n_test,
+                max_detections=stored.max_detections or defaults.detections_per_image,
+            )
+        )
+        self.thresholds.sliders["proposals_shown"].set_value(self.settings.get("view/proposals_shown", 100, int))
+        self.model_panel.set_device(self.settings.device)
+        for name, check in self.overlays.checks.items():
+            check.setChecked(self.settings.get(f"view/show_{name}", check.isChecked(), bool))
+        self.overlays.opacity.setValue(self.settings.get("view/mask_opacity", self.overlays.opacity.value(), int))
+        self.canvas.set_mask_opacity(self.overlays.opacity.value() / 100)
+
+    def save_settings(self) -> None:
+        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.save_predict_settings(self.thresholds.settings())
+        self.settings.set("view/proposals_shown", self.thresholds.proposals_shown())
+        self.settings.device = self.model_panel.device_value()
+        for name, check in self.overlays.checks.items():
+            self.settings.set(f"view/show_{name}", check.isChecked())
+        self.settings.set("view/mask_opacity", self.overlays.opacity.value())
+        self.settings.sync()
+
+    # ----- opening things -----
+    def open_path(self, path: str | Path) -> bool:
+        """A folder, an annotation file or an image; False (and a message) when it cannot be read."""
+        try:
+            project = Project.open(path)
+        except (DatasetError, ImageLoadError, OSError) as exc:
+            self.show_error(f"Cannot open {path}: {exc}")
+            return False
+        self.project = project
+        self.settings.remember_folder(project.root)
+        actions.update_recent(self)
+        self.images.set_images(project.paths, project.states)
+        self.instances.set_classes(self.class_names or project.category_names())
+        self.setWindowTitle(f"{project.root.name} — Mask R-CNN Studio")
+        if project.warnings:
+            self.status_text.setText(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
+        self.index = -1
+        if len(project):
+            self.images.set_current(project.start_index)  # -> go_to
+        return True
+
+    def load_weights(self, path: str | Path) -> None:
+        self.weights_path = str(path)
+        self.model_panel.set_model(self.weights_path, "loading…")
+        self.inference.load_model(self.weights_path, self.model_panel.device_value())
+
+    def go_to(self, index: int) -> None:
+        if self.project is None or not 0 <= index < len(self.project) or index == self.index:
+            return
+        self.index = index
+        self.images.set_current(index)
+        self.prediction, self.shown = None, []
+        path = self.project.paths[index]
+        try:
+            self.image = load_image(path)
+        except (ImageLoadError, OSError) as exc:
+            self.image = None
+            self.canvas.set_image(None)
+            self.inference.clear_image()
+            self.images.set_state(index, "error")
+            self._redraw()
+            self.show_error(str(exc))
+            self._update_message()
+            return
+        self.hide_error()
+        self.canvas.set_image(self.image)
+        h, w = self.image.shape[:2]
+        self.canvas.set_annotations(*self.project.annotation_crops(index, h, w)[:2])
+        self._redraw()
+        self.inference.set_image(path, self.image, self.thresholds.settings())
+        self._update_message()
+
+    def step(self, delta: int) -> None:
+        if self.project is not None and len(self.project):
+            self.go_to(max(0, min(len(self.project) - 1, self.index + delta)))
+
+    # ----- inference results -----
+    def _on_settings_changed(self) -> None:
+        self.inference.update_settings(self.thresholds.settings())
+
+    def _on_result(self, result: Result) -> None:
+        self._pending = result
+        QTimer.singleShot(0, self._apply_pending)  # several results queued: draw only the newest
+
+    def _apply_pending(self) -> None:
+        result, self._pending = self._pending, None
+        if result is None or self.project is None or result.request.key != self.project.paths[self.index]:
+            return
+        self.prediction = result.prediction
+        if self.images.state(self.index) == "not_run":
+            self.images.set_state(self.index, "predicted")
+        self._redraw()
+        times = result.prediction.timings_ms
+        self.timing.setText(" · ".join(f"{k} {v:.0f} ms" for k, v in times.items()))
+
+    def _redraw(self) -> None:
+        pred, wanted = self.prediction, self.instances.current_filter()
+        if pred is None:
+            self.shown = []
+            self.canvas.clear_overlays()
+            self.instances.set_instances([], 0)
+            return
+        names = [self._class_name(label) for label in pred.labels]
+        self.shown = [i for i in range(len(pred)) if not wanted or names[i] == wanted]
+        colors = [instance_color(int(pred.keys[i])) for i in self.shown]
+        labels = [f"{names[i]} {pred.scores[i]:.2f}" for i in self.shown]
+        crops = [pred.masks[i] for i in self.shown]
+        self.canvas.set_instances(crops, pred.boxes[self.shown], colors, labels)
+        self._draw_proposals()
+        rows = [(names[i], float(pred.scores[i]), crops[j].area, colors[j]) for j, i in enumerate(self.shown)]
+        self.instances.set_instances(rows, len(pred))
+
+    def _draw_proposals(self) -> None:
+        if self.prediction is None:
+            self.canvas.set_proposals(np.zeros((0, 4)))
+            return
+        self.canvas.set_proposals(self.prediction.proposals[: self.thresholds.proposals_shown()])
+
+    def _class_name(self, label: int) -> str:
+        if 1 <= label <= len(self.class_names):
+            return self.class_names[label - 1]
+        return f"class {label}"
+
+    def _on_hovered(self, index: int) -> None:
+        if 0 <= index < len(self.shown) and self.prediction is not None:
+            i = self.shown[index]
+            pred = self.prediction
+            text = f"{self._class_name(int(pred.labels[i]))}  score {pred.scores[i]:.3f}  area {pred.masks[i].area} px"
+            self.status_text.setText(text)
+
+    # ----- model -----
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.class_names = list(info.class_names)
+        self.instances.set_classes(self.class_names)
+        self.model_panel.set_model(info.path, info.description)
+        self.settings.last_weights = info.path
+        self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
+        self.hide_error()
+        self._update_message()
+        if self.image is not None:
+            self.inference.resend(self.thresholds.settings())
+
+    def _on_model_failed(self, message: str) -> None:
+        self.model_panel.set_model(self.inference.model.path if self.inference.model else "", "")
+        self.show_error(message)
+        self._update_message()
+
+    def _on_device_changed(self, device: str) -> None:
+        self.settings.device = device
+        if self.weights_path:
+            self.load_weights(self.weights_path)
+
+    # ----- predict all -----
+    def predict_all(self) -> None:
+        if self.project is None or self.inference.model is None:
+            self.show_error("Predict all needs a folder and a model." if self.project else NO_FOLDER)
+            return
+        if self.inference.predict_all(self.project.paths, self.thresholds.settings()):
+            self.model_panel.set_batch(True, 0, len(self.project))
+
+    def _on_batch_item(self, done: int, total: int, key: str, prediction: Prediction | None) -> None:
+        self.model_panel.set_batch(True, done, total)
+        if self.project is not None and key in self.project.paths:
+            row = self.project.paths.index(key)
+            if prediction is not None and self.images.state(row) == "not_run":
+                self.images.set_state(row, "predicted")
+
+    def _on_batch_done(self, cancelled: bool) -> None:
+        self.model_panel.set_batch(False, self.model_panel.progress.value(), self.model_panel.progress.maximum())
+        self.status_text.setText("Predict all: cancelled" if cancelled else "Predict all: done")
+
+    # ----- messages -----
+    def show_error(self, message: str) -> None:
+        self.banner.setText(message)
+        self.banner.show()
+        self.status_text.setText(message.splitlines()[0] if message else "")
+
+    def hide_error(self) -> None:
+        self.banner.hide()
+
+    def error_text(self) -> str:
+        return self.banner.text() if self.banner.isVisible() else ""
+
+    def _update_message(self) -> None:
+        if self.project is None:
+            self.canvas.show_message(NO_FOLDER)
+        elif self.image is None and self.index >= 0:
+            self.canvas.show_message("This image could not be read; see the message above. A / D: other images.")
+        elif self.inference.model is None and not self.inference.loading_model:
+            self.canvas.show_message(NO_MODEL)
+            self.status_text.setText("No model: Model > Open Weights… (Ctrl+M)")
+        else:
+            self.canvas.show_message("")
+
+    def current_settings(self) -> PredictSettings:
+        return self.thresholds.settings()
+
+    # ----- Qt events -----
+    def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: ANN001, N802
+        actions.open_dropped(self, [url.toLocalFile() for url in event.mimeData().urls()])
+
+    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+        self.save_settings()
+        self.inference.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,76 @@
+"""The folder's images with their state: not run, predicted, annotated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+STATE_TEXT = {"not_run": "not run", "predicted": "predicted", "annotated": "annotated", "error": "unreadable"}
+STATE_COLOR = {
+    "not_run": QColor(140, 140, 140),
+    "predicted": QColor(40, 120, 220),
+    "annotated": QColor(30, 150, 60),
+    "error": QColor(200, 40, 40),
+}
+
+
+class ImageList(QWidget):
+    current_changed = Signal(int)  # row
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("No folder open")
+        self.list = QListWidget()
+        self.list.setUniformItemSizes(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.list)
+        self.list.currentRowChanged.connect(self.current_changed)
+        self._states: list[str] = []
+
+    def set_images(self, paths: list[str], states: list[str]) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        self._states = list(states)
+        for path, state in zip(paths, states):
+            item = QListWidgetItem()
+            item.setToolTip(path)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            self.list.addItem(item)
+            self._paint(item, Path(path).name, state)
+        self.list.blockSignals(False)
+        self._update_summary()
+
+    def set_state(self, row: int, state: str) -> None:
+        item = self.list.item(row)
+        if item is None:
+            return
+        self._states[row] = state
+        self._paint(item, Path(item.data(Qt.ItemDataRole.UserRole)).name, state)
+        self._update_summary()
+
+    def state(self, row: int) -> str:
+        return self._states[row]
+
+    def _paint(self, item: QListWidgetItem, name: str, state: str) -> None:
+        item.setText(f"{name}    [{STATE_TEXT.get(state, state)}]")
+        item.setForeground(QBrush(STATE_COLOR.get(state, QColor(0, 0, 0))))
+
+    def _update_summary(self) -> None:
+        total = len(self._states)
+        counts = {s: self._states.count(s) for s in ("predicted", "annotated")}
+        self.summary.setText(f"{total} images: {counts['predicted']} predicted, {counts['annotated']} annotated")
+
+    def set_current(self, row: int) -> None:
+        self.list.setCurrentRow(row)
+
+    def current(self) -> int:
+        return self.list.currentRow()
+
+    def row_text(self, row: int) -> str:
+        item = self.list.item(row)
+        return item.text() if item else ""

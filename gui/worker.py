@@ -1,0 +1,199 @@
+"""The inference worker: a QObject living in its own QThread that owns the Predictor.
+
+The GUI never calls the Predictor (it is not thread-safe, and a backbone run takes seconds on a CPU).
+Interactive requests go through a ``Mailbox``: one slot, latest wins. A slider that moves a hundred
+times while the worker is busy leaves one request, the newest, and at most one wake-up signal per
+request actually served is ever queued. Batches ("Predict all") run in the same thread and serve
+the mailbox between images, so the image on screen stays responsive during a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.predict import Prediction, PredictSettings
+
+
+@dataclass(frozen=True)
+class Request:
+    """Predict ``image`` (pixels already loaded by the GUI, keyed by its path) under ``settings``.
+
+    ``generation`` is the id of the request that brought this image: results of an older generation
+    are stale (the user has moved to another image or model)."""
+
+    id: int
+    generation: int
+    key: str
+    image: np.ndarray
+    settings: PredictSettings
+
+
+@dataclass(frozen=True)
+class Result:
+    request: Request
+    prediction: Prediction
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    class_names: list[str]
+    device: str
+    description: str
+
+
+class Mailbox:
+    """A single-slot, latest-wins, thread-safe hand-over from the GUI thread to the worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._request: Request | None = None
+
+    def put(self, request: Request) -> bool:
+        """Store ``request`` (replacing any unserved one); True when the slot was empty (wake the worker)."""
+        with self._lock:
+            was_empty = self._request is None
+            self._request = request
+            return was_empty
+
+    def take(self) -> Request | None:
+        with self._lock:
+            request, self._request = self._request, None
+            return request
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for, but torch sees no CUDA GPU; choose CPU or Auto")
+    return device
+
+
+def error_message(exc: BaseException, what: str) -> str:
+    """A one-paragraph message for the user (out of memory gets advice; bugs keep their type)."""
+    import torch
+
+    from engine.data import ImageLoadError
+    from engine.interop import WeightsError
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return f"{what}: out of memory. Try the CPU (Model > Device), fewer proposals, or a smaller image."
+    if isinstance(exc, (WeightsError, ImageLoadError, FileNotFoundError)):
+        return f"{what}: {exc}"
+    return f"{what}: {type(exc).__name__}: {exc}"
+
+
+class InferenceWorker(QObject):
+    """Lives in the inference thread; every slot runs there."""
+
+    started = Signal(int)  # request id, as the worker begins on it
+    finished = Signal(object)  # Result
+    failed = Signal(int, str)  # request id (-1: not a request), message
+    model_loaded = Signal(object)  # ModelInfo
+    model_failed = Signal(str)
+    batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None (None: failed)
+    batch_done = Signal(bool)  # cancelled
+
+    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None) -> None:
+        super().__init__()
+        self.mailbox = mailbox
+        self.predictor = None
+        self.torch_threads = torch_threads
+        self.cancel_batch = threading.Event()
+        self.pause_before_predict: threading.Event | None = None  # tests hold a request mid-flight with it
+        self._threads_set = False
+
+    def _ensure_threads(self) -> None:
+        if self.torch_threads and not self._threads_set:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)  # per OS thread for OpenMP: set it here too
+            self._threads_set = True
+
+    @Slot(str, str)
+    def load_model(self, path: str, device: str) -> None:
+        self._ensure_threads()
+        try:
+            from engine.checkpoint import load_weights
+            from engine.predict import Predictor
+
+            resolved = resolve_device(device)
+            model, info = load_weights(path, resolved)
+            if self.predictor is None or str(self.predictor.device) != resolved:
+                self.predictor = Predictor(model, resolved)
+            else:
+                self.predictor.set_model(model)
+            cfg = info.config
+            description = f"{cfg.backbone}, {cfg.num_classes - 1} classes, on {resolved}"
+            self.model_loaded.emit(ModelInfo(path, list(info.class_names), resolved, description))
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on
+            self.model_failed.emit(error_message(exc, f"Cannot load {Path(path).name}"))
+
+    @Slot()
+    def wake(self) -> None:
+        """Serve the mailbox until it is empty (the newest request only, whatever piled up meanwhile)."""
+        while (request := self.mailbox.take()) is not None:
+            self._serve(request)
+
+    def _serve(self, request: Request) -> None:
+        self._ensure_threads()
+        if self.predictor is None:
+            self.failed.emit(request.id, "No model loaded")
+            return
+        self.started.emit(request.id)
+        if self.pause_before_predict is not None:
+            self.pause_before_predict.wait(timeout=30)
+        start = time.perf_counter()
+        try:
+            prediction = self.predictor.predict(request.image, request.settings, key=request.key)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            self.failed.emit(request.id, error_message(exc, f"Inference failed on {Path(request.key).name}"))
+            self._release_memory()
+            return
+        self.finished.emit(Result(request, prediction, 1000 * (time.perf_counter() - start)))
+
+    def _release_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @Slot(object, object)
+    def run_batch(self, paths: list[str], settings: PredictSettings) -> None:
+        """Predict every path in turn; the interactive mailbox goes first between images; cancellable."""
+        from engine.data import load_image
+
+        self._ensure_threads()
+        self.cancel_batch.clear()
+        total = len(paths)
+        for done, path in enumerate(paths, start=1):
+            self.wake()
+            if self.cancel_batch.is_set() or self.predictor is None:
+                self.batch_done.emit(True)
+                return
+            try:
+                prediction = self.predictor.predict(load_image(path), settings, key=path)
+            except Exception as exc:  # noqa: BLE001
+                self.failed.emit(-1, error_message(exc, f"Predict all: {Path(path).name}"))
+                prediction = None
+            self.batch_item.emit(done, total, path, prediction)
+        self.batch_done.emit(self.cancel_batch.is_set())
+
+
+def default_torch_threads() -> int:
+    """Leave one core to the GUI thread: max(1, cores - 1)."""
+    return max(1, (os.cpu_count() or 2) - 1)
