@@ -27,6 +27,7 @@ class InferenceClient(QObject):
     model_loaded = Signal(object)  # ModelInfo
     model_failed = Signal(str)
     busy_changed = Signal(bool)
+    batch_started = Signal(int)
     batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None
     batch_done = Signal(bool)
     batch_failed = Signal(str)
@@ -49,6 +50,7 @@ class InferenceClient(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.model_loaded.connect(self._on_model_loaded)
         self.worker.model_failed.connect(self._on_model_failed)
+        self.worker.batch_started.connect(self.batch_started)
         self.worker.batch_item.connect(self.batch_item)
         self.worker.batch_done.connect(self._on_batch_done)
         self.thread.start(QThread.Priority.LowPriority)

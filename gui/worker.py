@@ -105,6 +105,7 @@ class InferenceWorker(QObject):
     model_loaded = Signal(object)  # ModelInfo
     model_failed = Signal(str)
     batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None (None: failed)
+    batch_started = Signal(int)  # number of images
     batch_done = Signal(bool)  # cancelled
 
     def __init__(self, mailbox: Mailbox, torch_threads: int | None = None) -> None:
@@ -178,13 +179,15 @@ class InferenceWorker(QObject):
         from engine.data import load_image
 
         self._ensure_threads()
-        self.cancel_batch.clear()
         total = len(paths)
+        self.batch_started.emit(total)
         for done, path in enumerate(paths, start=1):
             self.wake()
             if self.cancel_batch.is_set() or self.predictor is None:
                 self.batch_done.emit(True)
                 return
+            if self.pause_before_predict is not None:
+                self.pause_before_predict.wait(timeout=30)
             try:
                 prediction = self.predictor.predict(load_image(path), settings, key=path)
             except Exception as exc:  # noqa: BLE001

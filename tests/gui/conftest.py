@@ -30,7 +30,7 @@ def tiny_model(seed: int = 0) -> MaskRCNN:
     model = MaskRCNN(ModelConfig(**TINY))
     with torch.no_grad():
         model.roi_heads.box_head.cls_score.weight.mul_(50)
-        model.roi_heads.box_head.cls_score.bias.copy_(torch.tensor([0.0, 0.0, -1.0]))
+        model.roi_heads.box_head.cls_score.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
         model.roi_heads.mask_head.logits.bias.fill_(1.0)
     return model.eval()
 

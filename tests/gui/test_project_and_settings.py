@@ -1,0 +1,105 @@
+"""Folders with annotations, single images, drops, Predict all, persisted settings, smoke mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from engine.data import Category, Dataset, ImageRecord, Instance, write_coco
+from gui import actions
+from gui.main_window import MainWindow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_annotations_in_the_folder_are_drawn_and_the_image_is_marked_annotated(qtbot, window, image_folder):
+    mask = np.zeros((96, 128), dtype=bool)
+    mask[20:50, 30:70] = True
+    record = ImageRecord("img_1.png", 128, 96, [Instance.from_mask(mask, 1)])
+    others = [ImageRecord(f"img_{i}.png", 128, 96) for i in (0, 2)]
+    write_coco(Dataset(image_folder, [others[0], record, others[1]], [Category(1, "nucleus")]), image_folder / "a.json")
+    assert window.open_path(image_folder)
+    assert "[annotated]" in window.images.row_text(1) and "[not run]" in window.images.row_text(0)
+    window.step(1)
+    layer = window.canvas.layers["annotations"]
+    rect = layer.mapRectToParent(layer.boundingRect())
+    assert (rect.x(), rect.y(), rect.width(), rect.height()) == (30, 20, 40, 30)
+    assert (layer.image[..., 3] > 0).all()  # the whole box is the mask: fill and outline
+
+
+def test_opening_an_image_opens_its_folder_with_the_image_selected(window, image_folder):
+    assert window.open_path(image_folder / "img_2.png")
+    assert window.index == 2 and window.images.list.count() == 3
+
+
+def test_dropping_weights_and_a_folder_opens_both(qtbot, window, image_folder, weights_file):
+    actions.open_dropped(window, [str(image_folder), str(weights_file)])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=30000)
+    assert window.inference.model.path == str(weights_file)
+
+
+def test_predict_all_marks_every_image_and_reports_progress(qtbot, loaded):
+    window = loaded
+    with qtbot.waitSignal(window.inference.batch_done, timeout=30000) as done:
+        window.model_panel.predict_all.click()
+    assert done.args == [False]
+    assert all("[predicted]" in window.images.row_text(r) for r in range(3))
+    assert window.model_panel.progress.value() == 3 and window.model_panel.predict_all.isEnabled()
+
+
+def test_predict_all_can_be_cancelled(qtbot, loaded, image_folder):
+    window = loaded
+    worker = window.inference.worker
+    worker.pause_before_predict = threading.Event()
+    with qtbot.waitSignal(window.inference.batch_started, timeout=10000):
+        window.predict_all()
+    assert window.model_panel.cancel.isEnabled()
+    with qtbot.waitSignal(window.inference.batch_done, timeout=30000) as done:
+        window.model_panel.cancel.click()
+        worker.pause_before_predict.set()
+    worker.pause_before_predict = None
+    assert done.args == [True]
+    assert window.model_panel.progress.value() <= 1 < 3  # at most the image already under way
+    assert not window.model_panel.cancel.isEnabled()
+
+
+def test_thresholds_folder_and_layout_persist_between_runs(qtbot, loaded, settings, image_folder):
+    window = loaded
+    window.thresholds.sliders["score_threshold"].set_value(0.73)
+    window.thresholds.sliders["rpn_nms_iou"].set_value(0.55)
+    window.overlays.checks["boxes"].setChecked(False)
+    window.model_panel.set_device("cpu")
+    window.close()
+    again = MainWindow(settings, torch_threads=1)
+    qtbot.addWidget(again)
+    try:
+        restored = again.thresholds.settings()
+        assert restored.score_threshold == 0.73 and restored.rpn_nms_iou == 0.55
+        assert not again.overlays.checks["boxes"].isChecked()
+        assert again.model_panel.device_value() == "cpu"
+        assert settings.last_folder == str(image_folder.resolve())
+        assert settings.recent_folders()[0] == str(image_folder.resolve())
+        assert settings.last_weights.endswith("tiny.safetensors")
+    finally:
+        again.inference.shutdown()
+
+
+def test_smoke_mode_saves_a_screenshot_and_prints_the_detections(tmp_path, image_folder, weights_file):
+    shot = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, str(REPO / "main.py"), str(image_folder), "--weights", str(weights_file)]
+    command += ["--screenshot", str(shot), "--quit-after-load", "--settings", str(tmp_path / "s.ini")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("detections: ")]
+    assert len(lines) == 1 and int(lines[0].split()[1]) > 0
+    with Image.open(shot) as picture:
+        assert picture.size == (1280, 800)
+        pixels = np.asarray(picture.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # a real picture, not a blank window
