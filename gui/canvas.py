@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
 from gui import overlay
 from gui.items import BoxesItem, RectsItem
+from gui.mask_layers import MaskLayers
 
 LAYERS = ("image", "annotations", "masks", "outlines", "proposals", "highlight", "boxes")
 PROPOSAL_COLOR = QColor(255, 235, 59, 150)
@@ -83,9 +84,8 @@ class Canvas(pg.GraphicsView):
             item.setZValue(z)
             self.view.addItem(item)
             self.layers[name] = item
-        self.labels = overlay.LabelMap(np.zeros((0, 0), np.uint16))
-        self.crops: list = []
-        self.colors: list[tuple[int, int, int]] = []
+        self.predictions = MaskLayers(self.layers["masks"], self.layers["outlines"])
+        self.annotations = MaskLayers(self.layers["annotations"], None, fill_alpha=70)
         self.image_shape: tuple[int, int] | None = None
         self.hover_index = -1
         self.selected_index = -1
@@ -101,6 +101,11 @@ class Canvas(pg.GraphicsView):
         self.message.hide()
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.setInterval(60)
+        self._detail_timer.timeout.connect(self._refresh_detail)
+        self.view.sigRangeChanged.connect(lambda *_: self._detail_timer.start())
 
     @staticmethod
     def _make_layer(name: str) -> pg.GraphicsObject:
@@ -141,38 +146,38 @@ class Canvas(pg.GraphicsView):
         self.set_instances([], np.zeros((0, 4)), [], [])
         self.set_proposals(np.zeros((0, 4)))
 
+    @property
+    def crops(self) -> list:
+        return self.predictions.crops
+
+    @property
+    def labels(self) -> overlay.LabelMap:
+        return self.predictions.labels
+
+    def visible_rect(self) -> QRectF:
+        return self.view.viewRect()
+
     def set_instances(
         self, crops: Sequence, boxes: np.ndarray, colors: Sequence[tuple[int, int, int]], labels: Sequence[str]
     ) -> None:
         """Instances 0..N-1 (best first): mask crops, xyxy boxes, RGB colours, label texts."""
         h, w = self.image_shape or (0, 0)
-        self.crops, self.colors = list(crops), list(colors)
-        self.labels = overlay.label_map(self.crops, h, w)
-        table = overlay.palette(self.colors)
-        self._set_rgba("masks", overlay.colorize(self.labels.labels, table), self.labels)
-        self._set_rgba("outlines", overlay.outline_rgba(self.labels.labels, table), self.labels)
-        qcolors = [QColor(*c) for c in self.colors]
+        self.predictions.set(crops, colors, h, w, self.visible_rect())
+        qcolors = [QColor(*c) for c in colors]
         self.layers["boxes"].set_boxes(boxes, qcolors, labels, self.image_rect())
         self.hover_index = self.selected_index = -1
         self._update_highlight()
 
-    def _set_rgba(self, name: str, rgba: np.ndarray, where: overlay.LabelMap) -> None:
-        item = self.layers[name]
-        if rgba.size == 0:
-            item.clear()
-            return
-        item.setImage(rgba, autoLevels=False, levels=None)
-        item.setRect(QRectF(where.x0, where.y0, rgba.shape[1], rgba.shape[0]))
-
     def set_annotations(self, crops: Sequence, colors: Sequence[tuple[int, int, int]]) -> None:
         """The user's annotations (ground truth): outlines and a light fill in their category colours."""
         h, w = self.image_shape or (0, 0)
-        labels = overlay.label_map(list(crops), h, w)
-        table = overlay.palette(colors, alpha=70)
-        rgba = overlay.colorize(labels.labels, table)
-        edge = overlay.boundary(labels.labels, 2)
-        rgba[edge, 3] = 255
-        self._set_rgba("annotations", rgba, labels)
+        self.annotations.set(crops, colors, h, w, self.visible_rect())
+
+    def _refresh_detail(self) -> None:
+        """After a zoom or pan: re-render huge overlays for what is now on screen."""
+        for layers in (self.predictions, self.annotations):
+            if layers.needs_render(self.visible_rect()):
+                layers.render(self.visible_rect())
 
     def set_proposals(self, boxes: np.ndarray) -> None:
         self.layers["proposals"].set_rects(boxes, PROPOSAL_COLOR, self.image_rect())
@@ -184,14 +189,8 @@ class Canvas(pg.GraphicsView):
         self.layers["masks"].setOpacity(opacity)
 
     def mask_rgba(self) -> np.ndarray:
-        """The masks layer as full-image (H,W,4) uint8 (what is drawn, for tests and screenshots)."""
-        h, w = self.image_shape or (0, 0)
-        full = np.zeros((h, w, 4), dtype=np.uint8)
-        image = self.layers["masks"].image
-        if image is not None and self.crops and not self.labels.empty:
-            y0, x0 = self.labels.y0, self.labels.x0
-            full[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]] = image
-        return full
+        """The masks layer as full-image (H,W,4) uint8 (what is drawn; for tests)."""
+        return self.predictions.full_rgba()
 
     # ----- highlight -----
     def set_selected(self, index: int) -> None:

@@ -18,11 +18,13 @@ GOLDEN = 0.618033988749895
 
 @dataclass
 class LabelMap:
-    """``labels`` (h,w) uint16/int32: 0 = background, i+1 = instance i; placed at (x0, y0) of the image."""
+    """``labels`` (h,w) uint16/int32: 0 = background, i+1 = instance i. Pixel (r, c) covers the image
+    square at (x0 + c*stride, y0 + r*stride), ``stride`` pixels wide (1 unless the overlay is large)."""
 
     labels: np.ndarray
     x0: int = 0
     y0: int = 0
+    stride: int = 1
 
     @property
     def empty(self) -> bool:
@@ -30,11 +32,17 @@ class LabelMap:
 
     def at(self, x: float, y: float) -> int:
         """Instance index under image point (x, y), or -1."""
-        col, row = int(np.floor(x)) - self.x0, int(np.floor(y)) - self.y0
+        col = (int(np.floor(x)) - self.x0) // self.stride
+        row = (int(np.floor(y)) - self.y0) // self.stride
         h, w = self.labels.shape
         if 0 <= row < h and 0 <= col < w:
             return int(self.labels[row, col]) - 1
         return -1
+
+    def rect(self) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the image area the map covers."""
+        h, w = self.labels.shape
+        return self.x0, self.y0, w * self.stride, h * self.stride
 
 
 def instance_color(key: int) -> tuple[int, int, int]:
@@ -66,26 +74,36 @@ def union_box(crops: Sequence, height: int, width: int) -> tuple[int, int, int, 
     return x0, y0, max(x1, x0), max(y1, y0)
 
 
-def label_map(crops: Sequence, height: int, width: int) -> LabelMap:
-    """Crops of instances 0..N-1 (best first) -> LabelMap; where instances overlap the earlier one wins."""
-    x0, y0, x1, y1 = union_box(crops, height, width)
-    dtype = np.uint16 if len(crops) < 65535 else np.int32
-    labels = np.zeros((y1 - y0, x1 - x0), dtype=dtype)
+def label_map(
+    crops: Sequence, height: int, width: int, region: tuple[int, int, int, int] | None = None, stride: int = 1
+) -> LabelMap:
+    """Crops of instances 0..N-1 (best first) -> LabelMap; where instances overlap the earlier one wins.
+
+    ``region`` (x0, y0, x1, y1) defaults to the union of the crops; ``stride`` > 1 samples every
+    stride-th pixel (at the centre of each stride x stride square) for overlays of huge images."""
+    x0, y0, x1, y1 = union_box(crops, height, width) if region is None else region
+    s, off = max(1, int(stride)), max(1, int(stride)) // 2
+    out_h, out_w = max(0, -(-(y1 - y0) // s)), max(0, -(-(x1 - x0) // s))
+    labels = np.zeros((out_h, out_w), dtype=np.uint16 if len(crops) < 65535 else np.int32)
     for index in range(len(crops) - 1, -1, -1):  # worst first, so the best is painted last (on top)
         crop = crops[index]
-        if not crop.mask.size:
-            continue
-        cx, cy = crop.x0 - x0, crop.y0 - y0
         h, w = crop.mask.shape
-        mask = crop.mask[max(0, -cy) : max(0, labels.shape[0] - cy), max(0, -cx) : max(0, labels.shape[1] - cx)]
-        region = labels[max(cy, 0) : max(cy, 0) + mask.shape[0], max(cx, 0) : max(cx, 0) + mask.shape[1]]
-        region[mask] = index + 1
-    return LabelMap(labels, x0, y0)
+        k0, k1 = max(0, -(-(crop.x0 - x0 - off) // s)), min(out_w, -(-(crop.x0 + w - x0 - off) // s))
+        j0, j1 = max(0, -(-(crop.y0 - y0 - off) // s)), min(out_h, -(-(crop.y0 + h - y0 - off) // s))
+        if k1 <= k0 or j1 <= j0:
+            continue
+        sub = crop.mask[y0 + j0 * s + off - crop.y0 :: s, x0 + k0 * s + off - crop.x0 :: s]
+        target = labels[j0:j1, k0:k1]
+        target[sub[: j1 - j0, : k1 - k0]] = index + 1
+    return LabelMap(labels, x0, y0, s)
 
 
 def colorize(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """(h,w) labels, (N+1,4) palette -> (h,w,4) uint8 RGBA (a single lookup: no per-instance work)."""
-    return table[labels]
+    """(h,w) labels, (N+1,4) palette -> (h,w,4) uint8 RGBA (a single lookup: no per-instance work).
+
+    The palette is looked up as one uint32 per pixel (4x fewer gathers than per channel)."""
+    packed = np.ascontiguousarray(table, dtype=np.uint8).view(np.uint32).ravel()
+    return np.take(packed, labels).view(np.uint8).reshape(*labels.shape, 4)
 
 
 def boundary(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
@@ -110,7 +128,7 @@ def boundary(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
 
 def outline_rgba(labels: np.ndarray, table: np.ndarray, thickness: int = 1) -> np.ndarray:
     """(h,w) labels -> (h,w,4) RGBA with each instance's boundary in its colour, opaque; the rest transparent."""
-    return table[np.where(boundary(labels, thickness), labels, 0)]
+    return colorize(np.where(boundary(labels, thickness), labels, 0), table)
 
 
 def crop_rgba(mask: np.ndarray, color: tuple[int, int, int], fill_alpha: int, edge_alpha: int = 255) -> np.ndarray:

@@ -78,3 +78,20 @@ def test_label_map_pixels_equal_the_union_of_the_full_masks(boxes):
     for x, y, bw, bh in boxes:
         union[y : y + bh, x : x + bw] = True  # numpy clips the slice at the image edge
     assert (full == union).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(1, 15), st.integers(1, 15)), max_size=6),
+    st.integers(2, 5),
+)
+def test_a_strided_label_map_samples_the_full_one_at_square_centres(boxes, stride):
+    crops = [crop(x, y, np.ones((bh, bw))) for x, y, bw, bh in boxes]
+    region = (3, 5, 47, 44)
+    full = overlay.label_map(crops, 50, 50, region=region).labels
+    coarse = overlay.label_map(crops, 50, 50, region=region, stride=stride)
+    off = stride // 2
+    expected = full[off::stride, off::stride]
+    assert coarse.labels.shape == (-(-39 // stride), -(-44 // stride))
+    assert (coarse.labels[: expected.shape[0], : expected.shape[1]] == expected).all()
+    assert coarse.rect()[:2] == (3, 5) and coarse.stride == stride
