@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench-train")
     p.add_argument("--only", choices=("ours", "torchvision"), default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not Path(args.data).is_dir():
         print(f"error: {args.data} not found: pass --data <nuclei_dsb2018/stage1_train>")
         return 2
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         iterations=args.iters,
         batch_size=args.batch_size,
         lr=args.lr,
-        warmup_iters=min(100, args.iters // 5),
+        warmup_iters=min(100, args.iters // 2),
         vflip=0.5,
         amp=True,
         seed=0,

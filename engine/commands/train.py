@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, default=None, help="cap on the long side (default 1333)")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="train on short sides down to (1-x) * size")
     p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"), default=None)
+    p.add_argument("--detections", type=int, default=None, help="detections kept per image (default 100)")
     p.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (e.g. 0.5 for microscopy)")
     p.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
     p.add_argument("--val-every", type=int, default=0)
@@ -86,6 +87,8 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
         changes["min_size"] = input_sizes(size, args.scale_jitter)
     if args.max_size:
         changes["max_size"] = args.max_size
+    if args.detections:
+        changes["detections_per_image"] = args.detections
     if not changes:
         return model if args.weights else MaskRCNN(cfg)
     new = MaskRCNN(cfg.replace(**changes))
@@ -129,6 +132,7 @@ def run(args) -> int:  # noqa: ANN001
     else:
         train_ids = annotated
     class_names = [c.name for c in sorted(dataset.categories, key=lambda c: c.id)]
+    torch.manual_seed(args.seed)  # the same seed gives the same initial weights
     model = build_model(args, class_names)
     iters = args.iters or max(1, round((args.epochs or 12) * len(train_ids) / args.batch_size))
     lr = args.lr or (0.01 if args.optimizer == "sgd" else 1e-4)
