@@ -36,10 +36,10 @@ class InferenceClient(QObject):
     _load = Signal(str, str)
     _batch = Signal(object, object)
 
-    def __init__(self, torch_threads: int | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 10) -> None:
         super().__init__(parent)
         self.mailbox = Mailbox()
-        self.worker = InferenceWorker(self.mailbox, torch_threads or default_torch_threads())
+        self.worker = InferenceWorker(self.mailbox, torch_threads or default_torch_threads(), nice)
         self.thread = QThread()
         self.thread.setObjectName("inference")
         self.worker.moveToThread(self.thread)

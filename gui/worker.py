@@ -108,21 +108,32 @@ class InferenceWorker(QObject):
     batch_started = Signal(int)  # number of images
     batch_done = Signal(bool)  # cancelled
 
-    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None) -> None:
+    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None, nice: int = 10) -> None:
         super().__init__()
         self.mailbox = mailbox
         self.predictor = None
         self.torch_threads = torch_threads
+        self.nice = nice
         self.cancel_batch = threading.Event()
         self.pause_before_predict: threading.Event | None = None  # tests hold a request mid-flight with it
         self._threads_set = False
 
     def _ensure_threads(self) -> None:
-        if self.torch_threads and not self._threads_set:
+        """Once, in the worker thread: its torch thread count, and a lower CPU priority (nice) for it and
+        the OpenMP threads it starts, so the GUI thread wins the CPU when both want it."""
+        if self._threads_set:
+            return
+        self._threads_set = True
+        if self.torch_threads:
             import torch
 
-            torch.set_num_threads(self.torch_threads)  # per OS thread for OpenMP: set it here too
-            self._threads_set = True
+            torch.set_num_threads(self.torch_threads)  # OpenMP's setting is per calling thread: set it here
+        if self.nice and hasattr(os, "setpriority"):
+            try:  # Linux: the nice value is per thread; new threads inherit it
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice))
+            except OSError:
+                pass
 
     @Slot(str, str)
     def load_model(self, path: str, device: str) -> None:
