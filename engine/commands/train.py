@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import torch
 
+from engine.commands.common import UserError, choose_device, existing_path, make_parser, run
 from engine.config import ModelConfig, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine train", description="Train or fine-tune a Mask R-CNN.")
+    p = make_parser("train", "Train or fine-tune a Mask R-CNN.")
     p.add_argument("--data", required=True, help="annotated images: COCO JSON, labelme folder, mask folders, ...")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", help="a separate annotated set for validation")
@@ -42,15 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     return p
-
-
-def resolve_device(name: str) -> str:
-    """auto -> cuda when torch sees a GPU, else cpu; a missing GPU is a user error with a hint."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but torch sees no CUDA GPU: use --device cpu (or install a CUDA build)")
-    return name
 
 
 def input_sizes(size: int, jitter: float) -> tuple[int, ...]:
@@ -98,15 +89,20 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    from engine.train import TrainingError
+
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except (ValueError, OSError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return run_training(args)
+    except TrainingError as error:
+        raise UserError(str(error)) from error
 
 
-def run(args) -> int:  # noqa: ANN001
+def run_training(args) -> int:  # noqa: ANN001
     from tqdm import tqdm
 
     from engine.data import read_dataset
@@ -114,17 +110,15 @@ def run(args) -> int:  # noqa: ANN001
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    data_path = Path(args.data)
-    if not data_path.exists():
-        raise ValueError(f"--data {data_path}: no such file or folder")
+    device = str(choose_device(args.device))
+    data_path = existing_path(args.data, "--data")
     dataset = read_dataset(data_path)
     annotated = [im.id for im in dataset.images if any(not i.iscrowd for i in im.instances)]
     if not annotated:
-        raise ValueError(f"--data {data_path}: no annotated images to train on")
+        raise UserError(f"--data {data_path}: no annotated images to train on")
     val_dataset, val_ids = None, []
     if args.val:
-        val_dataset = read_dataset(args.val)
+        val_dataset = read_dataset(existing_path(args.val, "--val"))
         val_ids = [im.id for im in val_dataset.images if im.instances]
         train_ids = annotated
     elif args.val_split > 0:

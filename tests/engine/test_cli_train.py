@@ -1,0 +1,57 @@
+"""``python -m engine train`` end to end on a tiny synthetic set."""
+
+from __future__ import annotations
+
+import torch
+from synthetic import make_dataset
+
+from engine.__main__ import main
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.data import write_coco
+
+
+def _data(tmp_path):
+    dataset = make_dataset(tmp_path / "data", n_images=3, size=64)
+    write_coco(dataset, tmp_path / "data" / "annotations.json")
+    return tmp_path / "data"
+
+
+ARGS = ["--iters", "2", "--input-size", "64", "--max-size", "64", "--warmup", "1", "--threads", "2"]
+
+
+def test_train_writes_a_checkpoint_with_classes_and_history(tmp_path, capsys):
+    data = _data(tmp_path)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--val-split", "0.34", *ARGS]) == 0
+    model, info = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert info.class_names == ["disc", "square"] and model.config.min_size == (64,)
+    assert [h["iteration"] for h in info.history if "loss" in h] == [1, 2]
+    assert any("val_mask_AP" in h for h in info.history)  # validated on the held-out image
+    out = capsys.readouterr()
+    assert "training on 2 images" in out.out and "mask AP" in out.out and "it/s" in out.err  # tqdm on stderr
+
+
+def test_fine_tune_from_a_checkpoint_with_other_classes(tmp_path, capsys):
+    from engine import MaskRCNN, ModelConfig
+
+    data = _data(tmp_path)
+    torch.manual_seed(0)
+    start = MaskRCNN(ModelConfig(num_classes=4, min_size=(64,), max_size=64))
+    save_checkpoint(start, tmp_path / "start.safetensors", ["a", "b", "c"])
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--weights", str(tmp_path / "start.safetensors"), *ARGS])
+    assert code == 0
+    assert "the class layers start fresh" in capsys.readouterr().err
+    tuned, info = load_checkpoint(tmp_path / "ft" / "model.safetensors")
+    assert tuned.config.num_classes == 3 and info.class_names == ["disc", "square"]
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --data") and "no such file" in err[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(empty / "a.png")
+    assert main(["train", "--data", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "no annotated images" in capsys.readouterr().err
