@@ -31,17 +31,22 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 class TorchvisionAdapter(nn.Module):
     """torchvision's MaskRCNN with the ``config`` attribute our training loop reads."""
 
-    def __init__(self, num_classes: int, min_size: tuple[int, ...], max_size: int) -> None:
+    def __init__(self, num_classes: int, min_size: tuple[int, ...], max_size: int, roi_samples: int = 512) -> None:
         super().__init__()
         from torchvision.models.detection import MaskRCNN as TVMaskRCNN
         from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
         backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None)
         self.tv = TVMaskRCNN(
-            backbone, num_classes=num_classes, min_size=min_size, max_size=max_size, box_detections_per_img=500
+            backbone,
+            num_classes=num_classes,
+            min_size=min_size,
+            max_size=max_size,
+            box_detections_per_img=500,
+            box_batch_size_per_image=roi_samples,
         )
         self.config = torchvision_like(num_classes, "resnet18").replace(
-            min_size=min_size, max_size=max_size, detections_per_image=500
+            min_size=min_size, max_size=max_size, detections_per_image=500, box_batch_per_image=roi_samples
         )
 
     def forward(self, images, targets=None):  # noqa: ANN001, ANN201
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/bench-train")
     p.add_argument("--only", choices=("ours", "torchvision"), default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--roi-samples", type=int, default=512, help="RoIs sampled per image for the heads")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -120,11 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if args.only in (None, "ours"):
         torch.manual_seed(0)
-        ours = MaskRCNN(ModelConfig(num_classes=2, min_size=sizes, max_size=args.max_size, detections_per_image=500))
+        ours = MaskRCNN(
+            ModelConfig(
+                num_classes=2,
+                min_size=sizes,
+                max_size=args.max_size,
+                detections_per_image=500,
+                box_batch_per_image=args.roi_samples,
+            )
+        )
         results.append(run_one("ours", ours, dataset, cfg, split, out, args.device))
     if args.only in (None, "torchvision"):
         torch.manual_seed(0)
-        tv = TorchvisionAdapter(2, sizes, args.max_size)
+        tv = TorchvisionAdapter(2, sizes, args.max_size, args.roi_samples)
         results.append(run_one("torchvision", tv, dataset, cfg, split, out, args.device))
     print(f"\n{'model':12s} {'mask AP':>8s} {'AP50':>6s} {'AP75':>6s} {'wall s':>8s} {'img/s':>6s}")
     for r in results:

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-jitter", type=float, default=0.0, help="train on short sides down to (1-x) * size")
     p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"), default=None)
     p.add_argument("--detections", type=int, default=None, help="detections kept per image (default 100)")
+    p.add_argument("--roi-samples", type=int, default=None, help="RoIs sampled per image for the heads (default 512)")
     p.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (e.g. 0.5 for microscopy)")
     p.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
     p.add_argument("--val-every", type=int, default=0)
@@ -80,6 +81,8 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
         changes["max_size"] = args.max_size
     if args.detections:
         changes["detections_per_image"] = args.detections
+    if args.roi_samples:
+        changes["box_batch_per_image"] = args.roi_samples
     if not changes:
         return model if args.weights else MaskRCNN(cfg)
     new = MaskRCNN(cfg.replace(**changes))
