@@ -185,6 +185,24 @@ class Predictor:
         pred.timings_ms = timings
         return pred
 
+    @torch.no_grad()
+    def mask_from_box(self, box: tuple[float, float, float, float], label: int, threshold: float = 0.5) -> InstanceMask:
+        """The mask head's mask for a box the user drew (x1,y1,x2,y2 in image pixels) and class ``label``.
+
+        The box goes to the mask head as a proposal on the current image's cached features.
+        """
+        if self._batch is None:
+            raise RuntimeError("no image: call predict(image) or set_image(image) first")
+        if not 1 <= label < self.model.config.num_classes:
+            raise ValueError(f"label {label} is not a class of this model (1..{self.model.config.num_classes - 1})")
+        size, original = self._batch.image_sizes[0], self._batch.original_sizes[0]
+        boxes = torch.tensor([box], dtype=torch.float32, device=self.device)
+        net_boxes = scale_boxes(boxes, original, size)
+        labels = torch.tensor([label], device=self.device)
+        self.stage_runs["mask_head"] += 1
+        probs = self.model.roi_heads.mask_probs(self._roi_levels, [net_boxes], [labels], self._batch.image_sizes)[0]
+        return paste_crops(probs, boxes, original[0], original[1], threshold)[0]
+
     def resolve(self, settings: PredictSettings) -> PredictSettings:
         """Fill the ``None`` fields from the model's configuration."""
         cfg = self.model.config

@@ -42,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument(
+        "--subset",
+        choices=("annotated", "reviewed"),
+        default="annotated",
+        help="train on images with annotations (default) or only on images marked reviewed",
+    )
+    p.add_argument(
+        "--events-jsonl",
+        action="store_true",
+        help="print one JSON object per event on stdout instead of a progress bar (for programs)",
+    )
+    p.add_argument("--cancel-file", default=None, help="stop cleanly (keeping a checkpoint) once this file exists")
     return p
 
 
@@ -116,9 +128,12 @@ def run_training(args) -> int:  # noqa: ANN001
     device = str(choose_device(args.device))
     data_path = existing_path(args.data, "--data")
     dataset = read_dataset(data_path)
-    annotated = [im.id for im in dataset.images if any(not i.iscrowd for i in im.instances)]
+    if args.subset == "reviewed":
+        annotated = [im.id for im in dataset.images if im.state == "reviewed"]
+    else:
+        annotated = [im.id for im in dataset.images if any(not i.iscrowd for i in im.instances)]
     if not annotated:
-        raise UserError(f"--data {data_path}: no annotated images to train on")
+        raise UserError(f"--data {data_path}: no {args.subset} images to train on")
     val_dataset, val_ids = None, []
     if args.val:
         val_dataset = read_dataset(existing_path(args.val, "--val"))
@@ -147,6 +162,21 @@ def run_training(args) -> int:  # noqa: ANN001
         checkpoint_every=args.checkpoint_every,
     )
     main_process = int(os.environ.get("RANK", "0")) == 0
+    cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
+    events = train(
+        model,
+        dataset,
+        cfg,
+        args.out,
+        train_ids,
+        val_ids,
+        device,
+        cancel=cancel,
+        resume=args.resume,
+        val_dataset=val_dataset,
+    )
+    if args.events_jsonl:
+        return _print_events(events, main_process, len(train_ids), len(val_ids), class_names)
     if main_process:
         print(
             f"training on {len(train_ids)} images ({', '.join(class_names[:6])}), validating on {len(val_ids)}; "
@@ -178,3 +208,18 @@ def _split(dataset, ids: list[int], fraction: float, seed: int) -> tuple[list[in
     train_ids, val_ids = dataset.split(val_fraction=fraction, seed=seed)
     keep = set(ids)
     return [i for i in train_ids if i in keep], [i for i in val_ids if i in keep]
+
+
+def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str]) -> int:  # noqa: ANN001
+    """One JSON object per line on stdout: {"kind": "start", ...}, then each TrainEvent as a dict."""
+    import dataclasses
+    import json
+
+    def emit(obj: dict) -> None:
+        if main_process:
+            print(json.dumps(obj), flush=True)
+
+    emit({"kind": "start", "train_images": n_train, "val_images": n_val, "class_names": class_names})
+    for event in events:
+        emit(dataclasses.asdict(event))
+    return 0

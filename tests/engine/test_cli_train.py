@@ -55,3 +55,21 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     Image.new("RGB", (32, 32)).save(empty / "a.png")
     assert main(["train", "--data", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "no annotated images" in capsys.readouterr().err
+
+
+def test_events_as_json_lines_and_cancel_file(tmp_path, capsys):
+    import json
+
+    data = _data(tmp_path)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--events-jsonl", *ARGS]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0] == {"kind": "start", "train_images": 3, "val_images": 0, "class_names": ["disc", "square"]}
+    steps = [e for e in events if e["kind"] == "step"]
+    assert [e["iteration"] for e in steps] == [1, 2] and steps[0]["losses"]["loss"] > 0
+    assert events[-1]["kind"] == "done"
+    stop = tmp_path / "stop"
+    stop.write_text("")
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run2"), "--events-jsonl", "--cancel-file", str(stop)]
+    assert main([*args, *ARGS]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["kind"] == "cancelled" and (tmp_path / "run2" / "model.safetensors").is_file()

@@ -77,3 +77,17 @@ def test_same_key_does_not_rerun_the_backbone(model, image):
     assert predictor.stage_runs["backbone"] == 1
     predictor.predict(image, key="b.png")
     assert predictor.stage_runs["backbone"] == 2
+
+
+def test_a_box_drawn_by_the_user_becomes_the_mask_heads_mask(model, image):
+    predictor = Predictor(model)
+    pred = predictor.predict(image, PredictSettings(score_threshold=0.05))
+    # the mask head given a detection's own box and class reproduces that detection's mask
+    box, label = pred.boxes[0], int(pred.labels[0])
+    mask = predictor.mask_from_box(tuple(float(v) for v in box), label)
+    expected = pred.masks[0]
+    assert (mask.x0, mask.y0) == (expected.x0, expected.y0)
+    assert (mask.mask != expected.mask).mean() < 0.01
+    assert predictor.stage_runs["backbone"] == 1
+    with pytest.raises(ValueError, match="not a class"):
+        predictor.mask_from_box((0, 0, 10, 10), 99)
