@@ -37,7 +37,8 @@ def batch_indices(num_items: int, batch_size: int, iteration: int, seed: int) ->
 
 
 class TrainingSamples:
-    """Images and targets of ``image_ids``, resized once to the largest training input and kept in memory."""
+    """Images and targets of ``image_ids``, resized once to the network's (largest) input size and kept in memory,
+    so that the model does not resize the masks again at every step."""
 
     def __init__(
         self,
@@ -67,8 +68,8 @@ class TrainingSamples:
         image, target = self.items[index]
         h, w = image.shape[-2:]
         scale = resize_scale(h, w, self.min_size, self.max_size)
-        if scale < 1.0:  # never upsample here: the model resizes to its input size itself
-            new_hw = (max(1, int(h * scale)), max(1, int(w * scale)))
+        new_hw = (max(1, int(h * scale)), max(1, int(w * scale)))
+        if new_hw != (h, w):  # at the model's (largest) input size, its own resize is then a no-op
             image = F.interpolate(image[None], size=new_hw, mode="bilinear", align_corners=False, antialias=True)[0]
             target = resize_target(target, (h, w), new_hw)
         image = (image * 255).round().to(torch.uint8)  # a quarter of the memory of float

@@ -73,11 +73,13 @@ class MaskRCNN(nn.Module):
             image = normalize(image, cfg.image_mean, cfg.image_std)
             gen = sample_generator(targets[i], 2, torch.device("cpu")) if targets is not None else None
             scale = resize_scale(h, w, choose_min_size(cfg.min_size, self.training, gen), cfg.max_size)
-            image = resize(image, scale)
+            if (int(h * scale), int(w * scale)) != (h, w):  # the same size would be an exact identity
+                image = resize(image, scale)
             resized.append(image)
             sizes.append((image.shape[-2], image.shape[-1]))
             if targets is not None:
-                new_targets.append(resize_target(targets[i], scale, (h, w), sizes[-1]))
+                same = sizes[-1] == (h, w)
+                new_targets.append(dict(targets[i]) if same else resize_target(targets[i], scale, (h, w), sizes[-1]))
         batch = ImageBatch(batch_images(resized, cfg.size_divisible), sizes, originals)
         return batch, (new_targets if targets is not None else None)
 

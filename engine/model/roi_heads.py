@@ -225,5 +225,6 @@ class RoIHeads(nn.Module):
 def project_masks(gt_masks: Tensor, boxes: Tensor, matched_idx: Tensor, size: int) -> Tensor:
     """GT masks (G,H,W), RoIs (N,4) matched to GT matched_idx (N,) -> (N,size,size) targets in [0,1]:
     each RoI's GT mask RoI-aligned (bilinear) onto the RoI box."""
-    rois = torch.cat((matched_idx[:, None].to(boxes.dtype), boxes), dim=1)
-    return roi_align(gt_masks[:, None].to(boxes.dtype), rois, (size, size), 1.0)[:, 0]
+    used, local = torch.unique(matched_idx, return_inverse=True)  # convert only the masks RoIs point at
+    rois = torch.cat((local[:, None].to(boxes.dtype), boxes), dim=1)
+    return roi_align(gt_masks[used][:, None].to(boxes.dtype), rois, (size, size), 1.0)[:, 0]
