@@ -175,6 +175,8 @@ class Canvas(pg.GraphicsView):
 
     def _refresh_detail(self) -> None:
         """After a zoom or pan: re-render huge overlays for what is now on screen."""
+        if not self.isVisible():  # closed: pyqtgraph has already deleted the scene's items
+            return
         for layers in (self.predictions, self.annotations):
             if layers.needs_render(self.visible_rect()):
                 layers.render(self.visible_rect())
@@ -240,6 +242,10 @@ class Canvas(pg.GraphicsView):
         self.message.setFixedWidth(width)
         self.message.adjustSize()
         self.message.move((self.width() - width) // 2, max(10, (self.height() - self.message.height()) // 2))
+
+    def hideEvent(self, event) -> None:  # noqa: ANN001, N802
+        self._detail_timer.stop()
+        super().hideEvent(event)
 
     def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
         super().resizeEvent(event)

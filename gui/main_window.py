@@ -81,9 +81,11 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(controls)
-        self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Controls", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Instances", self.instances, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.docks = [
+            self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea),
+            self._dock("Instances", self.instances, Qt.DockWidgetArea.LeftDockWidgetArea),
+            self._dock("Controls", scroll, Qt.DockWidgetArea.RightDockWidgetArea),
+        ]
         self.status_text = QLabel()
         self.timing = QLabel()
         self.busy = QProgressBar()
@@ -136,6 +138,9 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
         if state is not None:
             self.restoreState(state)
+        else:  # first run: room for file names and the instance table on the left, the sliders on the right
+            self.resizeDocks(self.docks, [270, 270, 310], Qt.Orientation.Horizontal)
+            self.resizeDocks(self.docks[:2], [300, 400], Qt.Orientation.Vertical)
         defaults = ModelConfig()
         stored = self.settings.predict_settings()
         self.thresholds.set_settings(
@@ -340,6 +345,10 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> PredictSettings:
         return self.thresholds.settings()
+
+    def is_idle(self) -> bool:
+        """Nothing in flight and the newest result drawn (results are drawn from a zero-delay timer)."""
+        return not self.inference.busy and self._pending is None
 
     # ----- Qt events -----
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802

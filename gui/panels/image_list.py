@@ -25,6 +25,8 @@ class ImageList(QWidget):
         self.summary = QLabel("No folder open")
         self.list = QListWidget()
         self.list.setUniformItemSizes(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long names keep their start and end
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary)
@@ -57,7 +59,7 @@ class ImageList(QWidget):
         return self._states[row]
 
     def _paint(self, item: QListWidgetItem, name: str, state: str) -> None:
-        item.setText(f"{name}    [{STATE_TEXT.get(state, state)}]")
+        item.setText(f"[{STATE_TEXT.get(state, state)}]  {name}")
         item.setForeground(QBrush(STATE_COLOR.get(state, QColor(0, 0, 0))))
 
     def _update_summary(self) -> None:

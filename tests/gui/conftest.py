@@ -89,5 +89,5 @@ def loaded(qtbot, window, weights_file, image_folder):
     window.load_weights(weights_file)
     qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
     assert window.open_path(image_folder)
-    qtbot.waitUntil(lambda: window.prediction is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.prediction is not None and window.is_idle(), timeout=30000)
     return window

@@ -21,7 +21,8 @@ def test_opening_a_folder_predicts_the_first_image_and_lists_its_instances(loade
     window = loaded
     pred = window.prediction
     assert len(pred) > 0 and window.images.list.count() == 3
-    assert "[predicted]" in window.images.row_text(0) and "[not run]" in window.images.row_text(1)
+    assert window.images.row_text(0).startswith("[predicted]  img_0.png")
+    assert window.images.row_text(1).startswith("[not run]")
     assert window.instances.row_count() == len(pred)
     name, score, area = window.instances.row(0)
     assert name == window.class_names[pred.labels[0] - 1] and float(score) == round(float(pred.scores[0]), 3)
@@ -86,7 +87,7 @@ def test_switching_image_while_inference_runs_drops_the_stale_result(qtbot, load
     window.step(1)  # image 2 while image 1 is still running
     dropped = client.dropped_results
     worker.pause_before_predict.set()
-    qtbot.waitUntil(lambda: not client.busy, timeout=20000)
+    qtbot.waitUntil(window.is_idle, timeout=20000)
     worker.pause_before_predict = None
     assert client.dropped_results == dropped + 1  # image 1's result arrived and was not drawn
     assert window.index == 2 and window.prediction is not None

@@ -25,7 +25,7 @@ def test_mailbox_keeps_only_the_latest_and_asks_for_one_wake_up():
 
 def test_a_hundred_slider_moves_while_the_worker_is_busy_run_one_request(qtbot, loaded):
     window = loaded
-    client, worker = window.inference, window.inference.worker
+    worker = window.inference.worker
     served: list[int] = []
     worker.started.connect(served.append)
     worker.pause_before_predict = threading.Event()
@@ -35,7 +35,7 @@ def test_a_hundred_slider_moves_while_the_worker_is_busy_run_one_request(qtbot, 
     for value in range(61, 76):
         slider.setValue(value)
     worker.pause_before_predict.set()
-    qtbot.waitUntil(lambda: not client.busy, timeout=10000)
+    qtbot.waitUntil(window.is_idle, timeout=10000)
     worker.pause_before_predict = None
     assert len(served) == 2  # the held one, then only the newest of the 15 that piled up
     assert window.prediction.settings.score_threshold == 0.75

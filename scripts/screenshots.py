@@ -1,0 +1,108 @@
+"""Drive the real window through a few scenes and save pictures of it (run by scripts/screenshots.sh).
+
+    python scripts/screenshots.py FOLDER WEIGHTS OUT_DIR [--image NAME_PREFIX]
+
+Scenes: main (masks, outlines, boxes with labels), proposals (the RPN's top proposals),
+zoomed (zoomed in, an instance selected, a higher score threshold), annotations (the folder's
+ground truth), no_model (no weights: what the window says). Each is QWidget.grab of the window;
+one is also captured from the X server (import -window root) when DISPLAY is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def wait(app, condition, timeout: float = 120.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app, window, seconds: float = 0.4) -> None:  # noqa: ANN001
+    wait(app, lambda: not window.inference.busy)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder")
+    parser.add_argument("weights")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--image", default="", help="start on the first image whose file name starts with this")
+    args = parser.parse_args()
+    from gui.app import configure_torch_threads, create_app
+    from gui.main_window import MainWindow
+    from gui.settings import Settings
+
+    app = create_app()
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = configure_torch_threads(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(Settings(Path(tmp) / "s.ini"), torch_threads=threads)
+        window.resize(1280, 800)
+        window.move(0, 0)
+        window.show()
+        window.open_path(args.folder)
+        settle(app, window)
+        window.grab().save(str(args.out / "no_model.png"))
+        window.load_weights(args.weights)
+        wait(app, lambda: window.inference.model is not None)
+        start = next((i for i, p in enumerate(window.project.paths) if Path(p).name.startswith(args.image)), 0)
+        window.go_to(start)
+        scenes(app, window, args.out)
+        window.close()
+    return 0
+
+
+def scenes(app, window, out: Path) -> None:  # noqa: ANN001
+    window.overlays.checks["annotations"].setChecked(False)
+    window.thresholds.sliders["score_threshold"].set_value(0.5)
+    wait(app, lambda: window.prediction is not None)
+    settle(app, window)
+    window.grab().save(str(out / "main.png"))
+    if os.environ.get("DISPLAY") and shutil.which("import"):
+        subprocess.run(["import", "-window", "root", str(out / "xvfb_root.png")], check=False)
+    window.overlays.checks["masks"].setChecked(False)
+    window.overlays.checks["boxes"].setChecked(False)
+    window.overlays.checks["proposals"].setChecked(True)
+    window.thresholds.sliders["proposals_shown"].set_value(150)
+    settle(app, window)
+    window.grab().save(str(out / "proposals.png"))
+    window.overlays.checks["proposals"].setChecked(False)
+    window.overlays.checks["masks"].setChecked(True)
+    window.overlays.checks["boxes"].setChecked(True)
+    window.thresholds.sliders["score_threshold"].set_value(0.7)
+    settle(app, window)
+    if window.shown:
+        crop = window.prediction.masks[window.shown[0]]
+        cx, cy = crop.x0 + crop.mask.shape[1] / 2, crop.y0 + crop.mask.shape[0] / 2
+        window.canvas.view.setRange(xRange=(cx - 60, cx + 60), yRange=(cy - 40, cy + 40), padding=0)
+        window.instances.table.selectRow(0)
+    settle(app, window)
+    window.grab().save(str(out / "zoomed.png"))
+    window.canvas.fit()
+    window.overlays.checks["annotations"].setChecked(True)
+    window.overlays.checks["masks"].setChecked(False)
+    window.overlays.checks["boxes"].setChecked(False)
+    settle(app, window)
+    window.grab().save(str(out / "annotations.png"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
