@@ -8,8 +8,6 @@ torchvision Mask R-CNN or ImageNet ResNet state dicts (.pth / .pt, through ``eng
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from engine.config import ModelConfig
+from engine.data.atomic import atomic_write_bytes
 from engine.interop import WeightsError, load_torchvision_weights
 from engine.model.mask_rcnn import MaskRCNN
 
@@ -63,18 +62,7 @@ def save_checkpoint(
         "history": json.dumps(history or []),
         "extra": json.dumps(extra or {}),
     }
-    data = save(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
 
 
