@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_device(self.settings.device)
         for name, check in self.overlays.checks.items():
             check.setChecked(self.settings.get(f"view/show_{name}", check.isChecked(), bool))
+            self.canvas.set_layer_visible(name, check.isChecked())  # also when the box did not change
         self.overlays.opacity.setValue(self.settings.get("view/mask_opacity", self.overlays.opacity.value(), int))
         self.canvas.set_mask_opacity(self.overlays.opacity.value() / 100)
 

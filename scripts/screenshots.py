@@ -72,7 +72,7 @@ def main() -> int:
 
 def scenes(app, window, out: Path) -> None:  # noqa: ANN001
     window.overlays.checks["annotations"].setChecked(False)
-    window.thresholds.sliders["score_threshold"].set_value(0.5)
+    window.thresholds.sliders["score_threshold"].set_value(0.4)
     wait(app, lambda: window.prediction is not None)
     settle(app, window)
     window.grab().save(str(out / "main.png"))

@@ -166,6 +166,8 @@ def test_selecting_an_instance_highlights_it(qtbot, loaded):
 
 def test_overlay_toggles_hide_layers(loaded):
     window = loaded
+    assert not window.overlays.checks["proposals"].isChecked()  # off by default, and so is the layer
+    assert not window.canvas.layers["proposals"].isVisible()
     for name in ("masks", "outlines", "boxes"):
         window.overlays.checks[name].setChecked(False)
         assert not window.canvas.layers[name].isVisible()
