@@ -175,3 +175,16 @@ def test_overlay_toggles_hide_layers(loaded):
         assert window.canvas.layers[name].isVisible()
     window.overlays.opacity.setValue(20)
     assert abs(window.canvas.layers["masks"].opacity() - 0.2) < 1e-6
+
+
+def test_the_mask_threshold_slider_reshapes_the_masks_from_the_cache(qtbot, loaded):
+    window = loaded
+    runs = window.inference.worker.predictor.stage_runs
+    window.thresholds.sliders["max_detections"].set_value(5)
+    qtbot.waitUntil(lambda: len(window.prediction) == 5 and window.is_idle(), timeout=10000)
+    loose = (window.canvas.mask_rgba()[..., 3] > 0).sum()
+    window.thresholds.sliders["mask_threshold"].set_value(0.9)
+    qtbot.waitUntil(lambda: window.prediction.settings.mask_threshold == 0.9 and window.is_idle(), timeout=10000)
+    strict = window.canvas.mask_rgba()[..., 3] > 0
+    assert strict.sum() < loose and (strict == shown_union(window)).all()
+    assert runs["backbone"] == 1 and runs["rpn_post"] == 1 and runs["mask_head"] == 1
