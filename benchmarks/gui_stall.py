@@ -109,8 +109,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         prepare(folder, args.images)
-        print(f"{cores} cores; the app's default is threads {max(1, cores - 1)}, nice 10")
-        configs = [(max(1, cores - 1), 10), (cores, 0), (cores, 10), (max(1, cores - 1), 0)]
+        print(f"{cores} cores; the app's default is threads {max(1, cores - 1)}, nice 0")
+        configs = [(max(1, cores - 1), 0), (cores, 0), (max(1, cores - 1), 10), (cores, 10)]
         if args.threads is not None:
             configs = [(args.threads, args.nice or 0)]
         for threads, nice in configs:

@@ -1,7 +1,8 @@
 """The GUI side of inference: request ids, the latest-wins mailbox, dropping stale results.
 
-``InferenceClient`` starts the worker thread (low priority, so torch's threads do not starve the GUI)
-and turns the worker's signals into fresh results only:
+``InferenceClient`` starts the worker thread with cores - 1 torch threads (one core stays free for the
+GUI thread; see benchmarks/gui_stall.py: that, not a lower CPU priority, is what keeps the event loop
+smooth) and turns the worker's signals into fresh results only:
 
 - every request gets an id; the request that brings a new image (or follows new weights) starts a new
   *generation*; a result of another generation is stale (the user moved on) and is dropped;
@@ -36,7 +37,7 @@ class InferenceClient(QObject):
     _load = Signal(str, str)
     _batch = Signal(object, object)
 
-    def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 10) -> None:
+    def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 0) -> None:
         super().__init__(parent)
         self.mailbox = Mailbox()
         self.worker = InferenceWorker(self.mailbox, torch_threads or default_torch_threads(), nice)

@@ -14,11 +14,12 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QScrollArea, QVBoxLayout, QWidget
 
 from engine.config import ModelConfig
-from engine.data import DatasetError, ImageLoadError, load_image
+from engine.data import DatasetError, ImageLoadError
 from engine.predict import Prediction, PredictSettings
 from gui import actions
 from gui.canvas import Canvas
 from gui.inference import InferenceClient
+from gui.loader import ImageLoader
 from gui.messages import NO_FOLDER, NO_MODEL
 from gui.overlay import instance_color
 from gui.panels.controls import OverlayPanel, ThresholdPanel
@@ -37,6 +38,9 @@ class MainWindow(QMainWindow):
         self.setObjectName("MainWindow")
         self.settings = settings
         self.inference = InferenceClient(torch_threads, self)
+        self.loader = ImageLoader(self)
+        self._load_token = 0
+        self.loading = False
         self.project: Project | None = None
         self.index = -1
         self.image: np.ndarray | None = None
@@ -116,6 +120,8 @@ class MainWindow(QMainWindow):
         client.busy_changed.connect(self.busy.setVisible)
         client.batch_item.connect(self._on_batch_item)
         client.batch_done.connect(self._on_batch_done)
+        self.loader.loaded.connect(self._on_image_loaded)
+        self.loader.failed.connect(self._on_image_failed)
         self.images.current_changed.connect(self.go_to)
         self.thresholds.settings_changed.connect(self._on_settings_changed)
         self.thresholds.proposals_shown_changed.connect(lambda _n: self._draw_proposals())
@@ -197,29 +203,40 @@ class MainWindow(QMainWindow):
         self.inference.load_model(self.weights_path, self.model_panel.device_value())
 
     def go_to(self, index: int) -> None:
+        """Show image ``index``: decoded in the loader thread, then predicted in the inference thread."""
         if self.project is None or not 0 <= index < len(self.project) or index == self.index:
             return
         self.index = index
         self.images.set_current(index)
         self.prediction, self.shown = None, []
-        path = self.project.paths[index]
-        try:
-            self.image = load_image(path)
-        except (ImageLoadError, OSError) as exc:
-            self.image = None
-            self.canvas.set_image(None)
-            self.inference.clear_image()
-            self.images.set_state(index, "error")
-            self._redraw()
-            self.show_error(str(exc))
-            self._update_message()
-            return
-        self.hide_error()
-        self.canvas.set_image(self.image)
-        h, w = self.image.shape[:2]
-        self.canvas.set_annotations(*self.project.annotation_crops(index, h, w)[:2])
+        self.inference.clear_image()  # whatever is in flight for the previous image is stale now
         self._redraw()
-        self.inference.set_image(path, self.image, self.thresholds.settings())
+        self._load_token += 1
+        self.loading = True
+        self.status_text.setText(f"Loading {Path(self.project.paths[index]).name}…")
+        self.loader.request(self._load_token, self.project.paths[index])
+
+    def _on_image_loaded(self, token: int, path: str, image: np.ndarray) -> None:
+        if token != self._load_token:
+            return  # the user has moved on
+        self.loading = False
+        self.image = image
+        self.hide_error()
+        self.status_text.setText("")
+        self.canvas.set_image(image)
+        h, w = image.shape[:2]
+        self.canvas.set_annotations(*self.project.annotation_crops(self.index, h, w)[:2])
+        self.inference.set_image(path, image, self.thresholds.settings())
+        self._update_message()
+
+    def _on_image_failed(self, token: int, path: str, message: str) -> None:
+        if token != self._load_token:
+            return
+        self.loading = False
+        self.image = None
+        self.canvas.set_image(None)
+        self.images.set_state(self.index, "error")
+        self.show_error(message)
         self._update_message()
 
     def step(self, delta: int) -> None:
@@ -336,7 +353,7 @@ class MainWindow(QMainWindow):
     def _update_message(self) -> None:
         if self.project is None:
             self.canvas.show_message(NO_FOLDER)
-        elif self.image is None and self.index >= 0:
+        elif self.image is None and self.index >= 0 and not self.loading:
             self.canvas.show_message("This image could not be read; see the message above. A / D: other images.")
         elif self.inference.model is None and not self.inference.loading_model:
             self.canvas.show_message(NO_MODEL)
@@ -349,7 +366,7 @@ class MainWindow(QMainWindow):
 
     def is_idle(self) -> bool:
         """Nothing in flight and the newest result drawn (results are drawn from a zero-delay timer)."""
-        return not self.inference.busy and self._pending is None
+        return not self.loading and not self.inference.busy and self._pending is None
 
     # ----- Qt events -----
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
@@ -362,4 +379,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
         self.save_settings()
         self.inference.shutdown()
+        self.loader.shutdown()
         super().closeEvent(event)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-TIMEOUT_MS = 300_000
+TIMEOUT_S = 300.0
 
 
 class SmokeRun(QObject):
@@ -17,35 +18,51 @@ class SmokeRun(QObject):
         self.screenshot = screenshot
         self.expect_model = expect_model
         self.exit_code = 1
+        self.failure = ""
         self._done = False
-        client = window.inference
-        client.prediction_ready.connect(lambda _r: QTimer.singleShot(50, self._finish))
-        client.request_failed.connect(lambda message: self._fail(message))
-        client.model_failed.connect(lambda message: self._fail(message))
+        self._deadline = time.monotonic() + TIMEOUT_S
+        self._poll = QTimer(self)
+        self._poll.setInterval(50)
+        self._poll.timeout.connect(self._check)
+        window.inference.model_failed.connect(self._fail)
+        window.inference.request_failed.connect(self._fail)
 
     def start(self) -> None:
-        QTimer.singleShot(TIMEOUT_MS, lambda: self._fail("timed out waiting for the first prediction"))
-        if not self.expect_model or self.window.project is None or self.window.image is None:
-            QTimer.singleShot(200, self._finish)  # nothing to wait for: show what there is
+        self._poll.start()
+
+    def _ready(self) -> bool:
+        window = self.window
+        if window.project is None or window.loading:
+            return window.project is None  # nothing opened: show the empty window
+        if window.image is None or not self.expect_model:
+            return True  # the image failed to load, or there is no model to wait for
+        return window.prediction is not None and window.is_idle()
+
+    def _check(self) -> None:
+        if self.failure or self._ready():
+            self._finish()
+        elif time.monotonic() > self._deadline:
+            self._fail("timed out waiting for the first prediction")
+
+    def _fail(self, message: str) -> None:
+        self.failure = self.failure or message
+        self._finish()
 
     def _finish(self) -> None:
         if self._done:
             return
         self._done = True
+        self._poll.stop()
         window = self.window
         QApplication.processEvents()
         if self.screenshot:
             window.grab().save(self.screenshot)
         print(f"detections: {len(window.shown)}", flush=True)
-        self.exit_code = 0 if (window.prediction is not None or not self.expect_model) else 1
-        if window.error_text():
+        if self.failure:
+            print(f"error: {self.failure}", file=sys.stderr, flush=True)
+        elif window.error_text():
             print(f"message: {window.error_text()}", file=sys.stderr, flush=True)
+        ok = not self.failure and (window.prediction is not None or not self.expect_model)
+        self.exit_code = 0 if ok else 1
         window.close()
         QApplication.instance().quit()
-
-    def _fail(self, message: str) -> None:
-        if self._done:
-            return
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        self._finish()
-        self.exit_code = 1

@@ -108,7 +108,7 @@ class InferenceWorker(QObject):
     batch_started = Signal(int)  # number of images
     batch_done = Signal(bool)  # cancelled
 
-    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None, nice: int = 10) -> None:
+    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None, nice: int = 0) -> None:
         super().__init__()
         self.mailbox = mailbox
         self.predictor = None
@@ -119,8 +119,9 @@ class InferenceWorker(QObject):
         self._threads_set = False
 
     def _ensure_threads(self) -> None:
-        """Once, in the worker thread: its torch thread count, and a lower CPU priority (nice) for it and
-        the OpenMP threads it starts, so the GUI thread wins the CPU when both want it."""
+        """Once, in the worker thread: its torch thread count, and optionally a lower CPU priority (nice)
+        for it and the OpenMP threads it starts. Off by default: on a busy machine nice +10 made inference
+        2-5x slower for no clear gain in GUI smoothness (benchmarks/gui_stall.py)."""
         if self._threads_set:
             return
         self._threads_set = True

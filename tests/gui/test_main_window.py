@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from PIL import Image
 
 from gui.messages import NO_MODEL
 
@@ -103,6 +104,7 @@ def test_a_corrupt_image_shows_an_error_and_the_app_keeps_working(qtbot, window,
     window.open_path(image_folder)
     qtbot.waitUntil(lambda: window.prediction is not None, timeout=30000)
     window.step(1)
+    qtbot.waitUntil(window.is_idle, timeout=10000)
     assert "img_1.png" in window.error_text() and window.image is None
     assert "[unreadable]" in window.images.row_text(1)
     assert window.instances.row_count() == 0 and not window.canvas.mask_rgba().any()
@@ -113,6 +115,7 @@ def test_a_corrupt_image_shows_an_error_and_the_app_keeps_working(qtbot, window,
 
 def test_without_a_model_images_open_and_the_window_says_how_to_get_one(qtbot, window, image_folder):
     window.open_path(image_folder)
+    qtbot.waitUntil(window.is_idle, timeout=10000)
     assert window.image is not None and window.image.shape == (96, 128, 3)
     assert window.canvas.message_text() == NO_MODEL
     assert "Open Weights" in window.status_text.text()
@@ -139,7 +142,10 @@ def test_a_and_d_step_through_the_images(qtbot, loaded):
     assert window.index == 2  # stays on the last
     qtbot.keyClick(window, "a")
     assert window.index == 1
-    qtbot.waitUntil(lambda: window.prediction is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.prediction is not None and window.is_idle(), timeout=10000)
+    expected = np.asarray(Image.open(window.project.paths[1]).convert("RGB"))
+    assert (window.image == expected).all()  # quick presses: the image shown is the last one asked for
+    assert window.prediction.height == 96 and window.inference.shown_id == window.inference.latest_id
 
 
 def test_the_class_filter_hides_other_classes(qtbot, loaded):

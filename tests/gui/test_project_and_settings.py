@@ -27,6 +27,7 @@ def test_annotations_in_the_folder_are_drawn_and_the_image_is_marked_annotated(q
     assert window.open_path(image_folder)
     assert "[annotated]" in window.images.row_text(1) and "[not run]" in window.images.row_text(0)
     window.step(1)
+    qtbot.waitUntil(lambda: window.image is not None and window.is_idle(), timeout=10000)
     layer = window.canvas.layers["annotations"]
     rect = layer.mapRectToParent(layer.boundingRect())
     assert (rect.x(), rect.y(), rect.width(), rect.height()) == (30, 20, 40, 30)
