@@ -101,7 +101,16 @@ def main() -> None:
                 window.canvas.viewport().repaint()
                 pans.append(time.perf_counter() - start)
             print(f"{label}: one pan step (translate + paint) {ms(pans)}")
-        window.inference.shutdown()
+            if h > 2048:  # zoomed in to 1:1: the huge overlay is re-rendered finer for what is on screen
+                zooms = []
+                for i in range(10):
+                    window.canvas.view.setRange(xRange=(i * 300, i * 300 + 690), yRange=(1000, 1750), padding=0)
+                    start = time.perf_counter()
+                    window.canvas._refresh_detail()
+                    window.canvas.viewport().repaint()
+                    zooms.append(time.perf_counter() - start)
+                print(f"{label}: re-render of the overlay after zooming in to 1:1 {ms(zooms)}")
+        window.shutdown()
 
 
 if __name__ == "__main__":

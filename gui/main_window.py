@@ -378,6 +378,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
         self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the worker threads (a batch is cancelled; a running inference is waited for)."""
         self.inference.shutdown()
         self.loader.shutdown()
-        super().closeEvent(event)

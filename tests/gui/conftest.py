@@ -80,7 +80,7 @@ def window(qtbot, settings):
     win.resize(1000, 700)
     win.show()
     yield win
-    win.inference.shutdown()
+    win.shutdown()
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def test_thresholds_folder_and_layout_persist_between_runs(qtbot, loaded, settin
         assert settings.recent_folders()[0] == str(image_folder.resolve())
         assert settings.last_weights.endswith("tiny.safetensors")
     finally:
-        again.inference.shutdown()
+        again.shutdown()
 
 
 def test_smoke_mode_saves_a_screenshot_and_prints_the_detections(tmp_path, image_folder, weights_file):
