@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         self.class_names: list[str] = []
         self.weights_path = ""
         self._pending: Result | None = None
+        self._banner_until_result = False
         self._build()
         self._connect()
         actions.build_menus(self)
@@ -113,7 +114,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         client = self.inference
         client.prediction_ready.connect(self._on_result)
-        client.request_failed.connect(self.show_error)
+        client.request_failed.connect(lambda message: self.show_error(message, until_next_result=True))
         client.batch_failed.connect(self.show_error)
         client.model_loaded.connect(self._on_model_loaded)
         client.model_failed.connect(self._on_model_failed)
@@ -256,6 +257,8 @@ class MainWindow(QMainWindow):
         if result is None or self.project is None or result.request.key != self.project.paths[self.index]:
             return
         self.prediction = result.prediction
+        if self._banner_until_result:
+            self.hide_error()
         if self.images.state(self.index) == "not_run":
             self.images.set_state(self.index, "predicted")
         self._redraw()
@@ -339,7 +342,9 @@ class MainWindow(QMainWindow):
         self.status_text.setText("Predict all: cancelled" if cancelled else "Predict all: done")
 
     # ----- messages -----
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, until_next_result: bool = False) -> None:
+        """A red banner over the canvas; an inference error goes away with the next good result."""
+        self._banner_until_result = until_next_result
         self.banner.setText(message)
         self.banner.show()
         self.status_text.setText(message.splitlines()[0] if message else "")

@@ -47,6 +47,14 @@ def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (96, 128)
     return paths
 
 
+@pytest.fixture(autouse=True)
+def _no_user_settings(tmp_path, monkeypatch):
+    """Belt and braces: even a Settings() built without a path lands in tmp_path, never the user's file."""
+    from gui.settings import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "default-settings.ini"))
+
+
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"

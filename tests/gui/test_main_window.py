@@ -194,3 +194,25 @@ def test_the_mask_threshold_slider_reshapes_the_masks_from_the_cache(qtbot, load
     strict = window.canvas.mask_rgba()[..., 3] > 0
     assert strict.sum() < loose and (strict == shown_union(window)).all()
     assert runs["backbone"] == 1 and runs["rpn_post"] == 1 and runs["mask_head"] == 1
+
+
+def test_out_of_memory_during_inference_is_a_message_and_the_next_request_works(qtbot, loaded, monkeypatch):
+    window = loaded
+    predictor = window.inference.worker.predictor
+    real_predict = predictor.predict
+    calls = []
+
+    def failing_once(*args, **kwargs):  # noqa: ANN002, ANN003
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict", failing_once)
+    window.thresholds.sliders["score_threshold"].set_value(0.6)
+    qtbot.waitUntil(lambda: "out of memory" in window.error_text(), timeout=10000)
+    assert "Try the CPU" in window.error_text() and not window.inference.busy
+    window.thresholds.sliders["score_threshold"].set_value(0.65)
+    qtbot.waitUntil(lambda: window.prediction.settings.score_threshold == 0.65 and window.is_idle(), timeout=10000)
+    assert (window.prediction.scores > 0.65).all() and window.instances.row_count() == len(window.prediction)
+    assert window.error_text() == ""  # the good result cleared the message
