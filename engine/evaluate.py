@@ -124,12 +124,37 @@ def _cocoeval(gt: COCO, results: list[dict], iou_type: str, max_detections: int 
     return ev
 
 
-def run_cocoeval(gt: COCO, results: list[dict], iou_type: str) -> dict[str, float]:
+def summary(ev: COCOeval) -> dict[str, float]:
+    """{AP, AP50, AP75, APs, APm, APl} at the largest detection cap of ``ev`` (-1: undefined).
+
+    Computed from the accumulated precision table: pycocotools' own summary looks for a cap of exactly
+    100 and reports -1 for AP when the caps were changed.
+    """
+    precision = ev.eval["precision"]  # (T iou, R recall, K class, A area, M cap)
+    ious = np.asarray(ev.params.iouThrs)
+    areas = ev.params.areaRngLbl
+
+    def mean(values: np.ndarray) -> float:
+        values = values[values > -1]
+        return float(values.mean()) if values.size else -1.0
+
+    table = precision[..., -1]
+    all_areas = table[..., areas.index("all")]
+    return {
+        "AP": mean(all_areas),
+        "AP50": mean(all_areas[np.isclose(ious, 0.5)]),
+        "AP75": mean(all_areas[np.isclose(ious, 0.75)]),
+        "APs": mean(table[..., areas.index("small")]),
+        "APm": mean(table[..., areas.index("medium")]),
+        "APl": mean(table[..., areas.index("large")]),
+    }
+
+
+def run_cocoeval(gt: COCO, results: list[dict], iou_type: str, max_detections: int = 100) -> dict[str, float]:
     """COCOeval summary for iou_type "bbox" | "segm" as {AP, AP50, AP75, APs, APm, APl} (-1: undefined)."""
     if not results:
         return dict.fromkeys(STAT_NAMES, 0.0)
-    ev = _cocoeval(gt, results, iou_type)
-    return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats[:6])}
+    return summary(_cocoeval(gt, results, iou_type, max_detections))
 
 
 def mask_ap_from_tensors(
@@ -318,7 +343,7 @@ def evaluate_model(
         max_detections = getattr(getattr(model, "config", None), "detections_per_image", 100)
     for iou_type in ("bbox", "segm"):
         ev = _cocoeval(gt, results, iou_type, max_detections)
-        out[iou_type] = {name: float(v) for name, v in zip(STAT_NAMES, ev.stats[:6])}
+        out[iou_type] = summary(ev)
         if iou_type == "segm":
             out["per_class"] = {names[c]: ap for c, ap in _per_class_ap(ev).items()}
     return out

@@ -266,3 +266,34 @@ def test_coco128_ground_truth_scores_one() -> None:
     assert result["segm"]["AP"] == pytest.approx(1.0) and result["bbox"]["AP"] == pytest.approx(1.0)
     scored = {name: ap for name, ap in result["per_class"].items() if ap >= 0}
     assert scored and all(ap == pytest.approx(1.0) for ap in scored.values())
+
+
+def test_summary_equals_pycocotools_at_100_and_is_defined_above_it():
+    """Our summary reads COCOeval's precision table: the same numbers as pycocotools' own at a cap of 100,
+    and still defined (not -1) with a larger cap."""
+    import torch
+
+    from engine.evaluate import _cocoeval, _gt_coco, predictions_to_coco, summary
+
+    masks = torch.zeros((3, 64, 64), dtype=torch.uint8)
+    masks[0, 5:20, 5:20] = 1
+    masks[1, 30:60, 30:50] = 1
+    masks[2, 2:40, 40:62] = 1
+    target = {"labels": torch.tensor([1, 1, 2]), "masks": masks}
+    pred_masks = masks.clone().float()
+    pred_masks[1, 30:45] = 0  # a worse second mask
+    prediction = {
+        "boxes": torch.tensor([[5.0, 5, 20, 20], [30, 45, 50, 60], [40, 2, 62, 40]]),
+        "scores": torch.tensor([0.9, 0.8, 0.7]),
+        "labels": torch.tensor([1, 1, 2]),
+        "masks": pred_masks[:, None],
+    }
+    gt = _gt_coco([target], 3)
+    results = predictions_to_coco([prediction])
+    ev = _cocoeval(gt, results, "segm", 100)
+    ours = summary(ev)
+    for name, theirs in zip(("AP", "AP50", "AP75", "APs", "APm", "APl"), ev.stats[:6]):
+        assert ours[name] == pytest.approx(float(theirs)), name
+    assert 0 < ours["AP"] < 1
+    wide = summary(_cocoeval(gt, results, "segm", 500))
+    assert wide["AP"] == pytest.approx(ours["AP"])
