@@ -35,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"), default=None)
     p.add_argument("--detections", type=int, default=None, help="detections kept per image (default 100)")
     p.add_argument("--roi-samples", type=int, default=None, help="RoIs sampled per image for the heads (default 512)")
+    p.add_argument(
+        "--anchor-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="anchor size per FPN level, e.g. 16 32 64 128 for small objects (default 32 64 128 256)",
+    )
     p.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (e.g. 0.5 for microscopy)")
     p.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
     p.add_argument("--val-every", type=int, default=0)
@@ -95,6 +102,10 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
         changes["detections_per_image"] = args.detections
     if args.roi_samples:
         changes["box_batch_per_image"] = args.roi_samples
+    if args.anchor_sizes:
+        if args.weights:
+            raise UserError("--anchor-sizes changes the RPN: use it when training from scratch, not with --weights")
+        changes["anchor_sizes"] = tuple(args.anchor_sizes)
     if not changes:
         return model if args.weights else MaskRCNN(cfg)
     new = MaskRCNN(cfg.replace(**changes))
