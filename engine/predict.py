@@ -6,8 +6,8 @@ current proposals and the mask probabilities of every detection it has seen. A c
 - score threshold, box NMS IoU or maximum detections re-runs only the selection (threshold + NMS);
   masks come from the cache, and only detections never seen before go through the mask head;
 - mask threshold re-thresholds the cached 28x28 probabilities;
-- RPN NMS IoU or the number of proposals kept re-runs from the RPN post-processing (the box head runs
-  again on the new proposals);
+- RPN NMS IoU or the number of proposals kept re-runs the RPN's NMS over its cached candidates; the box
+  head runs only on candidates it has not seen yet (its outputs are kept per candidate);
 - a new image or new weights run the backbone.
 
 ``stage_runs`` counts how often each stage ran, so tests can assert that the backbone ran once.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -71,7 +72,7 @@ class Prediction:
     masks: list[InstanceMask]
     proposals: np.ndarray  # (P,4) float32 xyxy, best objectness first
     proposal_scores: np.ndarray  # (P,) float32 objectness probability
-    keys: np.ndarray  # (D,) int64: a detection's identity within this image and proposal set
+    keys: np.ndarray  # (D,) int64: a detection's identity within this image: (RPN candidate, class)
     settings: PredictSettings
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -92,15 +93,13 @@ class Predictor:
     # ----- cache management -----
     def _clear_image(self) -> None:
         self._batch = None
-        self._features = None
         self._roi_levels = None
-        self._rpn_out = None
-        self._clear_proposals()
-
-    def _clear_proposals(self) -> None:
+        self._rpn_candidates = None  # (boxes, prob, level) of the pre-NMS RPN candidates
+        self._box_logits = None  # box head outputs per RPN candidate, filled on demand
+        self._box_deltas = None
+        self._box_done = None
         self._proposal_key: tuple | None = None
-        self._proposals = None
-        self._proposal_scores = None
+        self._keep = None  # indices of the current proposals among the candidates
         self._candidates = None
         self._mask_probs: dict[int, torch.Tensor] = {}
         self._crops: dict[tuple[int, float], InstanceMask] = {}
@@ -113,27 +112,39 @@ class Predictor:
 
     # ----- stages -----
     @torch.no_grad()
-    def _run_backbone(self, image: torch.Tensor) -> None:
+    def _run_backbone(self, image: torch.Tensor, cancel: Callable[[], bool] | None) -> None:
         self.stage_runs["backbone"] += 1
         batch, _ = self.model.preprocess([image.to(self.device)])
         features = self.model.features(batch)
-        self._batch = batch
-        self._roi_levels = self.model.roi_levels(features)
-        self._rpn_out = self.model.rpn.raw_outputs(list(features.values()), batch.padded_hw)
+        _check(cancel)
+        roi_levels = self.model.roi_levels(features)
+        rpn_out = self.model.rpn.raw_outputs(list(features.values()), batch.padded_hw)
         self.stage_runs["rpn_head"] += 1
+        cfg = self.model.config
+        self._rpn_candidates = self.model.rpn.candidates(rpn_out, batch.image_sizes, cfg.rpn_pre_nms_top_n_test)[0]
+        self._batch, self._roi_levels = batch, roi_levels
+        n = len(self._rpn_candidates[0])
+        self._box_logits = torch.zeros((n, cfg.num_classes), device=self.device)
+        self._box_deltas = torch.zeros((n, 4 * cfg.num_classes), device=self.device)
+        self._box_done = torch.zeros(n, dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def _run_proposals(self, rpn_nms_iou: float, num_proposals: int) -> None:
+        """NMS over the cached RPN candidates; the box head runs only on candidates it has not seen."""
         self.stage_runs["rpn_post"] += 1
-        self._clear_proposals()
-        cfg = self.model.config
-        boxes, scores = self.model.rpn.propose(
-            self._rpn_out, self._batch.image_sizes, cfg.rpn_pre_nms_top_n_test, num_proposals, rpn_nms_iou
-        )
-        self._proposals, self._proposal_scores = boxes, scores
-        self.stage_runs["box_head"] += 1
-        logits, deltas = self.model.roi_heads.box_outputs(self._roi_levels, boxes, self._batch.image_sizes)
-        self._candidates = self.model.roi_heads.candidates(logits, deltas, boxes, self._batch.image_sizes)[0]
+        keep = self.model.rpn.select(self._rpn_candidates, rpn_nms_iou, num_proposals)
+        missing = keep[~self._box_done[keep]]
+        if len(missing):
+            self.stage_runs["box_head"] += 1
+            boxes = [self._rpn_candidates[0][missing]]
+            logits, deltas = self.model.roi_heads.box_outputs(self._roi_levels, boxes, self._batch.image_sizes)
+            self._box_logits[missing], self._box_deltas[missing] = logits, deltas
+            self._box_done[missing] = True
+        proposals = [self._rpn_candidates[0][keep]]
+        self._candidates = self.model.roi_heads.candidates(
+            self._box_logits[keep], self._box_deltas[keep], proposals, self._batch.image_sizes
+        )[0]
+        self._keep = keep
         self._proposal_key = (rpn_nms_iou, num_proposals)
 
     @torch.no_grad()
@@ -151,33 +162,46 @@ class Predictor:
         return [self._mask_probs[k] for k in keys]
 
     # ----- public -----
-    def set_image(self, image: np.ndarray | torch.Tensor, key: object = None) -> None:
-        """Run the backbone on ``image`` ((H,W,3) uint8 or (3,H,W) float in [0,1]) unless ``key`` is cached."""
+    def set_image(
+        self, image: np.ndarray | torch.Tensor, key: object = None, cancel: Callable[[], bool] | None = None
+    ) -> bool:
+        """Run the backbone on ``image`` ((H,W,3) uint8 or (3,H,W) float in [0,1]) unless ``key`` is cached.
+
+        Returns True when the backbone ran. ``cancel()`` is asked between stages; True raises Cancelled.
+        """
         if key is not None and key == self._image_key:
-            return
+            return False
         self._clear_image()
-        self._run_backbone(to_tensor(image))
+        self._image_key = None
+        self._run_backbone(to_tensor(image), cancel)
         self._image_key = key if key is not None else object()
+        return True
 
     def predict(
         self,
         image: np.ndarray | torch.Tensor | None = None,
         settings: PredictSettings | None = None,
         key: object = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> Prediction:
-        """Detections for ``image`` (or the current one when None) under ``settings``; re-uses caches."""
+        """Detections for ``image`` (or the current one when None) under ``settings``; re-uses caches.
+
+        ``cancel()`` is asked between stages (a stale request can stop early); True raises Cancelled.
+        ``timings_ms`` lists only the stages that ran.
+        """
         start = time.perf_counter()
         timings: dict[str, float] = {}
-        if image is not None:
-            self.set_image(image, key)
+        if image is not None and self.set_image(image, key, cancel):
             timings["backbone"] = 1000 * (time.perf_counter() - start)
         if self._batch is None:
             raise RuntimeError("no image: call predict(image) or set_image(image) first")
         settings = self.resolve(settings or PredictSettings())
         if self._proposal_key != (settings.rpn_nms_iou, settings.num_proposals):
+            _check(cancel)
             t = time.perf_counter()
             self._run_proposals(settings.rpn_nms_iou, settings.num_proposals)
             timings["proposals+box_head"] = 1000 * (time.perf_counter() - t)
+        _check(cancel)
         t = time.perf_counter()
         pred = self._select(settings)
         timings["select+masks"] = 1000 * (time.perf_counter() - t)
@@ -222,10 +246,13 @@ class Predictor:
         dets = self.model.roi_heads.select(
             self._candidates, settings.score_threshold, settings.box_nms_iou, settings.max_detections
         )
+        num_fg = self.model.config.num_classes - 1
+        # a detection's key: (RPN candidate, class), stable across RPN-NMS changes, so caches survive them
+        dets.source = self._keep[dets.source // num_fg] * num_fg + dets.source % num_fg
         probs = self._masks_for(dets)
         boxes = scale_boxes(dets.boxes, size, original)
         masks = self._crops_for(dets.source.tolist(), probs, boxes, original, settings.mask_threshold)
-        proposals = scale_boxes(self._proposals[0], size, original)
+        proposals = scale_boxes(self._rpn_candidates[0][self._keep], size, original)
         return Prediction(
             height=original[0],
             width=original[1],
@@ -234,7 +261,7 @@ class Predictor:
             labels=dets.labels.cpu().numpy(),
             masks=masks,
             proposals=proposals.cpu().numpy().astype(np.float32),
-            proposal_scores=self._proposal_scores[0].cpu().numpy().astype(np.float32),
+            proposal_scores=self._rpn_candidates[1][self._keep].cpu().numpy().astype(np.float32),
             keys=dets.source.cpu().numpy(),
             settings=settings,
         )
@@ -248,6 +275,15 @@ class Predictor:
                 self._crops[(keys[i], threshold)] = crop
                 out[i] = crop
         return out  # type: ignore[return-value]
+
+
+class Cancelled(Exception):
+    """The caller's cancel() said stop between two stages; the caches stay consistent."""
+
+
+def _check(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled
 
 
 def paste_crops(

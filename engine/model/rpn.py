@@ -77,15 +77,10 @@ class RegionProposalNetwork(nn.Module):
         flat_logits, flat_deltas = flatten_levels(logits, deltas)
         return RPNOutput(flat_logits, flat_deltas, anchors, num_per_level)
 
-    def propose(
-        self,
-        out: RPNOutput,
-        image_sizes: list[tuple[int, int]],
-        pre_nms_top_n: int,
-        post_nms_top_n: int,
-        nms_iou: float,
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        """Top-k per level on logits, decode, clip, drop tiny boxes, NMS per level -> [(P,4)], [(P,) prob]."""
+    def candidates(
+        self, out: RPNOutput, image_sizes: list[tuple[int, int]], pre_nms_top_n: int
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Top-k per level on logits, decode, clip, drop tiny boxes -> per image (boxes, prob, level), (C,...)."""
         logits = out.logits.detach()
         top_idx, levels, offset = [], [], 0
         for lvl, n in enumerate(out.num_per_level):
@@ -97,17 +92,36 @@ class RegionProposalNetwork(nn.Module):
         top_idx = torch.cat(top_idx, 1)
         level_ids = torch.cat(levels)
         all_anchors = torch.cat(out.anchors)
-        boxes_out, scores_out = [], []
+        result = []
         for i, (h, w) in enumerate(image_sizes):
             idx = top_idx[i]
             boxes = self.box_coder.decode(out.deltas[i, idx].detach(), all_anchors[idx])[:, 0]
             boxes = clip_boxes(boxes, h, w)
             scores = torch.sigmoid(logits[i, idx])
             keep = nonsmall_mask(boxes, self.cfg.rpn_min_box_size) & (scores >= self.cfg.rpn_score_threshold)
-            boxes, scores, lvl = boxes[keep], scores[keep], level_ids[keep]
-            keep = batched_nms(boxes, scores, lvl, nms_iou)[:post_nms_top_n]
-            boxes_out.append(boxes[keep])
-            scores_out.append(scores[keep])
+            result.append((boxes[keep], scores[keep], level_ids[keep]))
+        return result
+
+    @staticmethod
+    def select(candidates: tuple[Tensor, Tensor, Tensor], nms_iou: float, post_nms_top_n: int) -> Tensor:
+        """NMS per level over one image's candidates -> (P,) indices of the kept ones, best first."""
+        boxes, scores, levels = candidates
+        return batched_nms(boxes, scores, levels, nms_iou)[:post_nms_top_n]
+
+    def propose(
+        self,
+        out: RPNOutput,
+        image_sizes: list[tuple[int, int]],
+        pre_nms_top_n: int,
+        post_nms_top_n: int,
+        nms_iou: float,
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Candidates, then NMS per level -> proposals [(P,4)] and their objectness [(P,)] per image."""
+        boxes_out, scores_out = [], []
+        for cand in self.candidates(out, image_sizes, pre_nms_top_n):
+            keep = self.select(cand, nms_iou, post_nms_top_n)
+            boxes_out.append(cand[0][keep])
+            scores_out.append(cand[1][keep])
         return boxes_out, scores_out
 
     def forward(
