@@ -212,7 +212,7 @@ def load_torchvision_weights(
     model = MaskRCNN(cfg)
     _load_converted(model, state)
     if num_classes is not None and num_classes != file_classes:
-        model = _with_new_heads(model, num_classes)
+        model = with_new_class_layers(model, num_classes)
     return model
 
 
@@ -233,7 +233,7 @@ def _model_from_imagenet(state, num_classes, config) -> MaskRCNN:  # noqa: ANN00
     return model
 
 
-def _with_new_heads(model: MaskRCNN, num_classes: int) -> MaskRCNN:
+def with_new_class_layers(model: MaskRCNN, num_classes: int) -> MaskRCNN:
     """The same network with freshly initialised class-specific layers for num_classes."""
     new = MaskRCNN(model.config.replace(num_classes=num_classes))
     state = {k: v for k, v in model.state_dict().items() if not _is_class_specific(k)}

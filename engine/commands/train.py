@@ -75,7 +75,7 @@ def input_sizes(size: int, jitter: float) -> tuple[int, ...]:
 def build_model(args, class_names: list[str]):  # noqa: ANN001
     """The model to train: from --weights (class layers re-initialised if the classes differ) or new."""
     from engine.checkpoint import load_weights
-    from engine.interop import _with_new_heads
+    from engine.interop import with_new_class_layers
     from engine.model.mask_rcnn import MaskRCNN
 
     k = len(class_names) + 1
@@ -88,7 +88,7 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
                     "the class layers start fresh",
                     file=sys.stderr,
                 )
-            model = _with_new_heads(model, k) if model.config.num_classes != k else model
+            model = with_new_class_layers(model, k) if model.config.num_classes != k else model
         cfg = model.config
     else:
         cfg = ModelConfig(num_classes=k, backbone=args.backbone or "resnet18")
