@@ -1,4 +1,5 @@
-"""Menus, shortcuts (labelme's: A/D, Ctrl+S, Ctrl+wheel), file dialogs, recent folders, drops."""
+"""Menus, shortcuts (labelme's: A/D, Ctrl+S, Ctrl+wheel; the editing ones in gui/edit_actions.py),
+file dialogs, recent folders, drops."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from engine.data.images import IMAGE_SUFFIXES
+from gui import edit_actions
 from gui.messages import WEIGHT_SUFFIXES
 
 if TYPE_CHECKING:
@@ -31,16 +33,21 @@ def build_menus(window: MainWindow) -> None:
     _action(window, file_menu, "Open &Image…", lambda: open_image_dialog(window), "Ctrl+I")
     window.recent_menu = file_menu.addMenu("&Recent Folders")
     update_recent(window)
-    window.save_action = _action(window, file_menu, "&Save", lambda: None, "Ctrl+S")
-    window.save_action.setEnabled(False)  # nothing to save until the editing tools (part 2) exist
-    window.save_action.setToolTip("Nothing to save yet: predictions are not edits")
+    window.save_action = _action(window, file_menu, "&Save", window.save, "Ctrl+S")
+    window.save_action.setToolTip("Edits are saved automatically; Ctrl+S writes them now")
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", window.close, "Ctrl+Q")
+    edit_actions.build_edit_menu(window, bar)
+    edit_actions.build_tools_menu(window, bar)
 
     model_menu = bar.addMenu("&Model")
     _action(window, model_menu, "Open &Weights…", lambda: open_weights_dialog(window), "Ctrl+M")
     _action(window, model_menu, "&Predict All", window.predict_all)
     _action(window, model_menu, "&Cancel Predict All", window.inference.cancel_batch)
+    model_menu.addSeparator()
+    _action(window, model_menu, "&Train…", lambda: show_train(window), "Ctrl+T")
+    window.models_menu = model_menu.addMenu("Project &Models")
+    window.models_menu.aboutToShow.connect(lambda: update_models_menu(window))
 
     view_menu = bar.addMenu("&View")
     _action(window, view_menu, "&Fit to Window", window.canvas.fit, "F")
@@ -54,10 +61,48 @@ def build_menus(window: MainWindow) -> None:
         check.toggled.connect(toggle.setChecked)
         view_menu.addAction(toggle)
         setattr(window, f"toggle_{name}", toggle)
+    hide = QAction("&Hide Predictions Matching Annotations", window, checkable=True)
+    hide.setChecked(window.overlays.hide_matched())
+    hide.toggled.connect(window.overlays.hide_matched_check.setChecked)
+    window.overlays.hide_matched_check.toggled.connect(hide.setChecked)
+    view_menu.addAction(hide)
+    view_menu.addAction(window.train_dock.toggleViewAction())
+    view_menu.addAction(window.classes_dock.toggleViewAction())
 
     go_menu = bar.addMenu("&Go")
     _action(window, go_menu, "&Previous Image", lambda: window.step(-1), "A")
     _action(window, go_menu, "&Next Image", lambda: window.step(1), "D")
+
+    help_menu = bar.addMenu("&Help")
+    _action(window, help_menu, "&Shortcuts…", lambda: show_shortcuts(window), "F1")
+
+
+def show_shortcuts(window: MainWindow) -> None:
+    from gui.shortcuts_dialog import ShortcutsDialog
+
+    window.shortcuts_dialog = ShortcutsDialog(window)
+    window.shortcuts_dialog.show()
+
+
+def show_train(window: MainWindow) -> None:
+    window.trainer.refresh()
+    window.train_dock.show()
+    window.train_dock.raise_()
+
+
+def update_models_menu(window: MainWindow) -> None:
+    """The models trained in this project (newest first); picking one loads it."""
+    from gui.training import project_models
+
+    menu = window.models_menu
+    menu.clear()
+    models = project_models(window.project.root) if window.project else []
+    for path in models:
+        action = menu.addAction(path.parent.name, lambda p=str(path): window.load_weights(p))
+        action.setCheckable(True)
+        action.setChecked(str(path) == window.weights_path)
+    if not models:
+        menu.addAction("No models trained in this project yet").setEnabled(False)
 
 
 def update_recent(window: MainWindow) -> None:

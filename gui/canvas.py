@@ -12,22 +12,35 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
 from gui import overlay
 from gui.items import BoxesItem, RectsItem
 from gui.mask_layers import MaskLayers
+from gui.tool_items import CircleItem, ShapeItem
 
 LAYERS = ("image", "annotations", "masks", "outlines", "proposals", "highlight", "boxes")
+TOOL_LAYERS = ("selection", "preview", "shapes", "rubber", "cursor")  # editing feedback, above the rest
 PROPOSAL_COLOR = QColor(255, 235, 59, 150)
 
 
 class CanvasTool:
-    """Base of editing tools (part 2): return True from a handler to consume the event."""
+    """Base of the editing tools: return True from a handler to consume the event.
 
+    ``press`` / ``move`` / ``release`` get left-button drags (``press`` at the point where the button
+    went down), ``click`` gets clicks (any button), ``hover`` the mouse moving, ``key`` key presses on
+    the canvas. Points are image coordinates (x right, y down; pixel (r, c) covers [c, c+1) x [r, r+1))."""
+
+    name = ""
     cursor = Qt.CursorShape.ArrowCursor
+
+    def activate(self, canvas: Canvas) -> None:
+        pass
+
+    def deactivate(self, canvas: Canvas) -> None:
+        pass
 
     def press(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
         return False
@@ -36,6 +49,15 @@ class CanvasTool:
         return False
 
     def release(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
+        return False
+
+    def click(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
+        return False
+
+    def hover(self, canvas: Canvas, point: QPointF) -> bool:
+        return False
+
+    def key(self, canvas: Canvas, event) -> bool:  # noqa: ANN001
         return False
 
 
@@ -60,13 +82,26 @@ class ViewBox(pg.ViewBox):
 
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: ANN001, N802
         tool = self.canvas.tool
-        if tool is not None:
+        if tool is not None and ev.button() == Qt.MouseButton.LeftButton:
             point = self.mapSceneToView(ev.scenePos())
-            handler = tool.press if ev.isStart() else tool.release if ev.isFinish() else tool.move
-            if handler(self.canvas, point, ev):
+            if ev.isStart():  # the drag starts a few pixels after the press: begin where the button went down
+                consumed = tool.press(self.canvas, self.mapSceneToView(ev.buttonDownScenePos()), ev)
+                consumed = tool.move(self.canvas, point, ev) or consumed
+            elif ev.isFinish():
+                consumed = tool.release(self.canvas, point, ev)
+            else:
+                consumed = tool.move(self.canvas, point, ev)
+            if consumed:
                 ev.accept()
                 return
         super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: ANN001, N802
+        tool = self.canvas.tool
+        if tool is not None and tool.click(self.canvas, self.mapSceneToView(ev.scenePos()), ev):
+            ev.accept()
+            return
+        super().mouseClickEvent(ev)
 
 
 class Canvas(pg.GraphicsView):
@@ -78,8 +113,9 @@ class Canvas(pg.GraphicsView):
         self.view = ViewBox(self)
         self.setCentralItem(self.view)
         self.tool: CanvasTool | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.layers: dict[str, pg.GraphicsObject] = {}
-        for z, name in enumerate(LAYERS):
+        for z, name in enumerate(LAYERS + TOOL_LAYERS):
             item = self._make_layer(name)
             item.setZValue(z)
             self.view.addItem(item)
@@ -113,6 +149,10 @@ class Canvas(pg.GraphicsView):
             return RectsItem(width=1.0)
         if name == "boxes":
             return BoxesItem()
+        if name in ("shapes", "rubber"):
+            return ShapeItem()
+        if name == "cursor":
+            return CircleItem()
         return pg.ImageItem(axisOrder="row-major")
 
     # ----- image -----
@@ -120,6 +160,7 @@ class Canvas(pg.GraphicsView):
         """(H,W,3) uint8 or None; clears every overlay."""
         self.clear_overlays()
         self.set_annotations([], [])
+        self.clear_tool_layers()
         item = self.layers["image"]
         if image is None:
             item.clear()
@@ -211,9 +252,9 @@ class Canvas(pg.GraphicsView):
         item.setRect(QRectF(crop.x0, crop.y0, crop.mask.shape[1], crop.mask.shape[0]))
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
-        if self.tool is not None:
-            return
         point = self.view.mapSceneToView(scene_pos)
+        if self.tool is not None and self.tool.hover(self, point):
+            return
         index = self.labels.at(point.x(), point.y()) if self.layers["masks"].isVisible() else -1
         if index != self.hover_index:
             self.hover_index = index
@@ -221,12 +262,44 @@ class Canvas(pg.GraphicsView):
             self.hovered.emit(index)
 
     def _on_mouse_clicked(self, event) -> None:  # noqa: ANN001
-        if self.tool is not None or event.button() != Qt.MouseButton.LeftButton:
-            return
+        if event.isAccepted() or event.button() != Qt.MouseButton.LeftButton:
+            return  # a tool took it
         point = self.view.mapSceneToView(event.scenePos())
         index = self.labels.at(point.x(), point.y())
         self.set_selected(index)
         self.clicked.emit(index)
+
+    # ----- tools -----
+    def set_tool(self, tool: CanvasTool | None) -> None:
+        if self.tool is not None:
+            self.tool.deactivate(self)
+        self.clear_tool_layers(keep_selection=True)
+        self.tool = tool
+        self.viewport().setCursor(tool.cursor if tool is not None else Qt.CursorShape.ArrowCursor)
+        if tool is not None:
+            tool.activate(self)
+
+    def clear_tool_layers(self, keep_selection: bool = False) -> None:
+        for name in TOOL_LAYERS:
+            if keep_selection and name in ("selection", "shapes"):
+                continue
+            item = self.layers[name]
+            item.clear()
+
+    def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
+        if self.tool is not None and self.tool.key(self, event):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def image_to_widget(self, x: float, y: float) -> QPoint:
+        """Image coordinates -> viewport pixel (what a mouse event on ``viewport()`` carries)."""
+        return self.mapFromScene(self.view.mapViewToScene(QPointF(x, y)))
+
+    def pixel_size(self) -> float:
+        """Image pixels per screen pixel at the current zoom (for hit tolerances given in screen pixels)."""
+        size = self.view.viewPixelSize()
+        return float(max(size[0], size[1])) if size[0] > 0 else 1.0
 
     # ----- message over the view -----
     def show_message(self, text: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.predict import PredictSettings
-from gui.worker import InferenceWorker, Mailbox, ModelInfo, Request, Result, default_torch_threads
+from gui.worker import BoxRequest, InferenceWorker, Mailbox, ModelInfo, Request, Result, default_torch_threads
 
 
 class InferenceClient(QObject):
@@ -32,8 +32,10 @@ class InferenceClient(QObject):
     batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None
     batch_done = Signal(bool)
     batch_failed = Signal(str)
+    box_mask_ready = Signal(int, object, str)  # box request id, InstanceMask | None, error message
 
     _wake = Signal()
+    _boxes = Signal()
     _load = Signal(str, str)
     _batch = Signal(object, object)
 
@@ -47,6 +49,8 @@ class InferenceClient(QObject):
         self._wake.connect(self.worker.wake)
         self._load.connect(self.worker.load_model)
         self._batch.connect(self.worker.run_batch)
+        self._boxes.connect(self.worker.serve_boxes)
+        self.worker.box_mask.connect(self._on_box_mask)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.model_loaded.connect(self._on_model_loaded)
@@ -56,6 +60,8 @@ class InferenceClient(QObject):
         self.worker.batch_done.connect(self._on_batch_done)
         self.thread.start(QThread.Priority.LowPriority)
         self._ids = itertools.count(1)
+        self._box_ids = itertools.count(1)
+        self.boxes_pending = 0
         self.generation = 0
         self.latest_id = 0
         self.answered_id = 0
@@ -71,7 +77,7 @@ class InferenceClient(QObject):
     # ----- requests -----
     @property
     def busy(self) -> bool:
-        return self.loading_model or self.latest_id > self.answered_id
+        return self.loading_model or self.latest_id > self.answered_id or self.boxes_pending > 0
 
     def set_image(self, key: str, image: np.ndarray, settings: PredictSettings) -> int | None:
         """A new image: a new generation; results for the previous image become stale."""
@@ -132,6 +138,26 @@ class InferenceClient(QObject):
         self._answer(request_id)
         if request_id >= self.generation:
             self.request_failed.emit(message)
+
+    # ----- masks for user boxes -----
+    def mask_from_box(
+        self, key: str, image: np.ndarray, box: tuple[float, float, float, float], label: int, threshold: float
+    ) -> int:
+        """Ask the worker for the model's mask inside ``box`` (xyxy image pixels); answered by box_mask_ready."""
+        was_busy = self.busy
+        request_id = next(self._box_ids)
+        self.boxes_pending += 1
+        self.worker.box_jobs.append(BoxRequest(request_id, key, image, tuple(map(float, box)), label, threshold))
+        self._boxes.emit()
+        if not was_busy:
+            self.busy_changed.emit(True)
+        return request_id
+
+    def _on_box_mask(self, request_id: int, crop, error: str) -> None:  # noqa: ANN001
+        self.boxes_pending -= 1
+        self.box_mask_ready.emit(request_id, crop, error)
+        if not self.busy:
+            self.busy_changed.emit(False)
 
     # ----- model -----
     def load_model(self, path: str, device: str) -> None:

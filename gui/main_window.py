@@ -1,37 +1,43 @@
-"""The main window: canvas in the middle, image list on the left, instances and controls on the right.
+"""The main window: canvas in the middle, images and instances on the left, classes and controls on
+the right, the Train panel at the bottom.
 
 The window owns no inference: it hands requests to ``InferenceClient`` and draws the fresh results it
-gets back. See gui/inference.py for request ids, coalescing and stale results.
+gets back (gui/inference.py). Edits go through the ``Editor`` (gui/editor.py) and its undo stack, are
+saved by the ``AutoSaver`` (gui/saver.py); training runs in a separate process (gui/train_controller.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QScrollArea, QVBoxLayout, QWidget
 
-from engine.config import ModelConfig
 from engine.data import DatasetError, ImageLoadError
 from engine.predict import Prediction, PredictSettings
-from gui import actions
+from gui import actions, window_settings
 from gui.canvas import Canvas
+from gui.editor import Editor
 from gui.inference import InferenceClient
 from gui.loader import ImageLoader
 from gui.messages import NO_FOLDER, NO_MODEL
 from gui.overlay import instance_color
+from gui.panels.class_list import ClassList
 from gui.panels.controls import OverlayPanel, ThresholdPanel
 from gui.panels.image_list import ImageList
 from gui.panels.instance_list import InstanceList
 from gui.panels.model_panel import ModelPanel
+from gui.panels.train_panel import TrainPanel
 from gui.project import Project
+from gui.saver import AutoSaver
 from gui.settings import Settings
+from gui.train_controller import TrainController
+from gui.window_edits import WindowEditing
 from gui.worker import ModelInfo, Result
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, WindowEditing):
     def __init__(self, settings: Settings, torch_threads: int | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Mask R-CNN Studio")
@@ -54,7 +60,7 @@ class MainWindow(QMainWindow):
         self._connect()
         actions.build_menus(self)
         self.setAcceptDrops(True)
-        self._restore()
+        window_settings.restore(self)
         self._update_message()
 
     # ----- construction -----
@@ -91,13 +97,25 @@ class MainWindow(QMainWindow):
             self._dock("Instances", self.instances, Qt.DockWidgetArea.LeftDockWidgetArea),
             self._dock("Controls", scroll, Qt.DockWidgetArea.RightDockWidgetArea),
         ]
+        self.classes = ClassList()
+        self.classes_dock = self._dock("Classes", self.classes, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.classes_dock, self.docks[2], Qt.Orientation.Vertical)
+        self.train_panel = TrainPanel()
+        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.train_dock.setFeatures(self.train_dock.features() | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.train_dock.hide()
+        self.editor = Editor(self)
+        self.saver = AutoSaver(self)
+        self.trainer = TrainController(self, self.train_panel)
         self.status_text = QLabel()
+        self.edit_status = QLabel()
         self.timing = QLabel()
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(120)
         self.busy.setVisible(False)
         self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.edit_status)
         self.statusBar().addPermanentWidget(self.timing)
         self.statusBar().addPermanentWidget(self.busy)
 
@@ -136,61 +154,30 @@ class MainWindow(QMainWindow):
         self.model_panel.device_changed.connect(self._on_device_changed)
         self.model_panel.predict_all_requested.connect(self.predict_all)
         self.model_panel.cancel_requested.connect(self.inference.cancel_batch)
-
-    def _restore(self) -> None:
-        geometry, state = self.settings.window_state()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
-        if state is not None:
-            self.restoreState(state)
-        else:  # first run: room for file names and the instance table on the left, the sliders on the right
-            self.resizeDocks(self.docks, [270, 270, 310], Qt.Orientation.Horizontal)
-            self.resizeDocks(self.docks[:2], [300, 400], Qt.Orientation.Vertical)
-        defaults = ModelConfig()
-        stored = self.settings.predict_settings()
-        self.thresholds.set_settings(
-            replace(
-                stored,
-                box_nms_iou=stored.box_nms_iou if stored.box_nms_iou is not None else defaults.box_nms_iou,
-                rpn_nms_iou=stored.rpn_nms_iou if stored.rpn_nms_iou is not None else defaults.rpn_nms_iou,
-                num_proposals=stored.num_proposals or defaults.rpn_post_nms_top_n_test,
-                max_detections=stored.max_detections or defaults.detections_per_image,
-            )
-        )
-        self.thresholds.sliders["proposals_shown"].set_value(self.settings.get("view/proposals_shown", 100, int))
-        self.model_panel.set_device(self.settings.device)
-        for name, check in self.overlays.checks.items():
-            check.setChecked(self.settings.get(f"view/show_{name}", check.isChecked(), bool))
-            self.canvas.set_layer_visible(name, check.isChecked())  # also when the box did not change
-        self.overlays.opacity.setValue(self.settings.get("view/mask_opacity", self.overlays.opacity.value(), int))
-        self.canvas.set_mask_opacity(self.overlays.opacity.value() / 100)
+        self._connect_editing()
 
     def save_settings(self) -> None:
-        self.settings.save_window_state(self.saveGeometry(), self.saveState())
-        self.settings.save_predict_settings(self.thresholds.settings())
-        self.settings.set("view/proposals_shown", self.thresholds.proposals_shown())
-        self.settings.device = self.model_panel.device_value()
-        for name, check in self.overlays.checks.items():
-            self.settings.set(f"view/show_{name}", check.isChecked())
-        self.settings.set("view/mask_opacity", self.overlays.opacity.value())
-        self.settings.sync()
+        window_settings.save(self)
 
     # ----- opening things -----
     def open_path(self, path: str | Path) -> bool:
         """A folder, an annotation file or an image; False (and a message) when it cannot be read."""
+        if not self.save_or_discard():
+            return False
         try:
             project = Project.open(path)
         except (DatasetError, ImageLoadError, OSError) as exc:
             self.show_error(f"Cannot open {path}: {exc}")
             return False
         self.project = project
+        self.saver.attach(project.dataset, project.annotation_path())
+        self.editor.reset()
+        self.trainer.refresh()
         self.settings.remember_folder(project.root)
         actions.update_recent(self)
         self.images.set_images(project.paths, project.states)
         self.instances.set_classes(self.class_names or project.category_names())
-        self.setWindowTitle(f"{project.root.name} — Mask R-CNN Studio")
+        self._update_title()
         if project.warnings:
             self.status_text.setText(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
         self.index = -1
@@ -207,6 +194,8 @@ class MainWindow(QMainWindow):
         """Show image ``index``: decoded in the loader thread, then predicted in the inference thread."""
         if self.project is None or not 0 <= index < len(self.project) or index == self.index:
             return
+        self.editor.leave_image()
+        self.saver.flush()  # a failure is shown; the edits stay in memory and are retried with the next save
         self.index = index
         self.images.set_current(index)
         self.prediction, self.shown = None, []
@@ -225,8 +214,7 @@ class MainWindow(QMainWindow):
         self.hide_error()
         self.status_text.setText("")
         self.canvas.set_image(image)
-        h, w = image.shape[:2]
-        self.canvas.set_annotations(*self.project.annotation_crops(self.index, h, w)[:2])
+        self.editor.refresh()
         self.inference.set_image(path, image, self.thresholds.settings())
         self._update_message()
 
@@ -259,8 +247,7 @@ class MainWindow(QMainWindow):
         self.prediction = result.prediction
         if self._banner_until_result:
             self.hide_error()
-        if self.images.state(self.index) == "not_run":
-            self.images.set_state(self.index, "predicted")
+        self._mark_predicted(self.index)
         self._redraw()
         times = result.prediction.timings_ms
         self.timing.setText(" · ".join(f"{k} {v:.0f} ms" for k, v in times.items()))
@@ -272,8 +259,9 @@ class MainWindow(QMainWindow):
             self.canvas.clear_overlays()
             self.instances.set_instances([], 0)
             return
-        names = [self._class_name(label) for label in pred.labels]
-        self.shown = [i for i in range(len(pred)) if not wanted or names[i] == wanted]
+        names = [self.class_name(label) for label in pred.labels]
+        hidden = self.editor.hidden_predictions(pred) if self.overlays.hide_matched() else np.zeros(len(pred), bool)
+        self.shown = [i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i]]
         colors = [instance_color(int(pred.keys[i])) for i in self.shown]
         labels = [f"{names[i]} {pred.scores[i]:.2f}" for i in self.shown]
         crops = [pred.masks[i] for i in self.shown]
@@ -288,7 +276,7 @@ class MainWindow(QMainWindow):
             return
         self.canvas.set_proposals(self.prediction.proposals[: self.thresholds.proposals_shown()])
 
-    def _class_name(self, label: int) -> str:
+    def class_name(self, label: int) -> str:
         if 1 <= label <= len(self.class_names):
             return self.class_names[label - 1]
         return f"class {label}"
@@ -297,7 +285,7 @@ class MainWindow(QMainWindow):
         if 0 <= index < len(self.shown) and self.prediction is not None:
             i = self.shown[index]
             pred = self.prediction
-            text = f"{self._class_name(int(pred.labels[i]))}  score {pred.scores[i]:.3f}  area {pred.masks[i].area} px"
+            text = f"{self.class_name(int(pred.labels[i]))}  score {pred.scores[i]:.3f}  area {pred.masks[i].area} px"
             self.status_text.setText(text)
 
     # ----- model -----
@@ -307,6 +295,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_model(info.path, info.description)
         self.settings.last_weights = info.path
         self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
+        self.trainer.refresh()
         self.hide_error()
         self._update_message()
         if self.image is not None:
@@ -334,8 +323,8 @@ class MainWindow(QMainWindow):
         self.model_panel.set_batch(True, done, total)
         if self.project is not None and key in self.project.paths:
             row = self.project.paths.index(key)
-            if prediction is not None and self.images.state(row) == "not_run":
-                self.images.set_state(row, "predicted")
+            if prediction is not None:
+                self._mark_predicted(row)
 
     def _on_batch_done(self, cancelled: bool) -> None:
         self.model_panel.set_batch(False, self.model_panel.progress.value(), self.model_panel.progress.maximum())
@@ -382,11 +371,18 @@ class MainWindow(QMainWindow):
         actions.open_dropped(self, [url.toLocalFile() for url in event.mimeData().urls()])
 
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+        if not self.save_or_discard():
+            event.ignore()
+            return
         self.save_settings()
         self.shutdown()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop the worker threads (a batch is cancelled; a running inference is waited for)."""
+        """Stop the worker threads (a batch is cancelled; a running inference is waited for), kill a
+        training process, write what is not saved yet."""
+        self.trainer.shutdown()
+        self.saver.flush()
+        self.saver.shutdown()
         self.inference.shutdown()
         self.loader.shutdown()

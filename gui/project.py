@@ -1,7 +1,9 @@
 """What is open: a folder (or one image) read through ``engine.data.read_dataset``, with image states.
 
 Qt-free. States shown in the image list: "not_run", "predicted" (by the model, in this session or
-saved so), "annotated" (the file holds the user's instances), "error" (could not be read).
+saved so), "annotated" (the file holds the user's instances), "reviewed" (the user accepted, edited
+or marked it), "error" (could not be read). Edits are saved to ``annotation_path`` (COCO): the COCO
+file the project was read from, else ``annotations.json`` in the folder.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from engine.data import Dataset, DatasetError, ImageRecord, read_dataset
+from engine.data import Dataset, DatasetError, ImageRecord, Instance, read_dataset
 from engine.data.images import is_image_file
 from engine.predict import InstanceMask
+from gui.mask_edit import crop_of
+
+ANNOTATION_FILE = "annotations.json"
 
 
 @dataclass
@@ -24,6 +27,8 @@ class Project:
     states: list[str]
     warnings: list[str] = field(default_factory=list)
     start_index: int = 0
+    rejected: dict[int, list[InstanceMask]] = field(default_factory=dict)  # per image, this session only
+    _crops: dict[int, tuple[Instance, InstanceMask]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: str | Path) -> Project:
@@ -67,33 +72,60 @@ class Project:
     def category_names(self) -> list[str]:
         return [c.name for c in self.dataset.categories]
 
-    def annotation_crops(self, index: int, height: int, width: int) -> tuple[list[InstanceMask], list, list[str]]:
-        """The user's instances of image ``index`` as crops, their category colours and names."""
+    def annotation_path(self) -> Path:
+        """Where edits are saved: the COCO file this project came from, else <folder>/annotations.json."""
+        source = self.dataset.source_path
+        if self.dataset.source_format == "coco" and source is not None:
+            return Path(source)
+        return self.root / ANNOTATION_FILE
+
+    def display_state(self, index: int) -> str:
+        return display_state(self.records[index])
+
+    def annotations(self, index: int) -> list[Instance]:
+        """The user's instances of image ``index`` (what the annotation layer shows and the tools edit)."""
+        return [instance for instance in self.records[index].instances if instance.origin != "predicted"]
+
+    def crop(self, index: int, instance: Instance) -> InstanceMask:
+        """An instance's mask as a crop, decoded once per instance object (edits make new objects)."""
+        cached = self._crops.get(id(instance))
+        if cached is not None and cached[0] is instance:
+            return cached[1]
         record = self.records[index]
+        crop = crop_of(instance.decode_mask(record.height, record.width))
+        if len(self._crops) > 50_000:
+            self._crops.clear()
+        self._crops[id(instance)] = (instance, crop)
+        return crop
+
+    def annotation_crops(self, index: int, height: int, width: int) -> tuple[list[InstanceMask], list, list[str]]:
+        """The user's (non-empty) instances of image ``index`` as crops, their category colours and names."""
         crops, colors, names = [], [], []
-        for instance in record.instances:
-            if instance.origin == "predicted":
+        for instance in self.annotations(index):
+            crop = self.crop(index, instance)
+            if not crop.mask.size:
                 continue
-            mask = instance.decode_mask(height, width)
-            rows, cols = np.any(mask, 1), np.any(mask, 0)
-            if not rows.any():
-                continue
-            y0, y1 = np.flatnonzero(rows)[[0, -1]]
-            x0, x1 = np.flatnonzero(cols)[[0, -1]]
-            crops.append(InstanceMask(int(x0), int(y0), mask[y0 : y1 + 1, x0 : x1 + 1]))
-            try:
-                category = self.dataset.category_by_id(instance.category_id)
-                colors.append(category.color)
-                names.append(category.name)
-            except KeyError:
-                colors.append((255, 255, 255))
-                names.append(str(instance.category_id))
+            crops.append(crop)
+            color, name = self.category_style(instance.category_id)
+            colors.append(color)
+            names.append(name)
         return crops, colors, names
+
+    def category_style(self, category_id: int) -> tuple[tuple[int, int, int], str]:
+        try:
+            category = self.dataset.category_by_id(category_id)
+        except KeyError:
+            return (255, 255, 255), str(category_id)
+        return category.color, category.name
+
+
+def display_state(record: ImageRecord) -> str:
+    if record.state == "reviewed":
+        return "reviewed"
+    if any(instance.origin != "predicted" for instance in record.instances):
+        return "annotated"
+    return record.state
 
 
 def initial_state(record: ImageRecord) -> str:
-    if record.state == "predicted":
-        return "predicted"
-    if any(instance.origin != "predicted" for instance in record.instances):
-        return "annotated"
-    return "not_run"
+    return display_state(record)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,19 @@ class Result:
     request: Request
     prediction: Prediction
     elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class BoxRequest:
+    """The mask head's mask for a box the user drew on image ``key`` (pixels given, in case the
+    Predictor's cache holds another image by now)."""
+
+    id: int
+    key: str
+    image: np.ndarray
+    box: tuple[float, float, float, float]
+    label: int
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class InferenceWorker(QObject):
     batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None (None: failed)
     batch_started = Signal(int)  # number of images
     batch_done = Signal(bool)  # cancelled
+    box_mask = Signal(int, object, str)  # box request id, InstanceMask | None, error message
 
     def __init__(self, mailbox: Mailbox, torch_threads: int | None = None, nice: int = 0) -> None:
         super().__init__()
@@ -116,6 +131,7 @@ class InferenceWorker(QObject):
         self.nice = nice
         self.cancel_batch = threading.Event()
         self.pause_before_predict: threading.Event | None = None  # tests hold a request mid-flight with it
+        self.box_jobs: deque[BoxRequest] = deque()  # every box is served (no latest-wins), in order
         self._threads_set = False
 
     def _ensure_threads(self) -> None:
@@ -161,6 +177,23 @@ class InferenceWorker(QObject):
         while (request := self.mailbox.take()) is not None:
             self._serve(request)
 
+    @Slot()
+    def serve_boxes(self) -> None:
+        """Masks for the boxes the user drew (queued; also served between the images of a batch)."""
+        self._ensure_threads()
+        while self.box_jobs:
+            job = self.box_jobs.popleft()
+            if self.predictor is None:
+                self.box_mask.emit(job.id, None, "No model loaded")
+                continue
+            try:
+                self.predictor.set_image(job.image, key=job.key)  # no-op when the image is the cached one
+                crop = self.predictor.mask_from_box(job.box, job.label, job.threshold)
+            except Exception as exc:  # noqa: BLE001
+                self.box_mask.emit(job.id, None, error_message(exc, "Mask from box"))
+                continue
+            self.box_mask.emit(job.id, crop, "")
+
     def _serve(self, request: Request) -> None:
         self._ensure_threads()
         if self.predictor is None:
@@ -195,6 +228,7 @@ class InferenceWorker(QObject):
         self.batch_started.emit(total)
         for done, path in enumerate(paths, start=1):
             self.wake()
+            self.serve_boxes()
             if self.cancel_batch.is_set() or self.predictor is None:
                 self.batch_done.emit(True)
                 return

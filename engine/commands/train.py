@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object per event on stdout instead of a progress bar (for programs)",
     )
     p.add_argument("--cancel-file", default=None, help="stop cleanly (keeping a checkpoint) once this file exists")
+    p.add_argument(
+        "--half-copy",
+        action="store_true",
+        help="also write model.fp16.safetensors (float16 weights, half the size; loading restores float32)",
+    )
     return p
 
 
@@ -187,16 +192,15 @@ def run_training(args) -> int:  # noqa: ANN001
         val_dataset=val_dataset,
     )
     if args.events_jsonl:
-        return _print_events(events, main_process, len(train_ids), len(val_ids), class_names)
+        status = _print_events(events, main_process, len(train_ids), len(val_ids), class_names)
+        _write_half_copy(args, main_process)
+        return status
     if main_process:
         print(
             f"training on {len(train_ids)} images ({', '.join(class_names[:6])}), validating on {len(val_ids)}; "
             f"{iters} iterations of {args.batch_size} on {device}; input {model.config.min_size[-1]}px"
         )
     bar = tqdm(total=iters, disable=not main_process, unit="it", dynamic_ncols=True)
-    events = train(
-        model, dataset, cfg, args.out, train_ids, val_ids, device, resume=args.resume, val_dataset=val_dataset
-    )
     for event in events:
         if event.kind == "step":
             bar.n = event.iteration
@@ -212,7 +216,26 @@ def run_training(args) -> int:  # noqa: ANN001
         elif event.kind == "done" and main_process:
             bar.close()
             print(f"saved {event.path}")
+    path = _write_half_copy(args, main_process)
+    if path:
+        print(f"saved {path}")
     return 0
+
+
+def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001
+    """With --half-copy: the final model again in float16 (for shipping; the float32 file stays for --resume)."""
+    from pathlib import Path
+
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from engine.train import LAST
+
+    last = Path(args.out) / LAST
+    if not (args.half_copy and main_process and last.is_file()):
+        return ""
+    model, info = load_checkpoint(last)
+    target = last.with_name("model.fp16.safetensors")
+    save_checkpoint(model, target, info.class_names, info.history, info.extra, half=True)
+    return str(target)
 
 
 def _split(dataset, ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:  # noqa: ANN001

@@ -136,6 +136,11 @@ class OverlayPanel(QGroupBox):
             check.toggled.connect(lambda on, n=name: self.layer_toggled.emit(n, on))
             layout.addWidget(check)
             self.checks[name] = check
+        self.hide_matched_check = QCheckBox("Hide predictions matching an annotation")
+        self.hide_matched_check.setObjectName("hide_matched")
+        self.hide_matched_check.setToolTip("Accepted, drawn or rejected masks hide the predictions they match")
+        self.hide_matched_check.setChecked(True)
+        layout.addWidget(self.hide_matched_check)
         row = QHBoxLayout()
         row.addWidget(QLabel("Mask opacity"))
         self.opacity = QSlider(Qt.Orientation.Horizontal)
@@ -145,3 +150,6 @@ class OverlayPanel(QGroupBox):
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
         row.addWidget(self.opacity, 1)
         layout.addLayout(row)
+
+    def hide_matched(self) -> bool:
+        return self.hide_matched_check.isChecked()

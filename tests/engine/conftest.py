@@ -10,7 +10,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/engine/synthetic.py
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from shared_data import SHARED_DATA  # noqa: E402
 
 
 @pytest.fixture(scope="session")

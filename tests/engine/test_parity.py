@@ -32,7 +32,22 @@ def assert_same_detections(expected: dict, actual: dict) -> None:
     assert iou[torch.arange(n), best].min().item() > 0.999
     assert (expected["scores"] - actual["scores"][best]).abs().max().item() <= 1e-4
     mad = (expected["masks"] - actual["masks"][best]).abs().flatten(1).mean(1)
-    assert mad.max().item() <= 1e-3
+    tie = _paste_box_on_integer_edge(expected["boxes"])
+    assert tie.sum() <= max(1, n // 10), "rounding ties should be rare"
+    assert mad[~tie].max().item() <= 1e-3
+
+
+def _paste_box_on_integer_edge(boxes: torch.Tensor, tol: float = 5e-4) -> torch.Tensor:
+    """Detections whose paste box (the box grown by 30/28 for the padded 28x28 mask) has an edge within
+    ``tol`` of an integer: the paste truncates it to int, so box differences of 1e-4 (float rounding,
+    which depends on the thread count) can move such a mask by one pixel. Those are compared by box only."""
+    scale = 30 / 28
+    half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+    half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+    cx = (boxes[:, 2] + boxes[:, 0]) * 0.5
+    cy = (boxes[:, 3] + boxes[:, 1]) * 0.5
+    edges = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
+    return ((edges - edges.round()).abs() < tol).any(dim=1)
 
 
 CASES = {

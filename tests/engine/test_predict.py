@@ -8,7 +8,7 @@ import torch
 
 from engine.bench import randomise
 from engine.interop import from_torchvision
-from engine.predict import PredictSettings, Predictor
+from engine.predict import Predictor, PredictSettings
 
 
 @pytest.fixture(scope="module")

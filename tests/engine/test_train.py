@@ -141,7 +141,11 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
     one, info_one = load_checkpoint(tmp_path / "one" / LAST)
     two, info_two = load_checkpoint(tmp_path / "two" / LAST)
-    for a, b in zip(info_one.history, info_two.history):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    # The first steps agree to float precision; later ones within 1e-3: after two updates the weights
+    # differ by all-reduce rounding, which can flip a near-tied proposal in NMS or sampling.
+    first, *rest = zip(info_one.history, info_two.history)
+    assert first[1]["loss"] == pytest.approx(first[0]["loss"], rel=1e-5)
+    for a, b in rest:
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
     for (k, a), b in zip(one.state_dict().items(), two.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), k

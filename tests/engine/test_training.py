@@ -61,7 +61,7 @@ def _coco_targets(folder, n):
 
 
 def test_losses_are_finite_on_real_images(coco128_images):
-    from conftest import SHARED_DATA
+    from shared_data import SHARED_DATA
 
     pairs = _coco_targets(SHARED_DATA / "coco128", 2)
     from PIL import Image

@@ -1,0 +1,107 @@
+"""Undoable edits of the plain-Python annotation model (engine.data): QUndoCommand subclasses.
+
+Rules that keep undo exact and saving safe:
+- an ``Instance`` is never changed in place: an edit builds new instances and swaps the image's
+  instance list, so undo puts the old list (the same objects) back, and a snapshot taken for the
+  autosave thread never sees a half-made edit;
+- an edit of an image's instances marks the image "reviewed"; undo restores its previous state;
+- each command tells the ``notify`` callback which image (or None: categories) it touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtGui import QUndoCommand
+
+from engine.data import Category, Dataset, ImageRecord, Instance
+
+Notify = Callable[[ImageRecord | None], None]
+
+
+class SetInstances(QUndoCommand):
+    """Replace an image's instance list (add, delete, repaint, relabel, split, merge, accept are all this)."""
+
+    def __init__(self, record: ImageRecord, instances: Sequence[Instance], text: str, notify: Notify) -> None:
+        super().__init__(text)
+        self.record, self.notify = record, notify
+        self.before = list(record.instances)
+        self.after = list(instances)
+        self.state_before = record.state
+
+    def redo(self) -> None:
+        self.record.instances[:] = self.after
+        self.record.state = "reviewed"
+        self.notify(self.record)
+
+    def undo(self) -> None:
+        self.record.instances[:] = self.before
+        self.record.state = self.state_before
+        self.notify(self.record)
+
+
+class SetImageState(QUndoCommand):
+    def __init__(self, record: ImageRecord, state: str, notify: Notify) -> None:
+        super().__init__(f"Mark image {state}")
+        self.record, self.state, self.notify = record, state, notify
+        self.state_before = record.state
+
+    def redo(self) -> None:
+        self.record.state = self.state
+        self.notify(self.record)
+
+    def undo(self) -> None:
+        self.record.state = self.state_before
+        self.notify(self.record)
+
+
+class AddCategory(QUndoCommand):
+    def __init__(self, dataset: Dataset, name: str, notify: Notify, color: tuple[int, int, int] | None = None) -> None:
+        super().__init__(f"Add class {name}")
+        self.dataset, self.notify = dataset, notify
+        self.category = Category(max((c.id for c in dataset.categories), default=0) + 1, name, color)
+
+    def redo(self) -> None:
+        self.dataset.categories.append(self.category)
+        self.notify(None)
+
+    def undo(self) -> None:
+        self.dataset.categories.remove(self.category)
+        self.notify(None)
+
+
+class EditCategory(QUndoCommand):
+    """Rename and/or recolour a class (categories are small and copied for each save snapshot)."""
+
+    def __init__(self, category: Category, name: str, color: tuple[int, int, int], notify: Notify) -> None:
+        super().__init__(f"Rename class {category.name}" if name != category.name else f"Recolour {name}")
+        self.category, self.notify = category, notify
+        self.before = (category.name, category.color)
+        self.after = (name, tuple(int(c) for c in color))
+
+    def redo(self) -> None:
+        self.category.name, self.category.color = self.after
+        self.notify(None)
+
+    def undo(self) -> None:
+        self.category.name, self.category.color = self.before
+        self.notify(None)
+
+
+class RejectPredictions(QUndoCommand):
+    """Hide predictions (as crops) of one image for this session; the image counts as reviewed."""
+
+    def __init__(self, rejected: list, crops: Sequence, record: ImageRecord, notify: Notify) -> None:
+        super().__init__(f"Reject {len(crops)} prediction(s)")
+        self.rejected, self.crops, self.record, self.notify = rejected, list(crops), record, notify
+        self.state_before = record.state
+
+    def redo(self) -> None:
+        self.rejected.extend(self.crops)
+        self.record.state = "reviewed"
+        self.notify(self.record)
+
+    def undo(self) -> None:
+        del self.rejected[len(self.rejected) - len(self.crops) :]
+        self.record.state = self.state_before
+        self.notify(self.record)

@@ -1,0 +1,107 @@
+"""The project's classes: pick the one to draw with (or to relabel the selection), add, rename, recolour.
+
+Row k (1..9) is also what digit key k picks. Changes go through the Editor, so they can be undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.data import Category
+
+
+class ClassList(QWidget):
+    chosen = Signal(int)  # category id picked by the user
+    add_requested = Signal(str)
+    rename_requested = Signal(int, str)
+    recolor_requested = Signal(int, object)  # id, (r, g, b)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = QListWidget()
+        self.list.setObjectName("classList")
+        self.add_button = QPushButton("Add…")
+        self.rename_button = QPushButton("Rename…")
+        self.color_button = QPushButton("Colour…")
+        for button, tip in (
+            (self.add_button, "Add a class"),
+            (self.rename_button, "Rename the chosen class"),
+            (self.color_button, "Change the chosen class's colour"),
+        ):
+            button.setToolTip(tip)
+        buttons = QHBoxLayout()
+        for button in (self.add_button, self.rename_button, self.color_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        self.list.currentItemChanged.connect(self._on_current)
+        self.add_button.clicked.connect(self.ask_add)
+        self.rename_button.clicked.connect(self.ask_rename)
+        self.color_button.clicked.connect(self.ask_color)
+
+    def set_categories(self, categories: Sequence[Category], current: int | None) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        for number, category in enumerate(categories, start=1):
+            swatch = QPixmap(12, 12)
+            swatch.fill(QColor(*category.color))
+            key = f"{number}  " if number <= 9 else "   "
+            item = QListWidgetItem(swatch, f"{key}{category.name}")
+            item.setData(Qt.ItemDataRole.UserRole, category.id)
+            item.setToolTip(f"class id {category.id}" + (f"; key {number}" if number <= 9 else ""))
+            self.list.addItem(item)
+            if category.id == current:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        has = self.list.count() > 0
+        self.rename_button.setEnabled(has)
+        self.color_button.setEnabled(has)
+
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def names(self) -> list[str]:
+        return [self.list.item(r).text().split(maxsplit=1)[-1] for r in range(self.list.count())]
+
+    def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.chosen.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def ask_add(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add a class", "Name of the new class:")
+        if ok and name.strip():
+            self.add_requested.emit(name.strip())
+
+    def ask_rename(self) -> None:
+        category_id, item = self.current_id(), self.list.currentItem()
+        if category_id is None:
+            return
+        old = item.text().split(maxsplit=1)[-1]
+        name, ok = QInputDialog.getText(self, "Rename the class", "New name:", text=old)
+        if ok and name.strip():
+            self.rename_requested.emit(category_id, name.strip())
+
+    def ask_color(self) -> None:
+        category_id, item = self.current_id(), self.list.currentItem()
+        if category_id is None:
+            return
+        start = item.icon().pixmap(12, 12).toImage().pixelColor(6, 6)
+        color = QColorDialog.getColor(start, self, "Class colour")
+        if color.isValid():
+            self.recolor_requested.emit(category_id, (color.red(), color.green(), color.blue()))

@@ -1,0 +1,173 @@
+"""The Train panel: what to train on and how long, Train / Cancel, live progress and curves, and the
+models trained in this project (pick one to go back to it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.panels.loss_plot import LossPlot
+from gui.panels.model_panel import DEVICES
+from gui.training import TrainOptions
+
+
+def _spin(minimum: int, maximum: int, value: int, special: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(minimum, maximum)
+    spin.setValue(value)
+    if special:
+        spin.setSpecialValueText(special)
+    return spin
+
+
+class TrainPanel(QWidget):
+    train_requested = Signal()
+    cancel_requested = Signal()
+    model_chosen = Signal(str)  # path of a model of this project
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.subset = QComboBox()
+        self.subset.addItem("Reviewed images", "reviewed")
+        self.subset.addItem("All annotated images", "annotated")
+        self.length = QDoubleSpinBox()
+        self.length.setRange(1, 100_000)
+        self.length.setDecimals(0)
+        self.length.setValue(20)
+        self.unit = QComboBox()
+        self.unit.addItems(["epochs", "iterations"])
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(4)
+        self.lr.setRange(0.0, 1.0)
+        self.lr.setSingleStep(0.001)
+        self.lr.setValue(0.005)
+        self.lr.setSpecialValueText("default")
+        self.device = QComboBox()
+        for text, value in DEVICES:
+            self.device.addItem(text, value)
+        self.start_from = QComboBox()
+        self.start_from.addItem("the current model", True)
+        self.start_from.addItem("scratch (new ResNet-18)", False)
+        self.val_split = QDoubleSpinBox()
+        self.val_split.setRange(0.0, 0.5)
+        self.val_split.setSingleStep(0.05)
+        self.val_split.setValue(0.2)
+        self.input_size = _spin(0, 4096, 0, "model's")
+        self.max_size = _spin(0, 8192, 0, "model's")
+        self.threads = _spin(0, 256, 0, "cores - 1")
+        self.batch_size = _spin(1, 64, 2)
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("trainButton")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("Accept or correct masks, then train on the reviewed images.")
+        self.status.setWordWrap(True)
+        self.plot = LossPlot()
+        self.models = QListWidget()
+        self.models.setMaximumHeight(90)
+        self.use_model = QPushButton("Use this model")
+        self._layout()
+        self.train_button.clicked.connect(self.train_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.use_model.clicked.connect(self._on_use)
+        self.models.itemDoubleClicked.connect(lambda _item: self._on_use())
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Train on", self.subset)
+        length = QHBoxLayout()
+        length.addWidget(self.length, 1)
+        length.addWidget(self.unit)
+        form.addRow("Length", length)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Start from", self.start_from)
+        form.addRow("Validation split", self.val_split)
+        form.addRow("Device", self.device)
+        advanced = QGroupBox("Advanced")
+        advanced_form = QFormLayout(advanced)
+        advanced_form.addRow("Input size (short side)", self.input_size)
+        advanced_form.addRow("Max size (long side)", self.max_size)
+        advanced_form.addRow("Batch size", self.batch_size)
+        advanced_form.addRow("CPU threads", self.threads)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(advanced)
+        left.addLayout(buttons)
+        left.addWidget(self.progress)
+        left.addWidget(self.status)
+        left.addWidget(QLabel("Models of this project"))
+        left.addWidget(self.models)
+        left.addWidget(self.use_model)
+        left.addStretch(1)
+        options = QWidget()
+        options.setLayout(left)
+        options.setMaximumWidth(330)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 4, 4, 4)
+        row.addWidget(options)
+        row.addWidget(self.plot, 1)
+
+    def options(self) -> TrainOptions:
+        iterations = self.unit.currentText() == "iterations"
+        return TrainOptions(
+            subset=self.subset.currentData(),
+            epochs=None if iterations else float(self.length.value()),
+            iterations=int(self.length.value()) if iterations else None,
+            lr=self.lr.value() or None,
+            device=self.device.currentData(),
+            from_current=bool(self.start_from.currentData()),
+            val_split=float(self.val_split.value()),
+            batch_size=self.batch_size.value(),
+            input_size=self.input_size.value(),
+            max_size=self.max_size.value(),
+            threads=self.threads.value(),
+        )
+
+    def set_counts(self, reviewed: int, annotated: int) -> None:
+        self.subset.setItemText(0, f"Reviewed images ({reviewed})")
+        self.subset.setItemText(1, f"All annotated images ({annotated})")
+
+    def set_running(self, running: bool) -> None:
+        self.train_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def set_progress(self, iteration: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(min(iteration, max(1, total)))
+        self.progress.setFormat(f"{iteration} / {total}")
+
+    def set_models(self, paths: list[Path], current: str) -> None:
+        self.models.clear()
+        for path in paths:
+            item = QListWidgetItem(path.parent.name + ("  (in use)" if str(path) == current else ""))
+            item.setData(Qt.ItemDataRole.UserRole, str(path))
+            item.setToolTip(str(path))
+            self.models.addItem(item)
+
+    def _on_use(self) -> None:
+        item = self.models.currentItem()
+        if item is not None:
+            self.model_chosen.emit(item.data(Qt.ItemDataRole.UserRole))

@@ -1,0 +1,193 @@
+"""Retraining in a separate process: ``python -m engine train ... --events-jsonl`` under a QProcess.
+
+The GUI thread only reads the process's output: one JSON object per line on stdout ({"kind":"start"},
+then TrainEvent dicts), an ``error: ...`` line on stderr when it fails. Cancel creates the
+``--cancel-file`` (the trainer stops before its next step, saves, says "cancelled" and exits 0); if
+it has not stopped after ``kill_after_ms`` the process is killed. Each run writes into its own
+``<project>/models/<timestamp>/`` folder, which is what the Models list shows later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+
+MODELS_FOLDER = "models"
+MODEL_FILE = "model.safetensors"
+CANCEL_FILE = "cancel"
+STDERR_KEEP = 20_000
+
+
+@dataclass
+class TrainOptions:
+    subset: str = "reviewed"  # or "annotated"
+    epochs: float | None = 20.0
+    iterations: int | None = None  # wins over epochs
+    lr: float | None = None  # None: the trainer's default
+    device: str = "auto"
+    from_current: bool = True
+    val_split: float = 0.2
+    batch_size: int = 2
+    input_size: int = 0  # 0: the model's own
+    max_size: int = 0
+    threads: int = 0  # 0: cores - 1
+    extra: list[str] = field(default_factory=list)
+
+
+def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOptions) -> list[str]:
+    """The command line after ``python``."""
+    args = ["-m", "engine", "train", "--data", str(data), "--out", str(out), "--events-jsonl"]
+    args += ["--cancel-file", str(out / CANCEL_FILE), "--subset", options.subset, "--device", options.device]
+    if options.iterations:
+        args += ["--iters", str(int(options.iterations))]
+    else:
+        args += ["--epochs", f"{options.epochs or 20:g}"]
+    if options.lr:
+        args += ["--lr", f"{options.lr:g}"]
+    if options.from_current and weights:
+        args += ["--weights", str(weights)]
+    if options.val_split > 0:
+        args += ["--val-split", f"{options.val_split:g}"]
+    args += ["--batch-size", str(options.batch_size)]
+    if options.input_size:
+        args += ["--input-size", str(options.input_size)]
+    if options.max_size:
+        args += ["--max-size", str(options.max_size)]
+    args += ["--threads", str(options.threads or max(1, (os.cpu_count() or 2) - 1))]
+    return args + list(options.extra)
+
+
+def new_run_folder(project_root: Path) -> Path:
+    """<project>/models/<YYYYmmdd-HHMMSS> (a suffix keeps it new)."""
+    base = Path(project_root) / MODELS_FOLDER / time.strftime("%Y%m%d-%H%M%S")
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def project_models(project_root: Path) -> list[Path]:
+    """The models trained in this project, newest first."""
+    folder = Path(project_root) / MODELS_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"*/{MODEL_FILE}"), key=lambda p: p.parent.name, reverse=True)
+
+
+def error_line(stderr: str) -> str:
+    """The trainer's ``error: ...`` line, else the last non-empty line (a traceback's exception)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    return lines[-1] if lines else ""
+
+
+class TrainingRun(QObject):
+    """One training process. ``event`` carries each JSON object; ``ended`` (outcome, message, model path)
+    with outcome "done", "cancelled" or "failed" comes once, after the process has exited."""
+
+    event = Signal(dict)
+    ended = Signal(str, str, str)
+
+    def __init__(self, out_dir: Path, parent: QObject | None = None, kill_after_ms: int = 60_000) -> None:
+        super().__init__(parent)
+        self.out_dir = Path(out_dir)
+        self.kill_after_ms = kill_after_ms
+        self.events: list[dict] = []
+        self.stderr = ""
+        self.cancel_requested = False
+        self._stdout = b""
+        self._finished = False
+        self.process = QProcess(self)
+        self.process.setWorkingDirectory(str(self.out_dir))
+        self.process.readyReadStandardOutput.connect(self._read_stdout)
+        self.process.readyReadStandardError.connect(self._read_stderr)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_error)
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self.kill)
+
+    def start(self, args: list[str], program: str = sys.executable) -> None:
+        self.process.start(program, args)
+
+    @property
+    def running(self) -> bool:
+        return self.process.state() != QProcess.ProcessState.NotRunning
+
+    def cancel(self) -> None:
+        """Ask the trainer to stop before its next step (it keeps a checkpoint); kill if it does not."""
+        if not self.running or self.cancel_requested:
+            return
+        self.cancel_requested = True
+        (self.out_dir / CANCEL_FILE).touch()
+        self._kill_timer.start(self.kill_after_ms)
+
+    def kill(self) -> None:
+        if self.running:
+            self.process.kill()
+
+    def wait(self, timeout_ms: int = 5000) -> None:
+        if self.running:
+            self.process.waitForFinished(timeout_ms)
+
+    # ----- output -----
+    def _read_stdout(self) -> None:
+        self._stdout += bytes(self.process.readAllStandardOutput())
+        *lines, self._stdout = self._stdout.split(b"\n")
+        for line in lines:
+            self._parse(line)
+
+    def _parse(self, line: bytes) -> None:
+        try:
+            event = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return  # not an event (a library printed something)
+        if isinstance(event, dict) and "kind" in event:
+            self.events.append(event)
+            self.event.emit(event)
+
+    def _read_stderr(self) -> None:
+        self.stderr = (self.stderr + bytes(self.process.readAllStandardError()).decode(errors="replace"))[-STDERR_KEEP:]
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._end("failed", f"Training could not start: {self.process.errorString()}", "")
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        self._kill_timer.stop()
+        self._read_stdout()
+        self._read_stderr()
+        if self._stdout.strip():
+            self._parse(self._stdout)
+            self._stdout = b""
+        kinds = [e["kind"] for e in self.events]
+        model = self.out_dir / MODEL_FILE
+        path = str(model) if model.is_file() else ""
+        if exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and "done" in kinds:
+            self._end("done", "Training finished", path)
+        elif exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and "cancelled" in kinds:
+            self._end("cancelled", "Training cancelled; the last checkpoint is kept", path)
+        elif self.cancel_requested:
+            self._end("cancelled", "Training stopped (killed after Cancel)", path)
+        else:
+            line = error_line(self.stderr) or f"the trainer exited with status {exit_code}"
+            self._end("failed", f"Training failed: {line}", path)
+
+    def _end(self, outcome: str, message: str, path: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        cancel = self.out_dir / CANCEL_FILE
+        if cancel.exists():
+            cancel.unlink()
+        self.ended.emit(outcome, message, path)
