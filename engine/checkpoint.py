@@ -115,7 +115,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 def load_weights(
     path: str | Path, device: str | torch.device = "cpu", num_classes: int | None = None
 ) -> tuple[MaskRCNN, CheckpointInfo]:
-    """Any weights a user may have: ours (.safetensors) or torchvision's state dicts (.pth/.pt/.bin)."""
+    """Any weights a user may have: ours (.safetensors) or torchvision's state dicts (.pth/.pt/.bin), also by
+    short name from torch's hub cache (``imagenet``, ``imagenet:resnet50``, ``coco``: engine/hub.py)."""
+    from engine import hub
+
+    if hub.is_alias(path) and not Path(path).exists():
+        try:
+            path = hub.resolve(path)
+        except hub.HubWeightsMissing as error:
+            raise WeightsError(str(error)) from error
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")

@@ -91,8 +91,14 @@ TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save: zip archive (current)
 
 def load_model(path: str | Path, device: torch.device):  # noqa: ANN201 - (MaskRCNN, CheckpointInfo)
     """``--weights path`` -> (model in eval mode on ``device``, CheckpointInfo); UserError for another kind of file."""
+    from engine import hub
     from engine.checkpoint import load_weights
 
+    if hub.is_alias(path) and not Path(path).exists():
+        try:
+            path = hub.resolve(path)
+        except hub.HubWeightsMissing as error:
+            raise UserError(str(error)) from error
     path = existing_path(path, "--weights", "file")
     if path.suffix.lower() != ".safetensors":
         with open(path, "rb") as f:

@@ -1,0 +1,519 @@
+"""Editing as a user does it: mouse and keys on the real canvas of the real window, and what ends up in
+the COCO file the AutoSaver writes next to the images (decoded with pycocotools)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QInputDialog
+
+from engine.checkpoint import load_weights as load_model_weights
+from engine.data import read_dataset
+from engine.predict import Predictor
+from tests.gui.conftest import write_images
+
+H, W = 96, 128  # write_images' default size
+LEFT = Qt.MouseButton.LeftButton
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+MOVE_GAP_MS = 15  # pyqtgraph delivers at most one mouse move per 10 ms
+
+
+# ----- driving the window -----
+def open_folder(qtbot, window, folder: Path) -> None:  # noqa: ANN001
+    assert window.open_path(folder)
+    qtbot.waitUntil(lambda: window.image is not None and window.is_idle(), timeout=30000)
+
+
+def widget_point(window, x: float, y: float) -> QPoint:  # noqa: ANN001
+    return window.canvas.image_to_widget(x, y)
+
+
+def image_point(window, point: QPoint) -> tuple[float, float]:  # noqa: ANN001
+    """Where a mouse event at viewport pixel ``point`` lands in the image (what the tools receive)."""
+    canvas = window.canvas
+    p = canvas.view.mapSceneToView(canvas.mapToScene(point))
+    return float(p.x()), float(p.y())
+
+
+def hover(qtbot, window, point: QPoint) -> None:  # noqa: ANN001
+    """The mouse travels to ``point`` first, as a hand does (without it Qt takes a quick press somewhere
+    else for the second half of a double click, and pyqtgraph drops moves closer than its rate limit)."""
+    qtbot.wait(MOVE_GAP_MS)
+    qtbot.mouseMove(window.canvas.viewport(), point)
+
+
+def click(qtbot, window, x: float, y: float, modifier=Qt.KeyboardModifier.NoModifier) -> tuple[float, float]:  # noqa: ANN001
+    point = widget_point(window, x, y)
+    hover(qtbot, window, point)
+    qtbot.mouseClick(window.canvas.viewport(), LEFT, modifier, point)
+    return image_point(window, point)
+
+
+def drag(qtbot, window, points: list[tuple[float, float]], steps: int = 4) -> list[tuple[float, float]]:  # noqa: ANN001
+    """Press at the first point, move through the others (a few moves per segment), release at the last.
+    Returns the image coordinates the tools saw, press first."""
+    viewport = window.canvas.viewport()
+    pixels = [widget_point(window, x, y) for x, y in points]
+    hover(qtbot, window, pixels[0])
+    qtbot.mousePress(viewport, LEFT, pos=pixels[0])
+    for a, b in zip(pixels[:-1], pixels[1:]):
+        for t in np.linspace(0, 1, steps + 1)[1:]:
+            qtbot.wait(MOVE_GAP_MS)
+            qtbot.mouseMove(viewport, QPoint(round(a.x() + t * (b.x() - a.x())), round(a.y() + t * (b.y() - a.y()))))
+    qtbot.wait(MOVE_GAP_MS)
+    qtbot.mouseRelease(viewport, LEFT, pos=pixels[-1])
+    return [image_point(window, p) for p in pixels]
+
+
+def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
+    """A key press on the canvas (where the focus is while drawing); menu shortcuts fire from there."""
+    qtbot.keyClick(window.canvas, key, modifier)
+
+
+def undo(qtbot, window) -> None:  # noqa: ANN001
+    press(qtbot, window, Qt.Key.Key_Z, CTRL)
+
+
+def redo(qtbot, window) -> None:  # noqa: ANN001
+    press(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+
+
+def draw_polygon(qtbot, window, points, close_by_click: bool = False) -> list[tuple[float, float]]:  # noqa: ANN001
+    if window.editor.tool_name != "polygon":
+        press(qtbot, window, Qt.Key.Key_P)
+    assert window.editor.tool_name == "polygon"
+    seen = [click(qtbot, window, x, y) for x, y in points]
+    if close_by_click:
+        click(qtbot, window, *points[0])
+    else:
+        press(qtbot, window, Qt.Key.Key_Return)
+    assert window.editor.tools["polygon"].points == []  # closed
+    return seen
+
+
+# ----- what is on disk -----
+def wait_saved(qtbot, window, timeout: int = 5000) -> dict:  # noqa: ANN001
+    """Wait for the autosave (no flush: the debounced writer thread does it) and read the file."""
+    qtbot.waitUntil(lambda: not window.saver.dirty and window.saver.path is not None and window.saver.path.exists(),
+                    timeout=timeout)  # fmt: skip
+    return json.loads(window.saver.path.read_text())
+
+
+def decode(segmentation, height: int, width: int) -> np.ndarray:  # noqa: ANN001
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    else:
+        counts = segmentation["counts"]
+        rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def file_annotations(doc: dict, image_name: str = "img_0.png") -> list[dict]:
+    image = next(i for i in doc["images"] if Path(i["file_name"]).name == image_name)
+    return [a for a in doc["annotations"] if a["image_id"] == image["id"]]
+
+
+def file_masks(doc: dict, image_name: str = "img_0.png") -> list[np.ndarray]:
+    image = next(i for i in doc["images"] if Path(i["file_name"]).name == image_name)
+    return [decode(a["segmentation"], image["height"], image["width"]) for a in file_annotations(doc, image_name)]
+
+
+def file_state(doc: dict, image_name: str = "img_0.png") -> str:
+    image = next(i for i in doc["images"] if Path(i["file_name"]).name == image_name)
+    return image["studio"]["state"]
+
+
+def category_names(doc: dict) -> dict[int, str]:
+    return {c["id"]: c["name"] for c in doc["categories"]}
+
+
+# ----- expected pixels, computed independently of gui/mask_edit.py -----
+def centres() -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)  # x, y of each pixel centre
+
+
+def convex_polygon_depth(points) -> np.ndarray:  # noqa: ANN001
+    """(H,W): signed distance of each pixel centre inside a convex polygon (positive inside)."""
+    x, y = centres()
+    pts = np.asarray(points, float)
+    (ax, ay), (bx, by) = pts[1] - pts[0], pts[2] - pts[1]
+    if ax * by - ay * bx < 0:  # one orientation, so that the normals below point inwards
+        pts = pts[::-1]
+    depth = np.full((H, W), np.inf)
+    for a, b in zip(pts, np.roll(pts, -1, axis=0)):
+        edge = b - a
+        normal = np.array([-edge[1], edge[0]]) / np.hypot(*edge)  # points inwards for this orientation
+        depth = np.minimum(depth, (x - a[0]) * normal[0] + (y - a[1]) * normal[1])
+    return depth
+
+
+def distance_to_polyline(points) -> np.ndarray:  # noqa: ANN001
+    x, y = centres()
+    best = np.full((H, W), np.inf)
+    pts = np.asarray(points, float)
+    for a, b in zip(pts[:-1], pts[1:]) if len(pts) > 1 else [(pts[0], pts[0])]:
+        ab = b - a
+        t = np.clip(((x - a[0]) * ab[0] + (y - a[1]) * ab[1]) / max(float(ab @ ab), 1e-12), 0, 1)
+        best = np.minimum(best, np.hypot(x - a[0] - t * ab[0], y - a[1] - t * ab[1]))
+    return best
+
+
+def assert_shape(mask: np.ndarray, depth: np.ndarray, margin: float = 1.0) -> None:
+    """Every pixel deeper than ``margin`` inside is set, every pixel further than ``margin`` outside is not."""
+    assert mask[depth > margin].all(), f"{int((~mask[depth > margin]).sum())} interior pixels missing"
+    assert not mask[depth < -margin].any(), f"{int(mask[depth < -margin].sum())} pixels outside the shape"
+
+
+RECT = [(20, 20), (60, 20), (60, 50), (20, 50)]
+TRIANGLE = [(80, 20), (120, 20), (100, 60)]
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    path = tmp_path / "imgs"
+    write_images(path, 2)
+    return path
+
+
+# ----- 1. polygons, undo, redo -----
+def test_polygons_closed_with_enter_or_the_first_vertex_are_saved_and_undo_redo_reach_the_file(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    rect = draw_polygon(qtbot, window, RECT)
+    triangle = draw_polygon(qtbot, window, TRIANGLE, close_by_click=True)
+    doc = wait_saved(qtbot, window)
+    assert window.saver.path == folder / "annotations.json"
+    masks = file_masks(doc)
+    assert len(masks) == 2 and file_state(doc) == "reviewed" and file_state(doc, "img_1.png") == "not_run"
+    assert_shape(masks[0], convex_polygon_depth(rect))
+    assert_shape(masks[1], convex_polygon_depth(triangle))
+    assert abs(int(masks[0].sum()) - 40 * 30) <= 60 and abs(int(masks[1].sum()) - 800) <= 60
+    assert not (masks[0] & masks[1]).any()
+    assert [a["studio"]["origin"] for a in file_annotations(doc)] == ["manual", "manual"]
+    assert window.images.row_text(0).startswith("[reviewed]")
+
+    undo(qtbot, window)  # Ctrl+Z: the triangle goes
+    doc = wait_saved(qtbot, window)
+    after_undo = file_masks(doc)
+    assert len(after_undo) == 1 and (after_undo[0] == masks[0]).all()
+    assert len(window.editor.shown) == 1
+
+    redo(qtbot, window)  # Ctrl+Shift+Z: it comes back, the same pixels
+    doc = wait_saved(qtbot, window)
+    after_redo = file_masks(doc)
+    assert len(after_redo) == 2 and (after_redo[0] == masks[0]).all() and (after_redo[1] == masks[1]).all()
+
+
+def test_backspace_and_escape_while_drawing_a_polygon(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    press(qtbot, window, Qt.Key.Key_P)
+    for x, y in [*RECT, (40, 70)]:
+        click(qtbot, window, x, y)
+    press(qtbot, window, Qt.Key.Key_Backspace)  # the stray vertex goes
+    assert len(window.editor.tools["polygon"].points) == 4
+    press(qtbot, window, Qt.Key.Key_Return)
+    doc = wait_saved(qtbot, window)
+    assert len(file_masks(doc)) == 1 and abs(int(file_masks(doc)[0].sum()) - 1200) <= 60
+    for x, y in TRIANGLE:
+        click(qtbot, window, x, y)
+    press(qtbot, window, Qt.Key.Key_Escape)  # dropped, nothing added
+    assert window.editor.tools["polygon"].points == [] and len(window.project.records[0].instances) == 1
+    assert not window.saver.dirty
+
+
+# ----- 2. brush, eraser, brush size -----
+def test_brush_strokes_add_pixels_the_eraser_removes_them_and_brackets_resize_the_brush(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    press(qtbot, window, Qt.Key.Key_B)
+    assert window.editor.tool_name == "brush" and window.editor.selection == []
+    radius = window.editor.brush_radius
+    stroke = drag(qtbot, window, [(30, 30), (60, 30)])  # nothing selected: a new mask
+    doc = wait_saved(qtbot, window)
+    (first,) = file_masks(doc)
+    distance = distance_to_polyline(stroke)
+    assert_shape(first, radius - distance, margin=0.5)
+    assert first[30, 45] and not first[30, 70] and not first[50, 45]
+
+    second = drag(qtbot, window, [(45, 30), (45, 60)])  # the new mask is selected: this stroke adds to it
+    doc = wait_saved(qtbot, window)
+    (grown,) = file_masks(doc)
+    assert (grown >= first).all() and grown.sum() > first.sum()
+    assert grown[55, 45] and not first[55, 45]
+    assert_shape(grown, radius - np.minimum(distance, distance_to_polyline(second)), margin=0.5)
+
+    press(qtbot, window, Qt.Key.Key_E)  # the eraser takes a disk out of the selected mask
+    assert window.editor.tool_name == "eraser"
+    centre = click(qtbot, window, 58, 30)
+    doc = wait_saved(qtbot, window)
+    (erased,) = file_masks(doc)
+    disk = distance_to_polyline([centre])
+    assert not erased[disk <= radius - 0.5].any()
+    assert (erased[disk > radius + 0.01] == grown[disk > radius + 0.01]).all()
+    assert erased.sum() < grown.sum() and erased[30, 35] and not erased[30, 58]
+
+    press(qtbot, window, Qt.Key.Key_B)
+    for _ in range(4):
+        press(qtbot, window, Qt.Key.Key_BracketRight)
+    big = window.editor.brush_radius
+    assert big > radius + 6 and f"brush {big} px" in window.edit_status.text()
+    press(qtbot, window, Qt.Key.Key_Escape)  # nothing selected: the next dab is a new mask
+    dab = click(qtbot, window, 95, 60)
+    doc = wait_saved(qtbot, window)
+    masks = file_masks(doc)
+    assert len(masks) == 2
+    assert_shape(masks[1], big - distance_to_polyline([dab]), margin=0.5)
+    for _ in range(4):
+        press(qtbot, window, Qt.Key.Key_BracketLeft)
+    assert abs(window.editor.brush_radius - radius) <= 1  # ] then [ as often: back to (about) the start
+
+
+# ----- 3. box -----
+def test_without_a_model_a_box_is_the_rectangle(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    assert window.inference.model is None
+    press(qtbot, window, Qt.Key.Key_R)
+    assert window.editor.tool_name == "box"
+    start, end = drag(qtbot, window, [(20, 20), (60, 50)])
+    doc = wait_saved(qtbot, window)
+    (mask,) = file_masks(doc)
+    x, y = centres()
+    expected = (x >= min(start[0], end[0])) & (x <= max(start[0], end[0]))
+    expected &= (y >= min(start[1], end[1])) & (y <= max(start[1], end[1]))
+    assert (mask == expected).all() and mask.sum() == 40 * 30
+
+
+def test_with_a_model_a_box_becomes_the_mask_heads_mask_for_it(qtbot, loaded, weights_file):
+    window = loaded
+    press(qtbot, window, Qt.Key.Key_R)
+    start, end = drag(qtbot, window, [(25, 20), (75, 70)])
+    qtbot.waitUntil(lambda: not window.editor.pending_boxes and window.is_idle(), timeout=30000)
+    assert "rectangle is used" not in window.status_text.text()
+    doc = wait_saved(qtbot, window)
+    (mask,) = file_masks(doc)
+    names = category_names(doc)
+    (annotation,) = file_annotations(doc)
+    assert names[annotation["category_id"]] == "cell"  # the model's first class: its label 1
+    model, _info = load_model_weights(weights_file)
+    predictor = Predictor(model)
+    predictor.predict(np.array(Image.open(window.project.paths[0]).convert("RGB")))
+    box = (min(start[0], end[0]), min(start[1], end[1]), max(start[0], end[0]), max(start[1], end[1]))
+    crop = predictor.mask_from_box(box, 1, window.thresholds.settings().mask_threshold)
+    expected = np.zeros((H, W), bool)
+    expected[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
+    x, y = centres()
+    rectangle = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+    assert expected.any() and (expected != rectangle).sum() > 0.05 * rectangle.sum()  # not the fallback
+    assert (mask ^ expected).sum() <= 0.01 * expected.sum()  # the same mask (float noise at the threshold aside)
+    rows, cols = np.nonzero(mask)
+    assert cols.min() >= int(box[0]) - 1 and cols.max() <= box[2] + 1 and rows.min() >= int(box[1]) - 1
+    assert rows.max() <= box[3] + 1
+
+
+# ----- 4. classes and relabelling -----
+def add_class(qtbot, window, monkeypatch, name: str) -> None:  # noqa: ANN001
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *args, **kwargs: (name, True)))
+    qtbot.mouseClick(window.classes.add_button, LEFT)
+    assert name in window.classes.names()
+
+
+def test_a_digit_relabels_the_selected_instance_and_undo_restores_its_class(qtbot, window, folder, monkeypatch):
+    open_folder(qtbot, window, folder)
+    draw_polygon(qtbot, window, RECT)
+    draw_polygon(qtbot, window, TRIANGLE)
+    add_class(qtbot, window, monkeypatch, "blob")
+    doc = wait_saved(qtbot, window)
+    assert sorted(category_names(doc).values()) == ["blob", "object"]
+    old = [a["category_id"] for a in file_annotations(doc)]
+    assert {category_names(doc)[c] for c in old} == {"object"}
+    masks = file_masks(doc)
+    press(qtbot, window, Qt.Key.Key_J, CTRL)  # edit mode
+    press(qtbot, window, Qt.Key.Key_Escape)
+    click(qtbot, window, 40, 35)  # inside the rectangle
+    assert len(window.editor.selection) == 1
+    press(qtbot, window, Qt.Key.Key_2)  # class row 2: blob
+    doc = wait_saved(qtbot, window)
+    names = category_names(doc)
+    assert [names[a["category_id"]] for a in file_annotations(doc)] == ["blob", "object"]
+    assert all((a == b).all() for a, b in zip(file_masks(doc), masks))  # relabelled, not reshaped
+    undo(qtbot, window)
+    doc = wait_saved(qtbot, window)
+    assert [a["category_id"] for a in file_annotations(doc)] == old
+
+
+def test_picking_a_class_in_the_class_list_relabels_the_selection(qtbot, window, folder, monkeypatch):
+    open_folder(qtbot, window, folder)
+    draw_polygon(qtbot, window, RECT)
+    add_class(qtbot, window, monkeypatch, "blob")
+    press(qtbot, window, Qt.Key.Key_J, CTRL)
+    click(qtbot, window, 40, 35)
+    assert len(window.editor.selection) == 1
+    row = window.classes.names().index("blob")
+    item = window.classes.list.item(row)
+    qtbot.mouseClick(window.classes.list.viewport(), LEFT, pos=window.classes.list.visualItemRect(item).center())
+    doc = wait_saved(qtbot, window)
+    names = category_names(doc)
+    assert [names[a["category_id"]] for a in file_annotations(doc)] == ["blob"]
+
+
+# ----- 5. accept all -----
+def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(qtbot, loaded):
+    window = loaded
+    full = window.prediction
+    slider = window.thresholds.sliders["score_threshold"]
+    slider.set_value(0.7)
+    threshold = slider.value()
+    assert full.settings.score_threshold < threshold
+    expected = int((full.scores > threshold).sum())  # the slider hides scores at or below it
+    assert 0 < expected < len(full)
+    qtbot.waitUntil(lambda: window.prediction.settings.score_threshold == threshold and window.is_idle(), timeout=10000)
+    pred, shown = window.prediction, list(window.shown)
+    assert window.instances.row_count() == len(shown) == expected
+    press(qtbot, window, Qt.Key.Key_A, SHIFT)  # Accept All Shown
+    assert window.index == 0  # Shift+A is not A (previous image)
+    doc = wait_saved(qtbot, window)
+    annotations = file_annotations(doc)
+    assert len(annotations) == expected == len(window.project.records[0].instances)
+    assert file_state(doc) == "reviewed" and window.images.row_text(0).startswith("[reviewed]")
+    assert all(a["studio"]["origin"] == "accepted" and a["studio"]["score"] > threshold for a in annotations)
+    names = category_names(doc)
+    for i, annotation, mask in zip(shown, annotations, file_masks(doc)):  # accepted in the list's order
+        assert abs(annotation["studio"]["score"] - float(pred.scores[i])) < 1e-6
+        crop = pred.masks[i]
+        full_mask = np.zeros((H, W), bool)
+        full_mask[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
+        assert (mask == full_mask).all()
+        assert names[annotation["category_id"]] == window.class_name(int(pred.labels[i]))
+    assert window.instances.row_count() == 0  # accepted predictions are hidden under their annotations
+    undo(qtbot, window)
+    doc = wait_saved(qtbot, window)
+    assert file_annotations(doc) == [] and window.instances.row_count() == expected
+
+
+# ----- 6. delete -----
+def test_delete_removes_the_selected_instance_and_undo_brings_it_back(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    draw_polygon(qtbot, window, RECT)
+    draw_polygon(qtbot, window, TRIANGLE)
+    masks = file_masks(wait_saved(qtbot, window))
+    press(qtbot, window, Qt.Key.Key_J, CTRL)
+    click(qtbot, window, 100, 30)  # inside the triangle
+    press(qtbot, window, Qt.Key.Key_Delete)
+    left = file_masks(wait_saved(qtbot, window))
+    assert len(left) == 1 and (left[0] == masks[0]).all()
+    undo(qtbot, window)
+    back = file_masks(wait_saved(qtbot, window))
+    assert len(back) == 2 and all((a == b).all() for a, b in zip(back, masks))
+
+
+def test_delete_on_a_selected_prediction_rejects_it(qtbot, loaded):
+    window = loaded
+    before = window.instances.row_count()
+    crop = window.prediction.masks[window.shown[0]]
+    rows, cols = np.nonzero(crop.mask)
+    k = len(rows) // 2
+    click(qtbot, window, crop.x0 + cols[k] + 0.5, crop.y0 + rows[k] + 0.5)
+    selected = window.canvas.selected_index
+    assert selected >= 0 and window.instances.table.selectionModel().selectedRows()[0].row() == selected
+    key = int(window.prediction.keys[window.shown[selected]])
+    press(qtbot, window, Qt.Key.Key_Delete)
+    assert key not in [int(window.prediction.keys[i]) for i in window.shown]
+    assert 0 < window.instances.row_count() < before  # (a near-duplicate of another class may go with it)
+    doc = wait_saved(qtbot, window)
+    assert file_annotations(doc) == [] and file_state(doc) == "reviewed"  # reviewed: nothing to keep there
+    undo(qtbot, window)
+    assert window.instances.row_count() == before
+
+
+# ----- 7. save and reopen -----
+def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(qtbot, loaded, settings, weights_file, image_folder):
+    window = loaded
+    window.thresholds.sliders["max_detections"].set_value(3)
+    qtbot.waitUntil(lambda: len(window.prediction) == 3 and window.is_idle(), timeout=10000)
+    press(qtbot, window, Qt.Key.Key_A, SHIFT)
+    press(qtbot, window, Qt.Key.Key_D)  # next image: polygon and brush stroke there
+    qtbot.waitUntil(lambda: window.index == 1 and window.prediction is not None and window.is_idle(), timeout=30000)
+    draw_polygon(qtbot, window, TRIANGLE)
+    press(qtbot, window, Qt.Key.Key_B)
+    press(qtbot, window, Qt.Key.Key_Escape)
+    drag(qtbot, window, [(10, 80), (50, 70)])
+    press(qtbot, window, Qt.Key.Key_S, CTRL)
+    assert not window.saver.dirty and "Saved" in window.status_text.text()
+    before = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in window.project.records]
+    categories = {c.id: c.name for c in window.project.dataset.categories}
+    states = [r.state for r in window.project.records]
+    assert [len(m) for m in before] == [3, 2, 0] and states == ["reviewed", "reviewed", "not_run"]
+    window.close()
+    assert not window.isVisible()
+
+    from gui.main_window import MainWindow
+
+    second = MainWindow(settings, torch_threads=1)
+    qtbot.addWidget(second)
+    second.resize(1000, 700)
+    second.show()
+    try:
+        open_folder(qtbot, second, image_folder)
+        records = second.project.records
+        after = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in records]
+        assert [len(m) for m in after] == [len(m) for m in before]
+        assert all((a == b).all() for x, y in zip(before, after) for a, b in zip(x, y))
+        assert {c.id: c.name for c in second.project.dataset.categories} == categories
+        assert [r.state for r in records] == states
+        assert second.images.row_text(0).startswith("[reviewed]") and second.images.row_text(1).startswith("[reviewed]")
+        assert len(second.editor.shown) == 3  # drawn on the annotation layer of image 0
+        dataset = read_dataset(image_folder / "annotations.json")  # the engine reads the same file
+        assert [len(r.instances) for r in dataset.images] == [3, 2, 0]
+    finally:
+        second.shutdown()
+
+
+# ----- 8. split, merge, cut line -----
+def test_split_merge_and_cut_keep_the_pixels(qtbot, window, folder):
+    open_folder(qtbot, window, folder)
+    press(qtbot, window, Qt.Key.Key_B)
+    drag(qtbot, window, [(20, 30), (40, 30)])
+    drag(qtbot, window, [(80, 65), (100, 65)])  # the first mask is selected: one mask of two parts
+    (whole,) = file_masks(wait_saved(qtbot, window))
+    press(qtbot, window, Qt.Key.Key_S)  # split into parts
+    parts = file_masks(wait_saved(qtbot, window))
+    assert len(parts) == 2 and not (parts[0] & parts[1]).any() and ((parts[0] | parts[1]) == whole).all()
+    assert parts[0][30, 30] != parts[1][30, 30] and parts[0][65, 90] != parts[1][65, 90]
+    assert len(window.editor.selection) == 2
+
+    press(qtbot, window, Qt.Key.Key_J, CTRL)
+    press(qtbot, window, Qt.Key.Key_Escape)
+    assert window.editor.selection == []
+    click(qtbot, window, 30, 30)
+    click(qtbot, window, 90, 65, CTRL)
+    assert len(window.editor.selection) == 2
+    press(qtbot, window, Qt.Key.Key_M)  # merge
+    (merged,) = file_masks(wait_saved(qtbot, window))
+    assert (merged == whole).all()
+
+    undo(qtbot, window)  # back to the two parts, then the one mask again
+    assert len(file_masks(wait_saved(qtbot, window))) == 2
+    undo(qtbot, window)
+    (again,) = file_masks(wait_saved(qtbot, window))
+    assert (again == whole).all()
+
+    undo(qtbot, window)  # back to one stroke only
+    (stroke,) = file_masks(wait_saved(qtbot, window))
+    assert stroke[30, 30] and not stroke[65, 90]
+    press(qtbot, window, Qt.Key.Key_Escape)
+    press(qtbot, window, Qt.Key.Key_L)  # cut line across the stroke at x = 30
+    assert window.editor.tool_name == "line"
+    drag(qtbot, window, [(30.5, 15), (30.5, 45)])
+    halves = file_masks(wait_saved(qtbot, window))
+    assert len(halves) == 2 and not (halves[0] & halves[1]).any() and ((halves[0] | halves[1]) == stroke).all()
+    columns = [np.nonzero(h.any(0))[0] for h in halves]
+    left, right = sorted(columns, key=lambda c: c.min())
+    assert left.max() <= 31 and right.min() >= 30  # one side of the line each
+    undo(qtbot, window)
+    (joined,) = file_masks(wait_saved(qtbot, window))
+    assert (joined == stroke).all()
