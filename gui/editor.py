@@ -38,6 +38,7 @@ class Editor(QObject, EditOperations):
     message = Signal(str)
     tool_changed = Signal(str)
     selection_changed = Signal()
+    brush_changed = Signal(int)  # the brush radius (image pixels)
 
     def __init__(self, window: MainWindow) -> None:
         QObject.__init__(self, window)
@@ -267,8 +268,9 @@ class Editor(QObject, EditOperations):
     def set_brush_radius(self, radius: float) -> None:
         self.brush_radius = int(max(1, min(500, round(radius))))
         self.tools[self.tool_name].brush_changed(self.canvas)
+        self.brush_changed.emit(self.brush_radius)
         self.message.emit(f"Brush radius {self.brush_radius} px")
 
     def grow_brush(self, factor: float) -> None:
-        step = max(1, round(self.brush_radius * (abs(factor) - 1)))
+        step = max(1, round(self.brush_radius * abs(factor - 1)))
         self.set_brush_radius(self.brush_radius + (step if factor > 1 else -step))

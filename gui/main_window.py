@@ -294,6 +294,8 @@ class MainWindow(QMainWindow, WindowEditing):
         self.instances.set_classes(self.class_names)
         self.model_panel.set_model(info.path, info.description)
         self.settings.last_weights = info.path
+        if not self.settings.has("thresholds/max_detections"):  # never chosen: the model's own cap
+            self.thresholds.sliders["max_detections"].set_value(info.max_detections)
         self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
         self.trainer.refresh()
         self.hide_error()

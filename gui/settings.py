@@ -42,6 +42,9 @@ class Settings:
         except (TypeError, ValueError):
             return default
 
+    def has(self, key: str) -> bool:
+        return self.qsettings.contains(key)
+
     def set(self, key: str, value) -> None:  # noqa: ANN001
         self.qsettings.setValue(key, value)
 

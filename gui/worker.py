@@ -63,6 +63,7 @@ class ModelInfo:
     class_names: list[str]
     device: str
     description: str
+    max_detections: int = 100  # the model's own cap (the slider starts there until the user moves it)
 
 
 class Mailbox:
@@ -167,7 +168,9 @@ class InferenceWorker(QObject):
                 self.predictor.set_model(model)
             cfg = info.config
             description = f"{cfg.backbone}, {cfg.num_classes - 1} classes, on {resolved}"
-            self.model_loaded.emit(ModelInfo(path, list(info.class_names), resolved, description))
+            self.model_loaded.emit(
+                ModelInfo(path, list(info.class_names), resolved, description, cfg.detections_per_image)
+            )
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on
             self.model_failed.emit(error_message(exc, f"Cannot load {Path(path).name}"))
 

@@ -31,7 +31,7 @@ SLIDERS = (
     SliderSpec("num_proposals", "Proposals kept", 10, 2000, 1, "Proposals the RPN keeps for the box head"),
     SliderSpec("proposals_shown", "Proposals drawn", 0, 1000, 1, "How many of the best proposals to draw"),
     SliderSpec("mask_threshold", "Mask threshold", 5, 95, 0.01, "Mask probability a pixel needs to belong"),
-    SliderSpec("max_detections", "Max detections", 1, 300, 1, "The best this many detections are kept"),
+    SliderSpec("max_detections", "Max detections", 1, 1000, 1, "The best this many detections are kept"),
 )
 PREDICT_FIELDS = ("score_threshold", "box_nms_iou", "rpn_nms_iou", "num_proposals", "mask_threshold", "max_detections")
 

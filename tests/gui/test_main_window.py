@@ -128,7 +128,7 @@ def test_a_bad_weights_file_is_a_message_not_a_crash(qtbot, window, image_folder
     bad.write_bytes(b"not a checkpoint at all")
     window.open_path(image_folder)
     window.load_weights(bad)
-    qtbot.waitUntil(lambda: "broken.safetensors" in window.error_text(), timeout=10000)
+    qtbot.waitUntil(lambda: "broken.safetensors" in window.error_text() and window.is_idle(), timeout=10000)
     assert window.inference.model is None and not window.inference.busy
     assert window.canvas.message_text() == NO_MODEL
 
