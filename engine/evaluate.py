@@ -334,13 +334,15 @@ def evaluate_model(
     names = {c.id: c.name for c in dataset.categories}
     out: dict[str, Any] = {"images": len(image_ids), "categories_not_evaluated": not_evaluated}
     if not results:
+        out["max_detections"] = max_detections or 100
         has_gt = {a["category_id"] for a in gt.dataset["annotations"] if not a["iscrowd"]}
         out["bbox"] = dict.fromkeys(STAT_NAMES, 0.0)
         out["segm"] = dict.fromkeys(STAT_NAMES, 0.0)
         out["per_class"] = {names[c]: (0.0 if c in has_gt else -1.0) for c in evaluated}
         return out
     if max_detections is None:
-        max_detections = getattr(getattr(model, "config", None), "detections_per_image", 100)
+        max_detections = max(100, getattr(getattr(model, "config", None), "detections_per_image", 100))
+    out["max_detections"] = max_detections
     for iou_type in ("bbox", "segm"):
         ev = _cocoeval(gt, results, iou_type, max_detections)
         out[iou_type] = summary(ev)

@@ -41,7 +41,11 @@ def _value(v: float) -> str:
 def format_table(result: dict[str, Any]) -> str:
     """The metrics as a plain-text table (AP in percent; '-' where COCO leaves a value undefined)."""
     header = "        " + "".join(f"{COLUMN_TITLES[n]:>7s}" for n in STAT_NAMES)
-    lines = [f"{result['images']} image(s); AP in percent (COCO: IoU .50:.95, up to 100 detections per image)", header]
+    lines = [
+        f"{result['images']} image(s); AP in percent (COCO: IoU .50:.95, up to {result.get('max_detections', 100)} "
+        "detections per image)",
+        header,
+    ]
     for key, title in (("bbox", "box"), ("segm", "mask")):
         lines.append(f"{title:8s}" + "".join(f" {_value(result[key][n])}" for n in STAT_NAMES))
     if result["per_class"]:
