@@ -12,7 +12,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, flush, fsync, os.replace."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp_name = str(target); file_descriptor = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    file_descriptor, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(file_descriptor, "wb") as temp_file:
             temp_file.write(data)
