@@ -73,13 +73,28 @@ def folder(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def never_block_on_a_dialog(monkeypatch):  # noqa: ANN001
+    """A failed test may leave a save failing: closing the window then asks; answer Discard, never block."""
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
+
+
+@pytest.fixture
+def cut(window, monkeypatch) -> CutOffWrites:  # noqa: ANN001
+    """Writes fail until the test sets ``failing = False``; they work again before the window closes (a
+    failing save on close would ask with a modal dialog)."""
+    cut_off = CutOffWrites()
+    cut_off.failing = False
+    monkeypatch.setattr(atomic, "os", cut_off)
+    yield cut_off
+    cut_off.failing = False
+
+
 def temp_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(".annotations.json.*.tmp"))
 
 
-def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_edits(
-    qtbot, window, folder, monkeypatch
-):
+def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_edits(qtbot, window, folder, cut):
     open_folder(qtbot, window, folder)
     draw_polygon(qtbot, window, RECT)
     wait_saved(qtbot, window)
@@ -87,8 +102,7 @@ def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_
     old_bytes = path.read_bytes()
     assert len(file_masks(wait_saved(qtbot, window))) == 1
 
-    cut = CutOffWrites()
-    monkeypatch.setattr(atomic, "os", cut)
+    cut.failing = True
     draw_polygon(qtbot, window, TRIANGLE)  # the autosave (writer thread) fails half-way through
     qtbot.waitUntil(lambda: "Could not save" in window.error_text(), timeout=5000)
     assert cut.attempts == 1 and cut.partial and 0 < cut.partial[0][1] < cut.partial[0][2]  # really cut off
@@ -117,10 +131,9 @@ def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_
     assert len(masks) == 2 and path.read_bytes() != old_bytes and temp_files(folder) == []
 
 
-def test_the_next_edit_after_a_failed_autosave_saves_everything(qtbot, window, folder, monkeypatch):
+def test_the_next_edit_after_a_failed_autosave_saves_everything(qtbot, window, folder, cut):
     open_folder(qtbot, window, folder)
-    cut = CutOffWrites()
-    monkeypatch.setattr(atomic, "os", cut)
+    cut.failing = True
     draw_polygon(qtbot, window, RECT)
     qtbot.waitUntil(lambda: "Could not save" in window.error_text(), timeout=5000)
     assert not window.saver.path.exists() and temp_files(folder) == []  # no file rather than half a file
@@ -130,13 +143,14 @@ def test_the_next_edit_after_a_failed_autosave_saves_everything(qtbot, window, f
     assert len(masks) == 2 and window.error_text() == ""
 
 
-def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edits(qtbot, window, folder, monkeypatch):
+def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edits(
+    qtbot, window, folder, cut, monkeypatch
+):
     open_folder(qtbot, window, folder)
     draw_polygon(qtbot, window, RECT)
     wait_saved(qtbot, window)
     old_bytes = window.saver.path.read_bytes()
-    cut = CutOffWrites()
-    monkeypatch.setattr(atomic, "os", cut)
+    cut.failing = True
     draw_polygon(qtbot, window, TRIANGLE)
     questions = []
 

@@ -1,0 +1,129 @@
+"""The Train panel end to end: accept predictions on two images, train a few iterations in the trainer
+process (``python -m engine train --events-jsonl``), watch the curves, get the new model on screen;
+and a run cancelled after its first step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.checkpoint import read_info
+from gui.training import CANCEL_FILE, MODEL_FILE, MODELS_FOLDER
+from tests.gui.test_editing import LEFT, SHIFT, file_annotations, file_state, press, wait_saved
+
+TRAIN_TIMEOUT_MS = 180_000
+
+
+def accept_on_two_images(qtbot, window) -> None:  # noqa: ANN001
+    """A few predictions accepted on images 0 and 1: two reviewed images to train on."""
+    window.thresholds.sliders["max_detections"].set_value(4)
+    qtbot.waitUntil(lambda: len(window.prediction) == 4 and window.is_idle(), timeout=10000)
+    press(qtbot, window, Qt.Key.Key_A, SHIFT)
+    press(qtbot, window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: window.index == 1 and window.prediction is not None and window.is_idle(), timeout=30000)
+    press(qtbot, window, Qt.Key.Key_A, SHIFT)
+    doc = wait_saved(qtbot, window)
+    assert [file_state(doc, f"img_{i}.png") for i in range(3)] == ["reviewed", "reviewed", "not_run"]
+    assert len(file_annotations(doc, "img_0.png")) == len(file_annotations(doc, "img_1.png")) == 4
+
+
+def set_up_panel(qtbot, window, iterations: int):  # noqa: ANN001, ANN201
+    """Model > Train (Ctrl+T), then the panel's own widgets: a tiny, short CPU run."""
+    press(qtbot, window, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    panel = window.train_panel
+    assert window.train_dock.isVisible() and panel.train_button.isEnabled() and not panel.cancel_button.isEnabled()
+    assert panel.subset.currentData() == "reviewed" and "(2)" in panel.subset.currentText()
+    panel.unit.setCurrentText("iterations")
+    panel.length.setValue(iterations)
+    panel.batch_size.setValue(1)
+    panel.input_size.setValue(64)
+    panel.max_size.setValue(96)
+    panel.threads.setValue(1)
+    panel.val_split.setValue(0.0)
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    assert panel.start_from.currentData() is True  # fine-tune the model on screen
+    options = panel.options()
+    assert options.iterations == iterations and options.input_size == 64 and options.device == "cpu"
+    return panel
+
+
+def wait_until_ended(qtbot, window) -> str:  # noqa: ANN001
+    trainer = window.trainer
+    ended = lambda: trainer.run is not None and not trainer.running and bool(trainer.last_outcome)  # noqa: E731
+    qtbot.waitUntil(ended, timeout=TRAIN_TIMEOUT_MS)
+    return trainer.last_outcome
+
+
+def steps(window) -> list[dict]:  # noqa: ANN001
+    return [e for e in window.trainer.run.events if e["kind"] == "step"]
+
+
+@pytest.fixture
+def annotated(qtbot, loaded):  # noqa: ANN001
+    accept_on_two_images(qtbot, loaded)
+    return loaded
+
+
+def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_it(qtbot, annotated, weights_file):
+    window = annotated
+    panel = set_up_panel(qtbot, window, iterations=2)
+    old_prediction, requests = window.prediction, window.inference.requests_sent
+    qtbot.mouseClick(panel.train_button, LEFT)
+    assert window.trainer.running and not panel.train_button.isEnabled() and panel.cancel_button.isEnabled()
+    outcome = wait_until_ended(qtbot, window)
+    assert outcome == "done", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
+
+    kinds = [e["kind"] for e in window.trainer.run.events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and len(steps(window)) == 2
+    x, y = panel.plot.points("loss")
+    assert list(x) == [1.0, 2.0] and np.isfinite(y).all() and (y > 0).all()
+    assert list(y) == [s["losses"]["loss"] for s in steps(window)]
+    assert len(panel.plot.points("loss_mask")[0]) == 2
+    assert panel.progress.value() == panel.progress.maximum() == 2
+
+    run_folder = window.trainer.run.out_dir
+    model = run_folder / MODEL_FILE
+    assert run_folder.parent == window.project.root / MODELS_FOLDER and model.is_file()
+    info = read_info(model)
+    assert info.extra.get("iteration") == 2
+    assert not (run_folder / CANCEL_FILE).exists()
+
+    assert window.weights_path == str(model) != str(weights_file)  # the window switched to the new model
+    qtbot.waitUntil(
+        lambda: window.inference.model is not None and window.inference.model.path == str(model)
+        and window.prediction is not old_prediction and window.is_idle(),
+        timeout=60000,
+    )  # fmt: skip
+    assert window.inference.requests_sent > requests and window.prediction.height == 96
+    names = [panel.models.item(r).text() for r in range(panel.models.count())]
+    assert names == [f"{run_folder.name}  (in use)"]
+    assert window.error_text() == ""
+
+
+def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on(qtbot, annotated, weights_file):
+    window = annotated
+    panel = set_up_panel(qtbot, window, iterations=500)
+    qtbot.mouseClick(panel.train_button, LEFT)
+    qtbot.waitUntil(lambda: len(steps(window)) >= 1, timeout=TRAIN_TIMEOUT_MS)
+    qtbot.mouseClick(panel.cancel_button, LEFT)
+    assert "Cancelling" in panel.status.text()
+    outcome = wait_until_ended(qtbot, window)
+    assert outcome == "cancelled", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
+
+    events = window.trainer.run.events
+    assert events[-1]["kind"] == "cancelled" and "done" not in [e["kind"] for e in events]
+    assert 1 <= len(steps(window)) < 500
+    assert len(panel.plot.points("loss")[0]) == len(steps(window))
+    assert "cancelled" in panel.status.text().lower()
+    assert panel.train_button.isEnabled() and not panel.cancel_button.isEnabled()
+    run_folder: Path = window.trainer.run.out_dir
+    assert (run_folder / MODEL_FILE).is_file() and not (run_folder / CANCEL_FILE).exists()  # a checkpoint is kept
+    assert window.weights_path == str(weights_file)  # a cancelled run is not loaded
+    assert window.error_text() == ""
+
+    press(qtbot, window, Qt.Key.Key_D)  # the app goes on: the next image is predicted
+    qtbot.waitUntil(lambda: window.index == 2 and window.prediction is not None and window.is_idle(), timeout=30000)
+    assert window.instances.row_count() == len(window.prediction) > 0
