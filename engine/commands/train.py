@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, default=None, help="cap on the long side (default 1333)")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="train on short sides down to (1-x) * size")
     p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"), default=None)
+    p.add_argument(
+        "--backbone-norm",
+        choices=("bn", "gn"),
+        default=None,
+        help="normalisation in the ResNet when training from scratch: bn (the seed's BatchNorm, default) or gn "
+        "(GroupNorm: steadier with batches of 1-4 images)",
+    )
     p.add_argument("--detections", type=int, default=None, help="detections kept per image (default 100)")
     p.add_argument("--roi-samples", type=int, default=None, help="RoIs sampled per image for the heads (default 512)")
     p.add_argument(
@@ -107,6 +114,10 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
         changes["detections_per_image"] = args.detections
     if args.roi_samples:
         changes["box_batch_per_image"] = args.roi_samples
+    if args.backbone_norm:
+        if args.weights:
+            raise UserError("--backbone-norm changes the backbone: use it when training from scratch, not with --weights")
+        changes["backbone_norm"] = args.backbone_norm
     if args.anchor_sizes:
         if args.weights:
             raise UserError("--anchor-sizes changes the RPN: use it when training from scratch, not with --weights")
