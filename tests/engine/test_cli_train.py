@@ -73,3 +73,22 @@ def test_events_as_json_lines_and_cancel_file(tmp_path, capsys):
     assert main([*args, *ARGS]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[-1]["kind"] == "cancelled" and (tmp_path / "run2" / "model.safetensors").is_file()
+
+
+def test_groupnorm_backbone_and_a_half_precision_copy(tmp_path, capsys):
+    data = _data(tmp_path)
+    out = tmp_path / "gn"
+    assert main(["train", "--data", str(data), "--out", str(out), "--backbone-norm", "gn", "--half-copy", *ARGS]) == 0
+    model, _ = load_checkpoint(out / "model.safetensors")
+    half, info = load_checkpoint(out / "model.fp16.safetensors")
+    assert model.config.backbone_norm == "gn"
+    assert isinstance(model.backbone.body.bn1, torch.nn.GroupNorm)
+    assert (out / "model.fp16.safetensors").stat().st_size < 0.6 * (out / "model.safetensors").stat().st_size
+    for (key, a), b in zip(model.state_dict().items(), half.state_dict().values()):
+        assert b.dtype == a.dtype, key  # loading restores float32
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), key
+    assert [h["iteration"] for h in info.history if "loss" in h] == [1, 2]
+    capsys.readouterr()
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--weights", str(out / "model.safetensors"),
+                 "--backbone-norm", "bn", *ARGS])  # fmt: skip
+    assert code == 2 and "--backbone-norm changes the backbone" in capsys.readouterr().err
