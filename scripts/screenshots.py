@@ -66,6 +66,7 @@ def main() -> int:
         start = next((i for i, p in enumerate(window.project.paths) if Path(p).name.startswith(args.image)), 0)
         window.go_to(start)
         scenes(app, window, args.out)
+        edit_and_train_scenes(app, window, Path(args.folder), Path(tmp), args.out)
         window.close()
     return 0
 
@@ -102,6 +103,47 @@ def scenes(app, window, out: Path) -> None:  # noqa: ANN001
     window.overlays.checks["boxes"].setChecked(False)
     settle(app, window)
     window.grab().save(str(out / "annotations.png"))
+
+
+def edit_and_train_scenes(app, window, folder: Path, tmp: Path, out: Path) -> None:  # noqa: ANN001
+    """On a copy of three images without annotations (the sample's file stays untouched): accept the
+    predictions, draw a polygon half-way (editing.png), then a short real training run (training.png)."""
+    from PySide6.QtCore import Qt
+
+    from engine.data.images import is_image_file
+
+    project = tmp / "project"
+    project.mkdir()
+    images = sorted(p for p in folder.iterdir() if is_image_file(p))[:3]
+    for path in images:
+        shutil.copy(path, project / path.name)
+    window.open_path(project)
+    wait(app, lambda: window.prediction is not None)
+    settle(app, window)
+    window.thresholds.sliders["score_threshold"].set_value(0.6)
+    settle(app, window)
+    window.editor.accept_all()
+    window.editor.set_tool("polygon")
+    h, w = window.canvas.image_shape
+    tool = window.editor.tools["polygon"]
+    for fx, fy in ((0.55, 0.55), (0.8, 0.6), (0.85, 0.85), (0.6, 0.9)):
+        tool.points.append((fx * w, fy * h))
+    tool.cursor_point = (0.5 * w, 0.75 * h)
+    tool._draw(window.canvas)
+    settle(app, window)
+    window.grab().save(str(out / "editing.png"))
+    tool.cancel(window.canvas)
+    window.editor.set_tool("edit")
+    window.editor.mark_reviewed()
+    window.train_dock.show()
+    panel = window.train_panel
+    panel.unit.setCurrentText("iterations")
+    panel.length.setValue(12)
+    window.resizeDocks([window.train_dock], [300], Qt.Orientation.Vertical)
+    window.trainer.start()
+    wait(app, lambda: not window.trainer.running, timeout=900)
+    settle(app, window, 1.0)
+    window.grab().save(str(out / "training.png"))
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
         changes["box_batch_per_image"] = args.roi_samples
     if args.backbone_norm:
         if args.weights:
-            raise UserError("--backbone-norm changes the backbone: use it when training from scratch, not with --weights")
+            raise UserError(
+                "--backbone-norm changes the backbone: use it when training from scratch, not with --weights"
+            )
         changes["backbone_norm"] = args.backbone_norm
     if args.anchor_sizes:
         if args.weights:

@@ -56,7 +56,8 @@ def make_dataset(folder, n_images: int = 4, size: int = 96):  # noqa: ANN001, AN
         name = f"img{seed:02d}.png"
         Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / name)
         instances = [
-            Instance.from_mask(m.numpy().astype(bool), int(label)) for m, label in zip(target["masks"], target["labels"])
+            Instance.from_mask(m.numpy().astype(bool), int(label))
+            for m, label in zip(target["masks"], target["labels"])
         ]
         images.append(ImageRecord(name, size, size, instances, state="reviewed", id=seed + 1))
     return Dataset(folder, images, [Category(1, "disc"), Category(2, "square")])

@@ -17,7 +17,9 @@ def test_round_trip_keeps_weights_config_names_and_history(tmp_path):
     torch.manual_seed(0)
     model = MaskRCNN(CFG)
     model.backbone.body.bn1.running_mean.fill_(0.25)
-    path = save_checkpoint(model, tmp_path / "m.safetensors", ["cell", "debris"], history=[{"iteration": 5, "loss": 1.5}])
+    path = save_checkpoint(
+        model, tmp_path / "m.safetensors", ["cell", "debris"], history=[{"iteration": 5, "loss": 1.5}]
+    )
     loaded, info = load_checkpoint(path)
     assert info.config == CFG and info.class_names == ["cell", "debris"] and info.history[0]["loss"] == 1.5
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):

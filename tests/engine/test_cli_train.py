@@ -37,7 +37,18 @@ def test_fine_tune_from_a_checkpoint_with_other_classes(tmp_path, capsys):
     torch.manual_seed(0)
     start = MaskRCNN(ModelConfig(num_classes=4, min_size=(64,), max_size=64))
     save_checkpoint(start, tmp_path / "start.safetensors", ["a", "b", "c"])
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--weights", str(tmp_path / "start.safetensors"), *ARGS])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ft"),
+            "--weights",
+            str(tmp_path / "start.safetensors"),
+            *ARGS,
+        ]
+    )
     assert code == 0
     assert "the class layers start fresh" in capsys.readouterr().err
     tuned, info = load_checkpoint(tmp_path / "ft" / "model.safetensors")
@@ -89,6 +100,19 @@ def test_groupnorm_backbone_and_a_half_precision_copy(tmp_path, capsys):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), key
     assert [h["iteration"] for h in info.history if "loss" in h] == [1, 2]
     capsys.readouterr()
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--weights", str(out / "model.safetensors"),
-                 "--backbone-norm", "bn", *ARGS])  # fmt: skip
+    weights = str(out / "model.safetensors")
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "x"),
+            "--weights",
+            weights,
+            "--backbone-norm",
+            "bn",
+            *ARGS,
+        ]
+    )
     assert code == 2 and "--backbone-norm changes the backbone" in capsys.readouterr().err

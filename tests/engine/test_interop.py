@@ -82,7 +82,7 @@ def test_bad_files_say_what_is_wrong(tmp_path):
 def test_pickled_code_is_never_run(tmp_path):
     class Evil:
         def __reduce__(self):
-            return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))
+            return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w').write('pwned')",))
 
     path = tmp_path / "evil.pth"
     torch.save({"model": Evil()}, path)

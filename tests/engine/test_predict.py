@@ -17,7 +17,9 @@ def model():
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
     torch.manual_seed(0)
-    tv = TVMaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=4, min_size=160, max_size=256)
+    tv = TVMaskRCNN(
+        resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=4, min_size=160, max_size=256
+    )
     randomise(tv, seed=2, probe_hw=(120, 160))
     return from_torchvision(tv).eval()
 
@@ -47,7 +49,14 @@ def test_matches_the_model_forward(model, image):
 def test_each_slider_reruns_only_its_stages(model, image):
     predictor = Predictor(model)
     first = predictor.predict(image, PredictSettings(score_threshold=0.05, max_detections=300))
-    assert predictor.stage_runs == {"backbone": 1, "rpn_head": 1, "rpn_post": 1, "box_head": 1, "select": 1, "mask_head": 1}
+    assert predictor.stage_runs == {
+        "backbone": 1,
+        "rpn_head": 1,
+        "rpn_post": 1,
+        "box_head": 1,
+        "select": 1,
+        "mask_head": 1,
+    }
     fewer = predictor.predict(settings=PredictSettings(score_threshold=0.8, max_detections=300))
     assert 0 < len(fewer) < len(first)
     assert set(fewer.keys) <= set(first.keys)

@@ -135,8 +135,14 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
         code = DDP_CHILD.format(tests=tests, data=str(tmp_path / "data"), out=str(tmp_path / name))
         script = tmp_path / f"{name}.py"
         script.write_text(code)
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}",
-               f"--master_port={_free_port()}", str(script)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={world}",
+            f"--master_port={_free_port()}",
+            str(script),
+        ]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
     one, info_one = load_checkpoint(tmp_path / "one" / LAST)
