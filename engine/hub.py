@@ -1,6 +1,6 @@
 """Pretrained weights a user already has in torch's hub cache, by short name.
 
-``--weights imagenet`` (the ImageNet ResNet of the model's depth: ``imagenet:resnet18|34|50``) and
+``--weights imagenet`` (ImageNet ResNet-18; ``imagenet:resnet34`` and ``imagenet:resnet50`` for the others) and
 ``--weights coco`` (torchvision's COCO Mask R-CNN, ResNet-50 FPN) resolve to the files torchvision
 downloads into ``torch.hub.get_dir()/checkpoints``. Nothing is downloaded here: when a file is absent the
 error says which file to fetch and where to put it.

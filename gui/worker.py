@@ -105,7 +105,7 @@ def error_message(exc: BaseException, what: str) -> str:
     from engine.interop import WeightsError
 
     if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return f"{what}: out of memory. Try the CPU (Model > Device), fewer proposals, or a smaller image."
+        return f"{what}: out of memory. Try the CPU (Device in the Model panel), fewer proposals, or a smaller image."
     if isinstance(exc, (WeightsError, ImageLoadError, FileNotFoundError)):
         return f"{what}: {exc}"
     return f"{what}: {type(exc).__name__}: {exc}"

@@ -169,7 +169,7 @@ def run_training(args) -> int:  # noqa: ANN001
         val_ids = [im.id for im in val_dataset.images if im.instances]
         train_ids = annotated
     elif args.val_split > 0:
-        train_ids, val_ids = _split(dataset, annotated, args.val_split, args.seed)
+        train_ids, val_ids = _split(annotated, args.val_split, args.seed)
     else:
         train_ids = annotated
     class_names = [c.name for c in sorted(dataset.categories, key=lambda c: c.id)]
@@ -251,10 +251,19 @@ def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001
     return str(target)
 
 
-def _split(dataset, ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:  # noqa: ANN001
-    train_ids, val_ids = dataset.split(val_fraction=fraction, seed=seed)
-    keep = set(ids)
-    return [i for i in train_ids if i in keep], [i for i in val_ids if i in keep]
+def _split(ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """The trainable images ``ids`` split (deterministically) into train / val: at least one of each when
+    there are two or more, all for training when there is one (unannotated images never count)."""
+    import random
+
+    ordered = sorted(ids)
+    if len(ordered) < 2:
+        return ordered, []
+    num_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
+    shuffled = list(ordered)
+    random.Random(seed).shuffle(shuffled)
+    val = set(shuffled[:num_val])
+    return [i for i in ordered if i not in val], sorted(val)
 
 
 def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str]) -> int:  # noqa: ANN001

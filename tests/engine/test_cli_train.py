@@ -116,3 +116,15 @@ def test_groupnorm_backbone_and_a_half_precision_copy(tmp_path, capsys):
         ]
     )
     assert code == 2 and "--backbone-norm changes the backbone" in capsys.readouterr().err
+
+
+def test_val_split_divides_only_the_trainable_images():
+    from engine.commands.train import _split
+
+    reviewed = [3, 17, 42, 88, 95]  # 5 reviewed images in a folder of 100: 1 validates, 4 train
+    train_ids, val_ids = _split(reviewed, 0.2, seed=0)
+    assert len(val_ids) == 1 and sorted(train_ids + val_ids) == reviewed
+    assert _split(reviewed, 0.2, seed=0) == (train_ids, val_ids)  # deterministic
+    assert _split([7], 0.5, seed=0) == ([7], [])  # one image: it trains
+    train_ids, val_ids = _split(list(range(10)), 0.9, seed=1)
+    assert len(train_ids) == 1 and len(val_ids) == 9  # always something to train on
