@@ -42,15 +42,12 @@ from engine.train import train
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample"
 
 
-def split_ids(folder: Path) -> tuple[list[int], list[int]]:
-    """The sample's fixed split (splits/train.json, splits/val.json), as image ids of annotations.json."""
-    names = {}
-    for part in ("train", "val"):
-        data = json.loads((folder / "splits" / f"{part}.json").read_text())
-        names[part] = [im["file_name"] for im in data["images"]]
-    dataset = read_dataset(folder / "annotations.json")
-    by_name = {Path(im.path).name: im.id for im in dataset.images}
-    return [by_name[n] for n in names["train"]], [by_name[n] for n in names["val"]]
+def sample_sets(folder: Path):  # noqa: ANN201 - (train Dataset, its ids in order, val Dataset, its ids)
+    """The sample's fixed split with every nucleus: splits/train.json (16 images) and splits/val.json (4)."""
+    train_set = read_dataset(folder / "splits" / "train.json")
+    val_set = read_dataset(folder / "splits" / "val.json")
+    order = [im.id for im in sorted(train_set.images, key=lambda im: Path(im.path).name)]
+    return train_set, order, val_set, [im.id for im in val_set.images]
 
 
 def corrections(model: MaskRCNN | None, dataset, image_ids: list[int], score: float = 0.5) -> tuple[int, int, int]:  # noqa: ANN001
@@ -90,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/walkthrough")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dataset = read_dataset(SAMPLE / "annotations.json")
-    train_order, val_ids = split_ids(SAMPLE)
+    dataset, train_order, val_set, val_ids = sample_sets(SAMPLE)
     out = Path(args.out)
     torch.manual_seed(0)
     cfg_model = ModelConfig(
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in train(model, dataset, cfg, out / f"round{r}", annotated, None, "cpu"):
             pass
         minutes += (time.perf_counter() - start) / 60
-        result = evaluate_model(model, dataset, val_ids, ["nucleus"], "cpu")["segm"]
+        result = evaluate_model(model, val_set, val_ids, ["nucleus"], "cpu")["segm"]
         row = {
             "round": r,
             "images": len(annotated),

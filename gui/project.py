@@ -40,9 +40,13 @@ class Project:
         return cls.from_dataset(dataset)
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, start_index: int = 0) -> Project:
+    def from_dataset(cls, dataset: Dataset, start_index: int | None = None) -> Project:
+        """``start_index`` None: the first image still to annotate (where the work stopped), else the first."""
         paths = [str(dataset.image_path(record)) for record in dataset.images]
         states = [initial_state(record) for record in dataset.images]
+        if start_index is None:
+            todo = [i for i, state in enumerate(states) if state not in ("annotated", "reviewed")]
+            start_index = todo[0] if todo and len(todo) < len(states) else 0
         return cls(dataset.root, dataset, paths, states, list(dataset.warnings), start_index)
 
     @classmethod

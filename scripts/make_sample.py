@@ -2,12 +2,16 @@
 
 python scripts/make_sample.py [../shared/data/nuclei_dsb2018/stage1_train]
 
-Writes the 20 images (as they are), annotations.json (COCO, every nucleus), and splits/train.json
-(the first 16 images by name) and splits/val.json (the last 4), the split the bundled model used.
+Writes the 20 images (as they are), splits/train.json (the first 16 images by name, every nucleus) and
+splits/val.json (the last 4, every nucleus): the split the bundled model was trained and evaluated on; and
+the project file annotations.json, which holds the 16 training images as reviewed and the 4 held-out images
+without annotations: the app opens on the first of those, where the user sees what the model finds in an
+image it has not seen, and corrects it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -30,10 +34,10 @@ def main() -> None:
         image.path, image.id, image.state = src.name, new_id, "reviewed"
         for instance in image.instances:
             instance.origin = "manual"
-    project = Dataset(out, images, data.categories)
-    write_coco(project, out / "annotations.json")
     for name, subset in (("train", images[:16]), ("val", images[16:])):
         write_coco(Dataset(out / "splits", subset, data.categories), out / "splits" / f"{name}.json")
+    held_out = [dataclasses.replace(im, instances=[], state="not_run") for im in images[16:]]
+    write_coco(Dataset(out, images[:16] + held_out, data.categories), out / "annotations.json")
     print(f"{len(images)} images, {sum(len(im.instances) for im in images)} nuclei -> {out}")
 
 

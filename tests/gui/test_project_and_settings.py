@@ -123,3 +123,20 @@ def test_max_detections_starts_at_the_models_own_cap_until_the_user_chooses(qtbo
     window.load_weights(path)  # a stored choice wins over the model's cap
     qtbot.waitUntil(lambda: window.status_text.text().startswith("Model loaded"), timeout=30000)
     assert window.thresholds.settings().max_detections == 250
+
+
+def test_a_project_opens_on_the_first_image_still_to_annotate(tmp_path):
+    from gui.project import Project
+    from tests.gui.conftest import write_images
+
+    folder = tmp_path / "half_done"
+    paths = write_images(folder, 4)
+    records = [ImageRecord(p.name, 128, 96) for p in paths]
+    records[0].state = "reviewed"
+    records[1].instances.append(Instance.from_mask(np.ones((96, 128), bool), 1))
+    write_coco(Dataset(folder, records, [Category(1, "cell")]), folder / "annotations.json")
+    assert Project.open(folder).start_index == 2
+    records[2].state = records[3].state = "reviewed"
+    write_coco(Dataset(folder, records, [Category(1, "cell")]), folder / "annotations.json")
+    assert Project.open(folder).start_index == 0  # all done: from the start
+    assert Project.open(paths[3]).start_index == 3  # an image opened by name wins
