@@ -186,7 +186,13 @@ class MainWindow(QMainWindow, WindowEditing):
         return True
 
     def load_weights(self, path: str | Path) -> None:
-        self.weights_path = str(path)
+        """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it."""
+        from engine import hub
+
+        name = str(path)
+        self.weights_path = (
+            name if hub.is_alias(name) and not Path(name).exists() else str(Path(name).expanduser().resolve())
+        )
         self.model_panel.set_model(self.weights_path, "loading…")
         self.inference.load_model(self.weights_path, self.model_panel.device_value())
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
+from engine import hub
+
 MODELS_FOLDER = "models"
 MODEL_FILE = "model.safetensors"
 CANCEL_FILE = "cancel"
@@ -42,6 +44,7 @@ class TrainOptions:
 
 def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOptions) -> list[str]:
     """The command line after ``python``."""
+    data, out = Path(data).resolve(), Path(out).resolve()  # the trainer runs in ``out``: no relative paths
     args = ["-m", "engine", "train", "--data", str(data), "--out", str(out), "--events-jsonl"]
     args += ["--cancel-file", str(out / CANCEL_FILE), "--subset", options.subset, "--device", options.device]
     if options.iterations:
@@ -51,7 +54,7 @@ def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOp
     if options.lr:
         args += ["--lr", f"{options.lr:g}"]
     if options.from_current and weights:
-        args += ["--weights", str(weights)]
+        args += ["--weights", str(weights) if hub.is_alias(weights) else str(Path(weights).resolve())]
     if options.val_split > 0:
         args += ["--val-split", f"{options.val_split:g}"]
     args += ["--batch-size", str(options.batch_size)]

@@ -122,7 +122,12 @@ def edit_and_train_scenes(app, window, folder: Path, tmp: Path, out: Path) -> No
     settle(app, window)
     window.thresholds.sliders["score_threshold"].set_value(0.6)
     settle(app, window)
+    window.overlays.checks["masks"].setChecked(True)
+    window.overlays.checks["boxes"].setChecked(True)
     window.editor.accept_all()
+    window.go_to(1)  # the next image: its predictions, with a polygon being drawn
+    wait(app, lambda: window.prediction is not None and window.index == 1)
+    settle(app, window)
     window.editor.set_tool("polygon")
     h, w = window.canvas.image_shape
     tool = window.editor.tools["polygon"]
@@ -134,12 +139,14 @@ def edit_and_train_scenes(app, window, folder: Path, tmp: Path, out: Path) -> No
     window.grab().save(str(out / "editing.png"))
     tool.cancel(window.canvas)
     window.editor.set_tool("edit")
+    window.editor.accept_all()
     window.editor.mark_reviewed()
     window.train_dock.show()
     panel = window.train_panel
     panel.unit.setCurrentText("iterations")
     panel.length.setValue(12)
-    window.resizeDocks([window.train_dock], [300], Qt.Orientation.Vertical)
+    window.resize(1280, 800)
+    window.resizeDocks([window.train_dock], [330], Qt.Orientation.Vertical)
     window.trainer.start()
     wait(app, lambda: not window.trainer.running, timeout=900)
     settle(app, window, 1.0)

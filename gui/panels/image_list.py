@@ -1,4 +1,4 @@
-"""The folder's images with their state: not run, predicted, annotated."""
+"""The folder's images with their state: not run, predicted, annotated, reviewed, unreadable."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-STATE_TEXT = {"not_run": "not run", "predicted": "predicted", "annotated": "annotated", "error": "unreadable"}
+STATE_TEXT = {
+    "not_run": "not run",
+    "predicted": "predicted",
+    "annotated": "annotated",
+    "reviewed": "reviewed",
+    "error": "unreadable",
+}
 STATE_COLOR = {
     "not_run": QColor(140, 140, 140),
     "predicted": QColor(40, 120, 220),
     "annotated": QColor(30, 150, 60),
+    "reviewed": QColor(20, 110, 40),
     "error": QColor(200, 40, 40),
 }
 
@@ -64,8 +71,11 @@ class ImageList(QWidget):
 
     def _update_summary(self) -> None:
         total = len(self._states)
-        counts = {s: self._states.count(s) for s in ("predicted", "annotated")}
-        self.summary.setText(f"{total} images: {counts['predicted']} predicted, {counts['annotated']} annotated")
+        counts = {s: self._states.count(s) for s in ("predicted", "annotated", "reviewed")}
+        self.summary.setText(
+            f"{total} images: {counts['reviewed']} reviewed, {counts['annotated']} annotated, "
+            f"{counts['predicted']} predicted"
+        )
 
     def set_current(self, row: int) -> None:
         self.list.setCurrentRow(row)

@@ -35,8 +35,11 @@ def test_the_sample_and_its_model_are_bundled():
 
     network, info = load_checkpoint(model)
     assert info.class_names == ["nucleus"]
-    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in network.state_dict().values()
-               if p.is_floating_point())  # fmt: skip  - stored as float16, restored as float32
+    assert all(
+        p.dtype.is_floating_point and p.dtype.itemsize == 4
+        for p in network.state_dict().values()
+        if p.is_floating_point()
+    )  # fmt: skip  - stored as float16, restored as float32
 
 
 def test_main_with_no_arguments_shows_the_samples_first_image_with_detections(tmp_path):

@@ -127,3 +127,15 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
     press(qtbot, window, Qt.Key.Key_D)  # the app goes on: the next image is predicted
     qtbot.waitUntil(lambda: window.index == 2 and window.prediction is not None and window.is_idle(), timeout=30000)
     assert window.instances.row_count() == len(window.prediction) > 0
+
+
+def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_path, monkeypatch):
+    from gui.training import TrainOptions, train_arguments
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    args = train_arguments(Path("ann.json"), Path("models/run"), "models/start.safetensors", TrainOptions())
+    for flag in ("--data", "--out", "--weights"):
+        value = Path(args[args.index(flag) + 1])
+        assert value.is_absolute() and value.is_relative_to(tmp_path), (flag, value)
+    assert args[args.index("--weights") + 1] == str(tmp_path / "models" / "start.safetensors")
