@@ -101,7 +101,10 @@ class MainWindow(QMainWindow, WindowEditing):
         self.classes_dock = self._dock("Classes", self.classes, Qt.DockWidgetArea.RightDockWidgetArea)
         self.splitDockWidget(self.classes_dock, self.docks[2], Qt.Orientation.Vertical)
         self.train_panel = TrainPanel()
-        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        train_scroll = QScrollArea()  # the panel scrolls rather than make the window taller than a small screen
+        train_scroll.setWidgetResizable(True)
+        train_scroll.setWidget(self.train_panel)
+        self.train_dock = self._dock("Train", train_scroll, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.train_dock.setFeatures(self.train_dock.features() | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.train_dock.hide()
         self.editor = Editor(self)

@@ -139,3 +139,13 @@ def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_pa
         value = Path(args[args.index(flag) + 1])
         assert value.is_absolute() and value.is_relative_to(tmp_path), (flag, value)
     assert args[args.index("--weights") + 1] == str(tmp_path / "models" / "start.safetensors")
+
+
+def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
+    window.resize(1280, 800)
+    window.train_dock.show()
+    qtbot.waitUntil(lambda: window.train_dock.isVisible(), timeout=5000)
+    assert window.minimumSizeHint().height() <= 800 and window.minimumSize().height() <= 800
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    assert window.height() <= 800
