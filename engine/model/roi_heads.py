@@ -31,7 +31,7 @@ class BoxHead(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(N,C,7,7) -> logits (N,K), deltas (N,4K)."""
-        x = F.relu(self.fc7(F.relu(self.fc6(x.flatten(1)))))
+        x = F.relu(self.fc7(F.relu(self.fc6(x.flatten(1)), inplace=True)), inplace=True)
         return self.cls_score(x), self.bbox_pred(x)
 
 
@@ -56,8 +56,8 @@ class MaskHead(nn.Module):
         if x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
-            x = F.relu(conv(x))
-        return F.relu(self.deconv(x))
+            x = F.relu(conv(x), inplace=True)
+        return F.relu(self.deconv(x), inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N,C,14,14) -> (N,K,28,28) logits."""

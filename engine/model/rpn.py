@@ -31,7 +31,7 @@ class RPNHead(nn.Module):
         """[(B,C,H_l,W_l)] -> logits [(B,A,H_l,W_l)], deltas [(B,4A,H_l,W_l)]."""
         logits, deltas = [], []
         for x in features:
-            t = F.relu(self.conv(x))
+            t = F.relu(self.conv(x), inplace=True)
             logits.append(self.cls_logits(t))
             deltas.append(self.bbox_pred(t))
         return logits, deltas
