@@ -115,7 +115,7 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
 
     events = window.trainer.run.events
     assert events[-1]["kind"] == "cancelled" and "done" not in [e["kind"] for e in events]
-    assert 1 <= len(steps(window)) < 500
+    assert 0 < len(steps(window)) < 500
     assert len(panel.plot.points("loss")[0]) == len(steps(window))
     assert "cancelled" in panel.status.text().lower()
     assert panel.train_button.isEnabled() and not panel.cancel_button.isEnabled()
