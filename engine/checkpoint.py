@@ -119,12 +119,7 @@ def load_weights(
     short name from torch's hub cache (``imagenet``, ``imagenet:resnet50``, ``coco``: engine/hub.py)."""
     from engine import hub
 
-    if hub.is_alias(path) and not Path(path).exists():
-        try:
-            path = hub.resolve(path)
-        except hub.HubWeightsMissing as error:
-            raise WeightsError(str(error)) from error
-    path = Path(path)
+    path = Path(hub.resolve_if_alias(path))
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     if path.suffix == ".safetensors":

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from engine.interop import WeightsError
+
 # file-name stems torchvision uses (the hash suffix after "-" varies with the weights version)
 FILES = {
     "imagenet:resnet18": ("resnet18", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
@@ -25,13 +27,19 @@ FILES = {
 ALIASES = {"imagenet": "imagenet:resnet18", "coco:maskrcnn_resnet50_fpn": "coco"}
 
 
-class HubWeightsMissing(FileNotFoundError):
+class HubWeightsMissing(WeightsError):
     pass
 
 
 def is_alias(spec: str | Path) -> bool:
+    """A short name (and no file of that name exists)."""
     name = str(spec).lower()
-    return name in FILES or name in ALIASES
+    return (name in FILES or name in ALIASES) and not Path(spec).exists()
+
+
+def resolve_if_alias(spec: str | Path) -> str | Path:
+    """``spec`` itself, or the hub-cache file a short name stands for (HubWeightsMissing when absent)."""
+    return resolve(spec) if is_alias(spec) else spec
 
 
 def hub_checkpoints() -> Path:

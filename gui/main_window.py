@@ -193,9 +193,7 @@ class MainWindow(QMainWindow, WindowEditing):
         from engine import hub
 
         name = str(path)
-        self.weights_path = (
-            name if hub.is_alias(name) and not Path(name).exists() else str(Path(name).expanduser().resolve())
-        )
+        self.weights_path = name if hub.is_alias(name) else str(Path(name).expanduser().resolve())
         self.model_panel.set_model(self.weights_path, "loading…")
         self.inference.load_model(self.weights_path, self.model_panel.device_value())
 

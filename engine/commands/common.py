@@ -94,11 +94,10 @@ def load_model(path: str | Path, device: torch.device):  # noqa: ANN201 - (MaskR
     from engine import hub
     from engine.checkpoint import load_weights
 
-    if hub.is_alias(path) and not Path(path).exists():
-        try:
-            path = hub.resolve(path)
-        except hub.HubWeightsMissing as error:
-            raise UserError(str(error)) from error
+    try:
+        path = hub.resolve_if_alias(path)
+    except hub.HubWeightsMissing as error:
+        raise UserError(str(error)) from error
     path = existing_path(path, "--weights", "file")
     if path.suffix.lower() != ".safetensors":
         with open(path, "rb") as f:

@@ -252,18 +252,10 @@ def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001
 
 
 def _split(ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """The trainable images ``ids`` split (deterministically) into train / val: at least one of each when
-    there are two or more, all for training when there is one (unannotated images never count)."""
-    import random
+    """The trainable images ``ids`` split into train / val (unannotated images never count); one image trains."""
+    from engine.data.model import split_ids
 
-    ordered = sorted(ids)
-    if len(ordered) < 2:
-        return ordered, []
-    num_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
-    shuffled = list(ordered)
-    random.Random(seed).shuffle(shuffled)
-    val = set(shuffled[:num_val])
-    return [i for i in ordered if i not in val], sorted(val)
+    return (sorted(ids), []) if len(ids) < 2 else split_ids(ids, fraction, seed)
 
 
 def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str]) -> int:  # noqa: ANN001

@@ -208,11 +208,19 @@ class Dataset:
         else:
             if not 0.0 <= val_fraction < 1.0:
                 raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-            num_val = round(len(all_ids) * val_fraction)
-            if val_fraction > 0 and len(all_ids) >= 2:
-                num_val = min(max(num_val, 1), len(all_ids) - 1)
-            shuffled = list(all_ids)
-            random.Random(seed).shuffle(shuffled)
-            val_ids = sorted(shuffled[:num_val])
+            return split_ids(all_ids, val_fraction, seed)
         val_set = set(val_ids)
         return [i for i in all_ids if i not in val_set], val_ids
+
+
+def split_ids(ids: Sequence[int], val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic (train ids, val ids) of ``ids``: round(n * fraction) validate, but at least one and never
+    all when the fraction is > 0 and there are two or more."""
+    ordered = sorted(ids)
+    num_val = round(len(ordered) * val_fraction)
+    if val_fraction > 0 and len(ordered) >= 2:
+        num_val = min(max(num_val, 1), len(ordered) - 1)
+    shuffled = list(ordered)
+    random.Random(seed).shuffle(shuffled)
+    val = set(shuffled[:num_val])
+    return [i for i in ordered if i not in val], sorted(val)
