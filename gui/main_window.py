@@ -55,7 +55,7 @@ class MainWindow(QMainWindow, WindowEditing):
         self.class_names: list[str] = []
         self.weights_path = ""
         self._pending: Result | None = None
-        self._banner_until_result = False
+        self._banner_scope = ""  # what the red banner is about: which events take it away
         self._build()
         self._connect()
         actions.build_menus(self)
@@ -218,7 +218,7 @@ class MainWindow(QMainWindow, WindowEditing):
             return  # the user has moved on
         self.loading = False
         self.image = image
-        self.hide_error()
+        self.hide_error("action", "image", "result")  # a model or save failure stays until it is resolved
         self.status_text.setText("")
         self.canvas.set_image(image)
         self.editor.refresh()
@@ -232,7 +232,7 @@ class MainWindow(QMainWindow, WindowEditing):
         self.image = None
         self.canvas.set_image(None)
         self.images.set_state(self.index, "error")
-        self.show_error(message)
+        self.show_error(message, scope="image")
         self._update_message()
 
     def step(self, delta: int) -> None:
@@ -252,8 +252,7 @@ class MainWindow(QMainWindow, WindowEditing):
         if result is None or self.project is None or result.request.key != self.project.paths[self.index]:
             return
         self.prediction = result.prediction
-        if self._banner_until_result:
-            self.hide_error()
+        self.hide_error("result")
         self._mark_predicted(self.index)
         self._redraw()
         times = result.prediction.timings_ms
@@ -305,14 +304,14 @@ class MainWindow(QMainWindow, WindowEditing):
             self.thresholds.sliders["max_detections"].set_value(info.max_detections)
         self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
         self.trainer.refresh()
-        self.hide_error()
+        self.hide_error("action", "model", "result")
         self._update_message()
         if self.image is not None:
             self.inference.resend(self.thresholds.settings())
 
     def _on_model_failed(self, message: str) -> None:
         self.model_panel.set_model(self.inference.model.path if self.inference.model else "", "")
-        self.show_error(message)
+        self.show_error(message, scope="model")
         self._update_message()
 
     def _on_device_changed(self, device: str) -> None:
@@ -340,15 +339,19 @@ class MainWindow(QMainWindow, WindowEditing):
         self.status_text.setText("Predict all: cancelled" if cancelled else "Predict all: done")
 
     # ----- messages -----
-    def show_error(self, message: str, until_next_result: bool = False) -> None:
-        """A red banner over the canvas; an inference error goes away with the next good result."""
-        self._banner_until_result = until_next_result
+    def show_error(self, message: str, until_next_result: bool = False, scope: str = "action") -> None:
+        """A red banner over the canvas until what it is about is resolved (``scope``): "result" (an
+        inference error: the next good result), "image" (the next image that loads), "model" (a model
+        that loads), "save" (the next successful save), "action" (anything else: the next image)."""
+        self._banner_scope = "result" if until_next_result else scope
         self.banner.setText(message)
         self.banner.show()
         self.status_text.setText(message.splitlines()[0] if message else "")
 
-    def hide_error(self) -> None:
-        self.banner.hide()
+    def hide_error(self, *scopes: str) -> None:
+        """Hide the banner; with ``scopes``, only when it is about one of them."""
+        if not scopes or self._banner_scope in scopes:
+            self.banner.hide()
 
     def error_text(self) -> str:
         return self.banner.text() if self.banner.isVisible() else ""

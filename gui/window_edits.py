@@ -64,11 +64,12 @@ class WindowEditing:
         return False
 
     def _on_save_failed(self, message: str) -> None:
-        self.show_error(f"{message}\nYour edits are kept in memory; they are saved with the next edit or Ctrl+S.")
+        self.show_error(
+            f"{message}\nYour edits are kept in memory; they are saved with the next edit or Ctrl+S.", scope="save"
+        )
 
     def _on_saved(self, _path: str) -> None:
-        if self.error_text().startswith("Could not save"):
-            self.hide_error()
+        self.hide_error("save")
 
     def save_or_discard(self) -> bool:
         """Before closing or opening another folder: True when the edits are on disk or the user lets them go."""

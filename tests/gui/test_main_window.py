@@ -133,6 +133,17 @@ def test_a_bad_weights_file_is_a_message_not_a_crash(qtbot, window, image_folder
     assert window.canvas.message_text() == NO_MODEL
 
 
+def test_a_model_error_stays_on_screen_when_an_image_loads_after_it(qtbot, window, image_folder, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    window.load_weights(bad)  # fails before any image is open
+    qtbot.waitUntil(lambda: "broken.safetensors" in window.error_text() and window.is_idle(), timeout=10000)
+    assert window.open_path(image_folder)
+    qtbot.waitUntil(lambda: window.image is not None and window.is_idle(), timeout=10000)
+    assert "broken.safetensors" in window.error_text()  # still there: the image has nothing to do with it
+    assert window.canvas.message_text() == NO_MODEL
+
+
 def test_a_and_d_step_through_the_images(qtbot, loaded):
     window = loaded
     qtbot.keyClick(window, "d")

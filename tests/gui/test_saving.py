@@ -118,6 +118,7 @@ def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_
     press(qtbot, window, Qt.Key.Key_D)  # moving on to the next image tries again, and keeps the edits
     qtbot.waitUntil(lambda: window.index == 1 and window.is_idle(), timeout=10000)
     assert cut.attempts == 3 and path.read_bytes() == old_bytes
+    assert "Could not save" in window.error_text()  # the next image loading does not hide the failure
     assert len(window.project.records[0].instances) == 2
     press(qtbot, window, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: window.index == 0 and window.image is not None and window.is_idle(), timeout=10000)
