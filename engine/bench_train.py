@@ -1,12 +1,12 @@
 """``python -m engine bench-train``: the learning benchmark.
 
 On the nuclei set (fixed split: the first 16 images by name train, the last 4 validate), from scratch,
-our seed network (ResNet-18, BatchNorm, GroupNorm FPN) and torchvision's Mask R-CNN on
-``resnet_fpn_backbone("resnet18", weights=None)`` are trained by the same loop (engine.train: same
-data order, augmentation, optimiser, schedule, iterations, input size). Prints mask AP / AP50 of both
-on the held-out images, their wall time and the training throughput ratio ours / torchvision. Both
-keep up to 500 detections per image and AP counts them all (one validation image holds 369 nuclei,
-beyond COCO's default cap of 100).
+our seed network (ResNet-18 with BatchNorm, or GroupNorm with ``--backbone-norm gn``; GroupNorm FPN)
+and torchvision's Mask R-CNN on ``resnet_fpn_backbone("resnet18", weights=None)`` are trained by the
+same loop (engine.train: same data order, augmentation, optimiser, schedule, iterations, input size).
+Prints mask AP / AP50 of both on the held-out images, their wall time and the training throughput
+ratio ours / torchvision. Both keep up to 500 detections per image and AP counts them all (one
+validation image holds 369 nuclei, beyond COCO's default cap of 100).
 """
 
 from __future__ import annotations
@@ -102,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("ours", "torchvision"), default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--roi-samples", type=int, default=512, help="RoIs sampled per image for the heads")
+    p.add_argument(
+        "--backbone-norm",
+        choices=("bn", "gn"),
+        default="bn",
+        help="our ResNet's normalisation: bn (the seed's) or gn (GroupNorm, as the bundled model)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes, out = (args.input_size,), Path(args.out)
     print(
         f"nuclei: 16 train / 4 val images, {args.iters} iterations of {args.batch_size}, input {args.input_size}px, "
-        f"SGD lr {args.lr} cosine, flips; device {args.device}, {torch.get_num_threads()} threads"
+        f"SGD lr {args.lr} cosine, flips; ours with {args.backbone_norm.upper()} in the ResNet; device {args.device}, "
+        f"{torch.get_num_threads()} threads"
     )
     results = []
     if args.only in (None, "ours"):
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_size=args.max_size,
                 detections_per_image=500,
                 box_batch_per_image=args.roi_samples,
+                backbone_norm=args.backbone_norm,
             )
         )
         results.append(run_one("ours", ours, dataset, cfg, split, out, args.device))
