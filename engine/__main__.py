@@ -9,6 +9,7 @@ COMMANDS = {
     "predict": ("engine.commands.predict", "run a model over images: COCO results JSON, overlay PNGs"),
     "evaluate": ("engine.commands.evaluate", "COCO box and mask AP of a model on annotated images"),
     "convert": ("engine.commands.convert", "convert annotations between formats (COCO, labelme, mask folders)"),
+    "defaults": ("engine.commands.defaults", "show or change a model's inference defaults (proposals, detections)"),
     "bench": ("engine.bench", "our network vs torchvision's: ms per image and ratio"),
     "bench-train": ("engine.bench_train", "learning benchmark: ours vs torchvision from scratch on the nuclei set"),
 }

@@ -302,6 +302,8 @@ class MainWindow(QMainWindow, WindowEditing):
         self.settings.last_weights = info.path
         if not self.settings.has("thresholds/max_detections"):  # never chosen: the model's own cap
             self.thresholds.sliders["max_detections"].set_value(info.max_detections)
+        if not self.settings.has("thresholds/num_proposals"):  # likewise its own proposal count
+            self.thresholds.sliders["num_proposals"].set_value(info.num_proposals)
         self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
         self.trainer.refresh()
         self.hide_error("action", "model", "result")

@@ -64,6 +64,7 @@ class ModelInfo:
     device: str
     description: str
     max_detections: int = 100  # the model's own cap (the slider starts there until the user moves it)
+    num_proposals: int = 1000  # the model's own proposal count after the RPN's NMS (likewise)
 
 
 class Mailbox:
@@ -169,7 +170,14 @@ class InferenceWorker(QObject):
             cfg = info.config
             description = f"{cfg.backbone}, {cfg.num_classes - 1} classes, on {resolved}"
             self.model_loaded.emit(
-                ModelInfo(path, list(info.class_names), resolved, description, cfg.detections_per_image)
+                ModelInfo(
+                    path,
+                    list(info.class_names),
+                    resolved,
+                    description,
+                    cfg.detections_per_image,
+                    cfg.rpn_post_nms_top_n_test,
+                )
             )
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on
             self.model_failed.emit(error_message(exc, f"Cannot load {Path(path).name}"))

@@ -298,3 +298,41 @@ def test_predict_on_a_16_bit_tiff_with_overlay(project: Path, tmp_path: Path) ->
     assert meta["images"] == [{"id": 1, "file_name": "img2d.tif", "width": 512, "height": 512}]
     assert Image.open(tmp_path / "ov" / "img2d.png").size == (512, 512)
     COCO(str(tmp_path / "p.meta.json")).loadRes(str(tmp_path / "p.json"))
+
+
+def test_defaults_prints_and_changes_the_inference_settings_and_keeps_the_weights(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from safetensors import safe_open
+
+    from engine.checkpoint import load_checkpoint
+
+    source = _tiny_checkpoint(tmp_path / "a.safetensors", ["cell"])
+    model, _ = load_checkpoint(source)
+    half = tmp_path / "half.safetensors"
+    save_checkpoint(model, half, ["cell"], history=[{"iteration": 3}], half=True)
+    assert main(["defaults", "--weights", str(half)]) == 0
+    assert "--proposals" in capsys.readouterr().out
+    out = tmp_path / "b.safetensors"
+    assert (
+        main(["defaults", "--weights", str(half), "--out", str(out), "--proposals", "2000", "--detections", "450"]) == 0
+    )
+    changed, info = load_checkpoint(out)
+    assert changed.config.rpn_post_nms_top_n_test == 2000 and changed.config.detections_per_image == 450
+    assert changed.config == model.config.replace(rpn_post_nms_top_n_test=2000, detections_per_image=450)
+    assert info.class_names == ["cell"] and info.history == [{"iteration": 3}]
+    with safe_open(str(out), "pt") as f:  # stored in float16 as its source was
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} >= {"F16"}
+    original, _ = load_checkpoint(half)
+    for key, value in original.state_dict().items():
+        assert torch.equal(value, changed.state_dict()[key]), key
+    assert original.config == model.config  # the source file is untouched
+
+
+def test_defaults_refuses_a_change_without_out_and_a_bad_value(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    source = _tiny_checkpoint(tmp_path / "a.safetensors", ["cell"])
+    assert main(["defaults", "--weights", str(source), "--proposals", "2000"]) == 2
+    assert "--out" in _error_lines(capsys)[-1]
+    assert (
+        main(["defaults", "--weights", str(source), "--out", str(tmp_path / "b.safetensors"), "--box-nms", "1.5"]) == 2
+    )
+    assert "between 0 and 1" in _error_lines(capsys)[-1]
+    assert not (tmp_path / "b.safetensors").exists()

@@ -106,23 +106,26 @@ def test_smoke_mode_saves_a_screenshot_and_prints_the_detections(tmp_path, image
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # a real picture, not a blank window
 
 
-def test_max_detections_starts_at_the_models_own_cap_until_the_user_chooses(qtbot, window, settings, tmp_path):
+def test_max_detections_and_proposals_start_at_the_models_own_until_the_user_chooses(qtbot, window, settings, tmp_path):
     from engine.checkpoint import save_checkpoint
     from tests.gui.conftest import CLASS_NAMES, tiny_model
 
     model = tiny_model()
-    model.config = model.config.replace(detections_per_image=420)
+    model.config = model.config.replace(detections_per_image=420, rpn_post_nms_top_n_test=1700)
     path = tmp_path / "dense.safetensors"
     save_checkpoint(model, path, class_names=CLASS_NAMES)
     window.load_weights(path)
     qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
     assert window.thresholds.settings().max_detections == 420
+    assert window.thresholds.settings().num_proposals == 1700
     window.thresholds.sliders["max_detections"].set_value(250)
+    window.thresholds.sliders["num_proposals"].set_value(600)
     window.save_settings()
     window.status_text.setText("")
-    window.load_weights(path)  # a stored choice wins over the model's cap
+    window.load_weights(path)  # a stored choice wins over the model's own
     qtbot.waitUntil(lambda: window.status_text.text().startswith("Model loaded"), timeout=30000)
     assert window.thresholds.settings().max_detections == 250
+    assert window.thresholds.settings().num_proposals == 600
 
 
 def test_a_project_opens_on_the_first_image_still_to_annotate(tmp_path):
