@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes, out = (args.input_size,), Path(args.out)
     print(
         f"nuclei: 16 train / 4 val images, {args.iters} iterations of {args.batch_size}, input {args.input_size}px, "
-        f"SGD lr {args.lr} cosine, flips; ours with {args.backbone_norm.upper()} in the ResNet; device {args.device}, "
+        f"SGD lr {args.lr} cosine, flips; "
+        + ("" if args.only == "torchvision" else f"ours with {args.backbone_norm.upper()} in the ResNet; ")
+        + f"device {args.device}, "
         f"{torch.get_num_threads()} threads"
     )
     results = []
