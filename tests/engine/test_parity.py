@@ -83,6 +83,20 @@ def test_same_detections_as_torchvision_on_real_images(case, coco128_images):
         assert_same_detections(e, a)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_detections_as_torchvision_on_cuda(case, coco128_images):
+    depth, kwargs = CASES[case]
+    tv = _build(depth, **kwargs).cuda()
+    ours = from_torchvision(tv).eval().cuda()
+    images = [image.cuda() for image in coco128_images]
+    with torch.no_grad():
+        expected = tv(images)
+        actual = ours(images)
+    for e, a in zip(expected, actual):
+        assert_same_detections({k: v.cpu() for k, v in e.items()}, {k: v.cpu() for k, v in a.items()})
+
+
 def test_config_read_from_the_model():
     tv = _build("resnet18", **CASES["resnet18-odd-thresholds"][1])
     cfg = from_torchvision(tv).config
