@@ -36,6 +36,7 @@ class BoxHead(nn.Module):
         return self.cls_score(x), self.bbox_pred(x)
 
 
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")  # private API
 _ONEDNN_MIN_MACS = 50_000_000  # below this the conversions cost more than the GEMM saves
 
 
@@ -53,7 +54,7 @@ def fast_linear(x: Tensor, layer: nn.Linear) -> Tensor:
         or torch.is_grad_enabled()
         or x.dim() != 2
         or x.shape[0] * layer.in_features * layer.out_features < _ONEDNN_MIN_MACS
-        or not torch.backends.mkldnn.is_available()
+        or not _HAS_ONEDNN_LINEAR
     ):
         return layer(x)
     return _onednn_linear(x.contiguous().to_mkldnn(), layer.weight, layer.bias).to_dense()
