@@ -37,6 +37,11 @@ def is_alias(spec: str | Path) -> bool:
     return (name in FILES or name in ALIASES) and not Path(spec).exists()
 
 
+def absolute_unless_alias(spec: str | Path) -> str:
+    """A short name as it is, else the absolute path (for settings and for processes run in another folder)."""
+    return str(spec) if is_alias(spec) else str(Path(spec).expanduser().resolve())
+
+
 def resolve_if_alias(spec: str | Path) -> str | Path:
     """``spec`` itself, or the hub-cache file a short name stands for (HubWeightsMissing when absent)."""
     return resolve(spec) if is_alias(spec) else spec

@@ -135,7 +135,7 @@ class MainWindow(QMainWindow, WindowEditing):
     def _connect(self) -> None:
         client = self.inference
         client.prediction_ready.connect(self._on_result)
-        client.request_failed.connect(lambda message: self.show_error(message, until_next_result=True))
+        client.request_failed.connect(lambda message: self.show_error(message, scope="result"))
         client.batch_failed.connect(self.show_error)
         client.model_loaded.connect(self._on_model_loaded)
         client.model_failed.connect(self._on_model_failed)
@@ -192,8 +192,7 @@ class MainWindow(QMainWindow, WindowEditing):
         """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it."""
         from engine import hub
 
-        name = str(path)
-        self.weights_path = name if hub.is_alias(name) else str(Path(name).expanduser().resolve())
+        self.weights_path = hub.absolute_unless_alias(path)
         self.model_panel.set_model(self.weights_path, "loading…")
         self.inference.load_model(self.weights_path, self.model_panel.device_value())
 
@@ -341,11 +340,11 @@ class MainWindow(QMainWindow, WindowEditing):
         self.status_text.setText("Predict all: cancelled" if cancelled else "Predict all: done")
 
     # ----- messages -----
-    def show_error(self, message: str, until_next_result: bool = False, scope: str = "action") -> None:
+    def show_error(self, message: str, scope: str = "action") -> None:
         """A red banner over the canvas until what it is about is resolved (``scope``): "result" (an
         inference error: the next good result), "image" (the next image that loads), "model" (a model
         that loads), "save" (the next successful save), "action" (anything else: the next image)."""
-        self._banner_scope = "result" if until_next_result else scope
+        self._banner_scope = scope
         self.banner.setText(message)
         self.banner.show()
         self.status_text.setText(message.splitlines()[0] if message else "")

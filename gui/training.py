@@ -54,7 +54,7 @@ def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOp
     if options.lr:
         args += ["--lr", f"{options.lr:g}"]
     if options.from_current and weights:
-        args += ["--weights", str(weights) if hub.is_alias(weights) else str(Path(weights).resolve())]
+        args += ["--weights", hub.absolute_unless_alias(weights)]
     if options.val_split > 0:
         args += ["--val-split", f"{options.val_split:g}"]
     args += ["--batch-size", str(options.batch_size)]

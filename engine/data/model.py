@@ -200,17 +200,15 @@ class Dataset:
     ) -> tuple[list[int], list[int]]:
         """Deterministic (train image ids, val image ids); explicit ``val_image_ids`` win over the fraction."""
         all_ids = sorted(image.id for image in self.images)
-        if val_image_ids is not None:
-            unknown = set(val_image_ids) - set(all_ids)
-            if unknown:
-                raise ValueError(f"unknown validation image ids: {sorted(unknown)}")
-            val_ids = sorted(set(val_image_ids))
-        else:
+        if val_image_ids is None:
             if not 0.0 <= val_fraction < 1.0:
                 raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
             return split_ids(all_ids, val_fraction, seed)
-        val_set = set(val_ids)
-        return [i for i in all_ids if i not in val_set], val_ids
+        unknown = set(val_image_ids) - set(all_ids)
+        if unknown:
+            raise ValueError(f"unknown validation image ids: {sorted(unknown)}")
+        val_set = set(val_image_ids)
+        return [i for i in all_ids if i not in val_set], sorted(val_set)
 
 
 def split_ids(ids: Sequence[int], val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
