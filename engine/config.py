@@ -127,6 +127,23 @@ def torchvision_like(num_classes: int = 91, backbone: str = "resnet50") -> Model
     )
 
 
+AUGMENT_FIELDS = ("vflip", "gamma_jitter", "contrast_jitter", "brightness_jitter", "invert", "grayscale", "blur")
+# Named sets of TrainConfig's augmentation fields (the rest keep their defaults). "microscopy": cells and nuclei
+# have no up or down, and their images differ in exposure, stain and focus far more than in shape.
+AUGMENT_PRESETS: dict[str, dict[str, float]] = {
+    "flips": {},
+    "microscopy": {
+        "vflip": 0.5,
+        "gamma_jitter": 0.7,
+        "contrast_jitter": 0.3,
+        "brightness_jitter": 0.1,
+        "invert": 0.3,
+        "grayscale": 0.3,
+        "blur": 0.3,
+    },
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (independent of the network). SGD + warm-up is torchvision's detection recipe."""
@@ -145,6 +162,13 @@ class TrainConfig:
     amp: bool = True  # float16 autocast + loss scaling on CUDA (ignored on the CPU)
     hflip: float = 0.5  # probability of a horizontal flip per sample
     vflip: float = 0.0
+    # Intensity augmentation (engine.data.photometric.PhotometricSettings); all 0: off.
+    gamma_jitter: float = 0.0
+    contrast_jitter: float = 0.0
+    brightness_jitter: float = 0.0
+    invert: float = 0.0
+    grayscale: float = 0.0
+    blur: float = 0.0
     seed: int = 0
     val_every: int = 0  # iterations between validations (0: at the end only)
     checkpoint_every: int = 0  # iterations between checkpoints (0: at the end only)
@@ -159,6 +183,20 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
         if not self.lr > 0:
             raise ValueError("lr must be > 0")
+        self.photometric()  # raises ValueError for an out-of-range strength
+
+    def photometric(self):  # noqa: ANN201 (engine.data.photometric.PhotometricSettings; imported lazily)
+        """The intensity augmentation these settings ask for."""
+        from engine.data.photometric import PhotometricSettings
+
+        return PhotometricSettings(
+            gamma=self.gamma_jitter,
+            contrast=self.contrast_jitter,
+            brightness=self.brightness_jitter,
+            invert=self.invert,
+            grayscale=self.grayscale,
+            blur=self.blur,
+        )
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

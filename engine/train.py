@@ -129,7 +129,9 @@ def train(
     if cfg.batch_size % dist.world:
         raise TrainingError(f"batch size {cfg.batch_size} does not split over {dist.world} processes")
     mc = model.config
-    samples = TrainingSamples(dataset, train_ids, max(mc.min_size), mc.max_size, cfg.hflip, cfg.vflip)
+    samples = TrainingSamples(
+        dataset, train_ids, max(mc.min_size), mc.max_size, cfg.hflip, cfg.vflip, photometric=cfg.photometric()
+    )
     if len(samples) == 0:
         raise TrainingError("no training images: annotate (or mark as reviewed) at least one image")
     class_names = samples.class_names

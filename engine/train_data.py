@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import Dataset
+from engine.data.photometric import PhotometricJitter, PhotometricSettings
 from engine.data.torch_dataset import DetectionDataset
 from engine.data.transforms import Compose, RandomHorizontalFlip, RandomVerticalFlip, resize_target
 from engine.model.transform import resize_scale
@@ -49,11 +50,13 @@ class TrainingSamples:
         hflip: float = 0.5,
         vflip: float = 0.0,
         cache_bytes: int = 2 * 1024**3,
+        photometric: PhotometricSettings | None = None,
     ) -> None:
         self.items = DetectionDataset(dataset, image_ids)
         self.class_names = self.items.class_names
         self.min_size, self.max_size = min_size, max_size
         self.hflip, self.vflip = hflip, vflip
+        self.photometric = photometric or PhotometricSettings()
         self.cache_bytes = cache_bytes
         self._cache: dict[int, tuple[torch.Tensor, dict]] = {}
         self._cached_bytes = 0
@@ -80,12 +83,16 @@ class TrainingSamples:
         return image, target
 
     def sample(self, index: int, seed: int) -> tuple[torch.Tensor, dict]:
-        """Item ``index`` with flips drawn from ``seed``; the target carries the seed for the model's sampling."""
+        """Item ``index`` with flips (and intensity jitter) drawn from ``seed``; the target carries the seed for
+        the model's sampling."""
         image, target = self._prepared(index)
         generator = torch.Generator().manual_seed(seed)
-        flips = Compose(
-            [RandomHorizontalFlip(self.hflip, generator=generator), RandomVerticalFlip(self.vflip, generator=generator)]
-        )
-        image, target = flips(image.float() / 255, dict(target))
+        steps = [
+            RandomHorizontalFlip(self.hflip, generator=generator),
+            RandomVerticalFlip(self.vflip, generator=generator),
+        ]
+        if self.photometric.active:  # drawn after the flips, so runs without it see the same flips as before
+            steps.append(PhotometricJitter(self.photometric, generator=generator))
+        image, target = Compose(steps)(image.float() / 255, dict(target))
         target["sample_seed"] = seed
         return image, target

@@ -9,7 +9,7 @@ import sys
 import torch
 
 from engine.commands.common import UserError, choose_device, existing_path, make_parser, run
-from engine.config import ModelConfig, TrainConfig
+from engine.config import AUGMENT_FIELDS, AUGMENT_PRESETS, ModelConfig, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="anchor size per FPN level, e.g. 16 32 64 128 for small objects (default 32 64 128 256)",
     )
-    p.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (e.g. 0.5 for microscopy)")
+    p.add_argument(
+        "--augment",
+        choices=sorted(AUGMENT_PRESETS),
+        default="flips",
+        help="augmentation preset: flips (left-right only) or microscopy (flips both ways, random gamma, contrast, "
+        "brightness, inversion, grayscale and blur); the flags below override single values",
+    )
+    p.add_argument("--vflip", type=float, default=None, help="vertical flip probability (e.g. 0.5 for microscopy)")
+    p.add_argument(
+        "--gamma-jitter", type=float, default=None, help="random gamma exp(U(-x, x)) per image, e.g. 0.7: gammas 0.5-2"
+    )
+    p.add_argument("--contrast-jitter", type=float, default=None, help="random contrast 1 +- x per image, e.g. 0.3")
+    p.add_argument("--brightness-jitter", type=float, default=None, help="random brightness offset +- x, e.g. 0.1")
+    p.add_argument(
+        "--invert",
+        type=float,
+        default=None,
+        help="probability of inverting an image (bright on dark <-> dark on bright)",
+    )
+    p.add_argument("--grayscale", type=float, default=None, help="probability of dropping an image's colours")
+    p.add_argument("--blur", type=float, default=None, help="probability of a Gaussian blur (sigma 0.5-1.5 px)")
     p.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
     p.add_argument("--val-every", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=0)
@@ -82,6 +102,15 @@ def input_sizes(size: int, jitter: float) -> tuple[int, ...]:
         return (size,)
     low = int(size * (1 - jitter)) // 32 * 32
     return tuple(range(max(low, 32), size, 32)) + (size,)
+
+
+def augmentation(args) -> dict[str, float]:  # noqa: ANN001
+    """TrainConfig's augmentation fields: the --augment preset, with any flag given on its own taking over."""
+    values = dict(AUGMENT_PRESETS[args.augment])
+    for name in AUGMENT_FIELDS:
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return values
 
 
 def build_model(args, class_names: list[str]):  # noqa: ANN001
@@ -177,7 +206,7 @@ def run_training(args) -> int:  # noqa: ANN001
     model = build_model(args, class_names)
     iters = args.iters or max(1, round((args.epochs or 12) * len(train_ids) / args.batch_size))
     lr = args.lr or (0.01 if args.optimizer == "sgd" else 1e-4)
-    cfg = TrainConfig(
+    cfg = _train_config(
         iterations=iters,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
@@ -185,7 +214,7 @@ def run_training(args) -> int:  # noqa: ANN001
         schedule=args.schedule,
         warmup_iters=min(args.warmup, iters // 2),
         amp=not args.no_amp,
-        vflip=args.vflip,
+        **augmentation(args),
         seed=args.seed,
         val_every=args.val_every,
         checkpoint_every=args.checkpoint_every,
@@ -233,6 +262,14 @@ def run_training(args) -> int:  # noqa: ANN001
     if path:
         print(f"saved {path}")
     return 0
+
+
+def _train_config(**settings) -> TrainConfig:  # noqa: ANN003
+    """TrainConfig, or a UserError naming the setting that is out of range."""
+    try:
+        return TrainConfig(**settings)
+    except ValueError as error:
+        raise UserError(f"{error}; see python -m engine train --help") from error
 
 
 def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001

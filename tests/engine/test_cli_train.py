@@ -128,3 +128,35 @@ def test_val_split_divides_only_the_trainable_images():
     assert _split([7], 0.5, seed=0) == ([7], [])  # one image: it trains
     train_ids, val_ids = _split(list(range(10)), 0.9, seed=1)
     assert len(train_ids) == 1 and len(val_ids) == 9  # always something to train on
+
+
+def test_intensity_augmentation_flags_reach_the_run_and_bad_values_are_one_line(tmp_path, capsys):
+    data = _data(tmp_path)
+    out = tmp_path / "aug"
+    flags = ["--gamma-jitter", "0.7", "--contrast-jitter", "0.3", "--brightness-jitter", "0.1"]
+    flags += ["--invert", "0.3", "--grayscale", "0.3", "--blur", "0.3"]
+    assert main(["train", "--data", str(data), "--out", str(out), *flags, *ARGS]) == 0
+    _, info = load_checkpoint(out / "model.safetensors")
+    saved = info.extra["train_config"]
+    assert (saved["gamma_jitter"], saved["contrast_jitter"], saved["brightness_jitter"]) == (0.7, 0.3, 0.1)
+    assert (saved["invert"], saved["grayscale"], saved["blur"]) == (0.3, 0.3, 0.3)
+    assert all(h["loss"] > 0 for h in info.history if "loss" in h)
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--invert", "2", *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: photometric invert out of range")
+    assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+def test_augment_preset_and_single_flags_over_it():
+    from engine.commands.train import augmentation, build_parser
+    from engine.config import AUGMENT_PRESETS, TrainConfig
+
+    base = ["--data", "d", "--out", "o"]
+    assert augmentation(build_parser().parse_args(base)) == {}  # flips: TrainConfig's defaults
+    values = augmentation(
+        build_parser().parse_args([*base, "--augment", "microscopy", "--blur", "0", "--vflip", "0.2"])
+    )
+    assert values == {**AUGMENT_PRESETS["microscopy"], "blur": 0.0, "vflip": 0.2}
+    cfg = TrainConfig(**values)
+    assert cfg.photometric().gamma == 0.7 and cfg.photometric().blur == 0.0 and cfg.vflip == 0.2
