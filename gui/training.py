@@ -39,6 +39,7 @@ class TrainOptions:
     input_size: int = 0  # 0: the model's own
     max_size: int = 0
     threads: int = 0  # 0: cores - 1
+    augment: str = "flips"  # a preset of engine.config.AUGMENT_PRESETS
     extra: list[str] = field(default_factory=list)
 
 
@@ -57,7 +58,7 @@ def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOp
         args += ["--weights", hub.absolute_unless_alias(weights)]
     if options.val_split > 0:
         args += ["--val-split", f"{options.val_split:g}"]
-    args += ["--batch-size", str(options.batch_size)]
+    args += ["--batch-size", str(options.batch_size), "--augment", options.augment]
     if options.input_size:
         args += ["--input-size", str(options.input_size)]
     if options.max_size:

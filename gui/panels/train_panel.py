@@ -72,6 +72,14 @@ class TrainPanel(QWidget):
         self.max_size = _spin(0, 8192, 0, "model's")
         self.threads = _spin(0, 256, 0, "cores - 1")
         self.batch_size = _spin(1, 64, 2)
+        self.augment = QComboBox()
+        self.augment.addItem("Flips", "flips")
+        self.augment.addItem("Microscopy", "microscopy")
+        self.augment.setToolTip(
+            "Flips: left-right mirror images.\nMicroscopy: flips both ways and random exposure (gamma, contrast, "
+            "brightness), inversion, grayscale and blur, for cells and nuclei whose images differ in staining, "
+            "exposure and focus."
+        )
         self.train_button = QPushButton("Train")
         self.train_button.setObjectName("trainButton")
         self.cancel_button = QPushButton("Cancel")
@@ -108,6 +116,7 @@ class TrainPanel(QWidget):
         advanced_form.addRow("Input size (short side)", self.input_size)
         advanced_form.addRow("Max size (long side)", self.max_size)
         advanced_form.addRow("Batch size", self.batch_size)
+        advanced_form.addRow("Augmentation", self.augment)
         advanced_form.addRow("CPU threads", self.threads)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
@@ -144,6 +153,7 @@ class TrainPanel(QWidget):
             input_size=self.input_size.value(),
             max_size=self.max_size.value(),
             threads=self.threads.value(),
+            augment=self.augment.currentData(),
         )
 
     def set_counts(self, reviewed: int, annotated: int) -> None:

@@ -139,6 +139,20 @@ def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_pa
         value = Path(args[args.index(flag) + 1])
         assert value.is_absolute() and value.is_relative_to(tmp_path), (flag, value)
     assert args[args.index("--weights") + 1] == str(tmp_path / "models" / "start.safetensors")
+    assert args[args.index("--augment") + 1] == "flips"
+
+
+def test_the_augmentation_choice_reaches_the_trainer(qtbot, window):
+    from engine.commands.train import augmentation, build_parser
+    from engine.config import AUGMENT_PRESETS
+    from gui.training import train_arguments
+
+    panel = window.train_panel
+    assert panel.options().augment == "flips"
+    panel.augment.setCurrentIndex(panel.augment.findData("microscopy"))
+    args = train_arguments(Path("a.json"), Path("run"), None, panel.options())
+    parsed = build_parser().parse_args(args[3:])  # what the trainer process parses
+    assert augmentation(parsed) == AUGMENT_PRESETS["microscopy"]
 
 
 def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
