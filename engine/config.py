@@ -144,6 +144,18 @@ AUGMENT_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+def augment_preset_of(train_config: dict[str, Any] | None) -> str | None:
+    """The name of the AUGMENT_PRESETS entry a saved TrainConfig (as a dict) was trained with, None if none fits."""
+    if not train_config:
+        return None
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in AUGMENT_FIELDS}
+    used = {name: float(train_config.get(name, default)) for name, default in defaults.items()}
+    for name, preset in AUGMENT_PRESETS.items():
+        if used == {**defaults, **preset}:
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (independent of the network). SGD + warm-up is torchvision's detection recipe."""

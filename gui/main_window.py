@@ -304,6 +304,8 @@ class MainWindow(QMainWindow, WindowEditing):
         if not self.settings.has("thresholds/num_proposals"):  # likewise its own proposal count
             self.thresholds.sliders["num_proposals"].set_value(info.num_proposals)
         self.status_text.setText(f"Model loaded: {Path(info.path).name} ({info.description})")
+        if info.augment:  # fine-tuning goes on with the augmentation the model was trained with
+            self.train_panel.set_augment(info.augment)
         self.trainer.refresh()
         self.hide_error("action", "model", "result")
         self._update_message()

@@ -65,6 +65,7 @@ class ModelInfo:
     description: str
     max_detections: int = 100  # the model's own cap (the slider starts there until the user moves it)
     num_proposals: int = 1000  # the model's own proposal count after the RPN's NMS (likewise)
+    augment: str | None = None  # the augmentation preset it was trained with, when it names one
 
 
 class Mailbox:
@@ -159,6 +160,7 @@ class InferenceWorker(QObject):
         self._ensure_threads()
         try:
             from engine.checkpoint import load_weights
+            from engine.config import augment_preset_of
             from engine.predict import Predictor
 
             resolved = resolve_device(device)
@@ -177,6 +179,7 @@ class InferenceWorker(QObject):
                     description,
                     cfg.detections_per_image,
                     cfg.rpn_post_nms_top_n_test,
+                    augment_preset_of(info.extra.get("train_config")),
                 )
             )
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on

@@ -156,6 +156,12 @@ class TrainPanel(QWidget):
             augment=self.augment.currentData(),
         )
 
+    def set_augment(self, preset: str) -> None:
+        """Select the augmentation preset ``preset`` (a name of engine.config.AUGMENT_PRESETS) if listed."""
+        index = self.augment.findData(preset)
+        if index >= 0:
+            self.augment.setCurrentIndex(index)
+
     def set_counts(self, reviewed: int, annotated: int) -> None:
         self.subset.setItemText(0, f"Reviewed images ({reviewed})")
         self.subset.setItemText(1, f"All annotated images ({annotated})")

@@ -160,3 +160,15 @@ def test_augment_preset_and_single_flags_over_it():
     assert values == {**AUGMENT_PRESETS["microscopy"], "blur": 0.0, "vflip": 0.2}
     cfg = TrainConfig(**values)
     assert cfg.photometric().gamma == 0.7 and cfg.photometric().blur == 0.0 and cfg.vflip == 0.2
+
+
+def test_the_preset_a_saved_train_config_used():
+    import dataclasses
+
+    from engine.config import AUGMENT_PRESETS, TrainConfig, augment_preset_of
+
+    assert augment_preset_of(None) is None and augment_preset_of({}) is None
+    assert augment_preset_of(dataclasses.asdict(TrainConfig())) == "flips"
+    microscopy = dataclasses.asdict(TrainConfig(**AUGMENT_PRESETS["microscopy"]))
+    assert augment_preset_of(microscopy) == "microscopy"
+    assert augment_preset_of({**microscopy, "invert": 0.0}) is None  # a mix of its own

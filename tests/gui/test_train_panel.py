@@ -163,3 +163,22 @@ def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
     window.resize(1280, 800)
     qtbot.wait(50)
     assert window.height() <= 800
+
+
+def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, window, tmp_path):
+    from engine.checkpoint import save_checkpoint
+    from engine.config import AUGMENT_PRESETS
+    from tests.gui.conftest import CLASS_NAMES, tiny_model
+
+    trained = tmp_path / "microscopy.safetensors"
+    record = {"lr": 0.01, "hflip": 0.5, **AUGMENT_PRESETS["microscopy"]}
+    save_checkpoint(tiny_model(), trained, class_names=CLASS_NAMES, extra={"train_config": record})
+    window.load_weights(trained)
+    qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
+    assert window.train_panel.augment.currentData() == "microscopy"
+    plain = tmp_path / "plain.safetensors"
+    save_checkpoint(tiny_model(), plain, class_names=CLASS_NAMES, extra={"train_config": {**record, "blur": 0.1}})
+    window.train_panel.augment.setCurrentIndex(0)
+    window.load_weights(plain)  # a mix of its own matches no preset: the panel keeps the user's choice
+    qtbot.waitUntil(lambda: window.inference.model is not None and str(window.inference.model.path) == str(plain))
+    assert window.train_panel.augment.currentData() == "flips"
