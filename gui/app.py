@@ -63,15 +63,30 @@ def configure_torch_threads(threads: int | None) -> int:
     return count
 
 
+_garbage_collector = None  # pyqtgraph's GarbageCollector, kept alive for the life of the process
+
+
 def create_app(argv: list[str] | None = None):  # noqa: ANN201 - QApplication
-    """The QApplication (created once) with pyqtgraph configured row-major."""
+    """The QApplication (created once) with pyqtgraph configured row-major, and Python's cyclic garbage
+    collection moved onto the GUI thread.
+
+    Left automatic, the collector runs in whichever thread happens to allocate, often the inference thread;
+    when it frees a Qt object there, Qt's object lock and Python's GIL can be taken in opposite orders by
+    the two threads and the app hangs (seen in the GUI tests: ~QObject in the worker waiting for the GIL,
+    the GUI thread holding the GIL and waiting for that lock). pyqtgraph's GarbageCollector turns automatic
+    collection off and collects from a timer on the GUI thread instead.
+    """
+    global _garbage_collector
     import pyqtgraph as pg
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtWidgets import QApplication
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("Mask R-CNN Studio")
     app.setOrganizationName("MaskRCNNStudio")
+    if _garbage_collector is None:
+        _garbage_collector = GarbageCollector(interval=0.5)
     return app
 
 
