@@ -101,10 +101,8 @@ class MainWindow(QMainWindow, WindowEditing):
         self.classes_dock = self._dock("Classes", self.classes, Qt.DockWidgetArea.RightDockWidgetArea)
         self.splitDockWidget(self.classes_dock, self.docks[2], Qt.Orientation.Vertical)
         self.train_panel = TrainPanel()
-        train_scroll = QScrollArea()  # the panel scrolls rather than make the window taller than a small screen
-        train_scroll.setWidgetResizable(True)
-        train_scroll.setWidget(self.train_panel)
-        self.train_dock = self._dock("Train", train_scroll, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # its options column scrolls rather than make the window taller than a small screen
+        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.train_dock.setFeatures(self.train_dock.features() | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.train_dock.hide()
         self.editor = Editor(self)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -134,9 +136,16 @@ class TrainPanel(QWidget):
         options = QWidget()
         options.setLayout(left)
         options.setMaximumWidth(330)
+        # Only the options scroll: the dock stays within a small screen and the loss plot is always seen whole.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(options)
+        scroll.setFixedWidth(330 + scroll.verticalScrollBar().sizeHint().width() + 2)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 4, 4, 4)
-        row.addWidget(options)
+        row.addWidget(scroll)
         row.addWidget(self.plot, 1)
 
     def options(self) -> TrainOptions:

@@ -163,6 +163,8 @@ def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
     window.resize(1280, 800)
     qtbot.wait(50)
     assert window.height() <= 800
+    plot = window.train_panel.plot  # the loss curves are seen whole: only the options column scrolls
+    assert window.train_dock.geometry().contains(plot.mapTo(window, plot.rect().bottomRight()))
 
 
 def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, window, tmp_path):
