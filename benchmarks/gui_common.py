@@ -15,8 +15,8 @@ NUCLEI = REPO.parent / "shared" / "data" / "nuclei_dsb2018" / "stage1_train"
 
 
 def resnet18_model():  # noqa: ANN201 - MaskRCNN
-    """engine.bench's ResNet-18 FPN Mask R-CNN (random but decisive weights), 800/1333 input sizes."""
-    from engine.bench import build_pair
+    """engine.cli.bench's ResNet-18 FPN Mask R-CNN (random but decisive weights), 800/1333 input sizes."""
+    from engine.cli.bench import build_pair
 
     return build_pair(800, 1333)[1].eval()
 

@@ -17,9 +17,8 @@ import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from engine.structures import InstanceMask, Prediction, PredictSettings  # noqa: E402
 from gui_common import ms, test_image  # noqa: E402
-
-from engine.predict import InstanceMask, Prediction, PredictSettings  # noqa: E402
 
 
 def synthetic_prediction(height: int, width: int, count: int, seed: int = 0) -> Prediction:
@@ -71,8 +70,8 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=100)
     args = parser.parse_args()
     from gui.app import create_app
-    from gui.main_window import MainWindow
-    from gui.settings import Settings
+    from gui.window.main_window import MainWindow
+    from gui.window.settings import Settings
 
     app = create_app()
     import tempfile

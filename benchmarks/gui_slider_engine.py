@@ -13,9 +13,10 @@ import statistics
 import time
 
 import torch
+from engine.structures import PredictSettings
 from gui_common import describe_machine, ms, resnet18_model, test_image
 
-from engine.predict import Predictor, PredictSettings
+from engine.inference import Predictor
 
 
 def timed(fn) -> float:  # noqa: ANN001

@@ -28,8 +28,8 @@ def measure(threads: int, nice: int, images: int, folder: Path, weights: Path) -
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
     from gui.app import configure_torch_threads, create_app
-    from gui.main_window import MainWindow
-    from gui.settings import Settings
+    from gui.window.main_window import MainWindow
+    from gui.window.settings import Settings
 
     app = create_app()
     configure_torch_threads(threads)

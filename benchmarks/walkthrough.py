@@ -34,10 +34,10 @@ from pycocotools import mask as mask_utils
 
 from engine.config import ModelConfig, TrainConfig
 from engine.data import read_dataset
-from engine.data.images import load_image
+from engine.data.io.images import load_image
 from engine.evaluate import evaluate_model
 from engine.model.mask_rcnn import MaskRCNN
-from engine.train import train
+from engine.training.loop import train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample"
 

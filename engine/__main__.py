@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "train": ("engine.commands.train", "train or fine-tune a model on annotated images"),
-    "predict": ("engine.commands.predict", "run a model over images: COCO results JSON, overlay PNGs"),
-    "evaluate": ("engine.commands.evaluate", "COCO box and mask AP of a model on annotated images"),
-    "convert": ("engine.commands.convert", "convert annotations between formats (COCO, labelme, mask folders)"),
-    "defaults": ("engine.commands.defaults", "show or change a model's inference defaults (proposals, detections)"),
-    "bench": ("engine.bench", "our network vs torchvision's: ms per image and ratio"),
-    "bench-train": ("engine.bench_train", "learning benchmark: ours vs torchvision from scratch on the nuclei set"),
+    "train": ("engine.cli.train", "train or fine-tune a model on annotated images"),
+    "predict": ("engine.cli.predict", "run a model over images: COCO results JSON, overlay PNGs"),
+    "evaluate": ("engine.cli.evaluate", "COCO box and mask AP of a model on annotated images"),
+    "convert": ("engine.cli.convert", "convert annotations between formats (COCO, labelme, mask folders)"),
+    "defaults": ("engine.cli.defaults", "show or change a model's inference defaults (proposals, detections)"),
+    "bench": ("engine.cli.bench", "our network vs torchvision's: ms per image and ratio"),
+    "bench-train": ("engine.cli.bench_train", "learning benchmark: ours vs torchvision from scratch on the nuclei set"),
 }
 
 

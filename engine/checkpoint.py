@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from engine.config import ModelConfig
-from engine.data.atomic import atomic_write_bytes
+from engine.data.io.atomic import atomic_write_bytes
 from engine.interop import WeightsError, load_torchvision_weights
 from engine.model.mask_rcnn import MaskRCNN
 

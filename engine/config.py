@@ -174,7 +174,7 @@ class TrainConfig:
     amp: bool = True  # float16 autocast + loss scaling on CUDA (ignored on the CPU)
     hflip: float = 0.5  # probability of a horizontal flip per sample
     vflip: float = 0.0
-    # Intensity augmentation (engine.data.photometric.PhotometricSettings); all 0: off.
+    # Intensity augmentation (engine.data.augment.photometric.PhotometricSettings); all 0: off.
     gamma_jitter: float = 0.0
     contrast_jitter: float = 0.0
     brightness_jitter: float = 0.0
@@ -197,9 +197,9 @@ class TrainConfig:
             raise ValueError("lr must be > 0")
         self.photometric()  # raises ValueError for an out-of-range strength
 
-    def photometric(self):  # noqa: ANN201 (engine.data.photometric.PhotometricSettings; imported lazily)
+    def photometric(self):  # noqa: ANN201 (engine.data.augment.photometric.PhotometricSettings; imported lazily)
         """The intensity augmentation these settings ask for."""
-        from engine.data.photometric import PhotometricSettings
+        from engine.data.augment.photometric import PhotometricSettings
 
         return PhotometricSettings(
             gamma=self.gamma_jitter,

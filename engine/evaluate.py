@@ -19,10 +19,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from engine.data.annotations import Dataset
 from engine.data.errors import DatasetError
-from engine.data.images import load_image
+from engine.data.io.images import load_image
 from engine.data.masks import rle_area, rle_box
-from engine.data.model import Dataset
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 PLACEHOLDER_NAMES = ("N/A", "__background__", "_background_")  # model classes that stand for no category

@@ -93,8 +93,8 @@ def create_app(argv: list[str] | None = None):  # noqa: ANN201 - QApplication
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     app = create_app()
-    from gui.main_window import MainWindow
-    from gui.settings import Settings
+    from gui.window.main_window import MainWindow
+    from gui.window.settings import Settings
 
     settings = Settings(args.settings)
     if args.device:

@@ -47,8 +47,8 @@ def main() -> int:
     parser.add_argument("--image", default="", help="start on the first image whose file name starts with this")
     args = parser.parse_args()
     from gui.app import configure_torch_threads, create_app
-    from gui.main_window import MainWindow
-    from gui.settings import Settings
+    from gui.window.main_window import MainWindow
+    from gui.window.settings import Settings
 
     app = create_app()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def edit_and_train_scenes(app, window, folder: Path, tmp: Path, out: Path) -> No
     predictions, draw a polygon half-way (editing.png), then a short real training run (training.png)."""
     from PySide6.QtCore import Qt
 
-    from engine.data.images import is_image_file
+    from engine.data.io.images import is_image_file
 
     project = tmp / "project"
     project.mkdir()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.data.annotations import Category, Dataset, ImageRecord, Instance
 from engine.data.errors import DatasetError, ImageLoadError
-from engine.data.images import image_size, load_image
-from engine.data.model import Category, Dataset, ImageRecord, Instance
-from engine.data.readers import read_dataset
-from engine.data.writers import write_coco, write_labelme
+from engine.data.io.images import image_size, load_image
+from engine.data.io.readers import read_dataset
+from engine.data.io.writers import write_coco, write_labelme
 
 __all__ = [
     "Category",

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from engine.data.images import load_image
-from engine.data.model import Dataset, ImageRecord
-from engine.data.transforms import masks_to_boxes_xyxy
+from engine.data.annotations import Dataset, ImageRecord
+from engine.data.augment.geometric import masks_to_boxes_xyxy
+from engine.data.io.images import load_image
 
 
 class DetectionDataset(TorchDataset):
@@ -19,7 +19,7 @@ class DetectionDataset(TorchDataset):
 
     The target holds ``boxes`` (N,4) float32 xyxy (tight around the mask, x1/y1 exclusive), ``labels``
     (N,) int64, ``masks`` (N,H,W) uint8 and ``image_id`` (int). Crowd regions and empty masks are left
-    out. ``transforms(image, target)`` (engine.data.transforms) runs last.
+    out. ``transforms(image, target)`` (engine.data.augment.geometric) runs last.
     """
 
     def __init__(

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from gui.panels.loss_plot import LossPlot
 from gui.panels.model_panel import DEVICES
-from gui.training import TrainOptions
+from gui.training.process import TrainOptions
 
 
 def _spin(minimum: int, maximum: int, value: int, special: str = "") -> QSpinBox:

@@ -71,7 +71,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("engine.data.atomic.os.replace", broken_replace)
+    monkeypatch.setattr("engine.data.io.atomic.os.replace", broken_replace)
     with pytest.raises(OSError):
         save_checkpoint(MaskRCNN(CFG), path, ["c", "d"])
     assert path.read_bytes() == before

@@ -128,7 +128,7 @@ def test_evaluate_prints_a_table_and_writes_json(project: Path, tmp_path: Path, 
 
 def test_evaluate_table_shows_the_numbers(project: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
     """With a model that answers the ground truth, the table says 100.0 where COCO defines AP."""
-    import engine.commands.evaluate as command
+    import engine.cli.evaluate as command
 
     dataset = read_dataset(project / "data")
     model = GroundTruthModel(dataset, {DISC: 2, SQUARE: 1})  # label 1 = square, as its class names say

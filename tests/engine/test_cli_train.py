@@ -119,7 +119,7 @@ def test_groupnorm_backbone_and_a_half_precision_copy(tmp_path, capsys):
 
 
 def test_val_split_divides_only_the_trainable_images():
-    from engine.commands.train import _split
+    from engine.cli.train import _split
 
     reviewed = [3, 17, 42, 88, 95]  # 5 reviewed images in a folder of 100: 1 validates, 4 train
     train_ids, val_ids = _split(reviewed, 0.2, seed=0)
@@ -149,7 +149,7 @@ def test_intensity_augmentation_flags_reach_the_run_and_bad_values_are_one_line(
 
 
 def test_augment_preset_and_single_flags_over_it():
-    from engine.commands.train import augmentation, build_parser
+    from engine.cli.train import augmentation, build_parser
     from engine.config import AUGMENT_PRESETS, TrainConfig
 
     base = ["--data", "d", "--out", "o"]

@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from engine.checkpoint import load_weights
-from engine.commands.common import UserError, load_model
+from engine.cli.common import UserError, load_model
 from engine.interop import WeightsError
 
 

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-from engine.bench import randomise
+from engine.cli.bench import randomise
 from engine.interop import WeightsError, load_torchvision_weights
 from engine.model.backbone import ResNet
 

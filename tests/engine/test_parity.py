@@ -8,7 +8,7 @@ from torchvision.models.detection import MaskRCNN as TVMaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import box_iou
 
-from engine.bench import randomise
+from engine.cli.bench import randomise
 from engine.interop import from_torchvision
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from engine.structures import PredictSettings
 
-from engine.bench import randomise
+from engine.cli.bench import randomise
+from engine.inference import Predictor
 from engine.interop import from_torchvision
-from engine.predict import Predictor, PredictSettings
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_cached_answers_equal_a_fresh_run(model, image, settings):
 
 
 def test_cancel_between_stages_and_timings_of_stages_that_ran(model, image):
-    from engine.predict import Cancelled
+    from engine.inference import Cancelled
 
     predictor = Predictor(model)
     with pytest.raises(Cancelled):

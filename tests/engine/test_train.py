@@ -16,7 +16,7 @@ from test_training import TINY
 from engine import MaskRCNN
 from engine.checkpoint import load_checkpoint, read_info
 from engine.config import TrainConfig
-from engine.train import LAST, STATE, TrainingError, train
+from engine.training.loop import LAST, STATE, TrainingError, train
 
 FAST = TrainConfig(iterations=4, batch_size=2, lr=0.01, warmup_iters=2, amp=False)
 
@@ -108,7 +108,7 @@ from synthetic import make_dataset
 from test_training import TINY
 from engine import MaskRCNN
 from engine.config import TrainConfig
-from engine.train import train
+from engine.training.loop import train
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = MaskRCNN(TINY.replace(backbone_norm="gn"))

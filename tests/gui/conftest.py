@@ -50,7 +50,7 @@ def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (96, 128)
 @pytest.fixture(autouse=True)
 def _no_user_settings(tmp_path, monkeypatch):
     """Belt and braces: even a Settings() built without a path lands in tmp_path, never the user's file."""
-    from gui.settings import ENV_VAR
+    from gui.window.settings import ENV_VAR
 
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "default-settings.ini"))
 
@@ -88,7 +88,7 @@ def image_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path):
-    from gui.settings import Settings
+    from gui.window.settings import Settings
 
     return Settings(tmp_path / "settings.ini")
 
@@ -97,7 +97,7 @@ def settings(tmp_path):
 def window(qtbot, settings):
     """The real main window with a temporary settings file; the worker thread is stopped afterwards."""
     from gui.app import create_app
-    from gui.main_window import MainWindow
+    from gui.window.main_window import MainWindow
 
     create_app()
     win = MainWindow(settings, torch_threads=1)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine.structures import InstanceMask
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 
-from engine.predict import InstanceMask
-from gui import mask_layers
-from gui.canvas import Canvas
+from gui.canvas import mask_layers
+from gui.canvas.view import Canvas
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QInputDialog
 
 from engine.checkpoint import load_weights as load_model_weights
 from engine.data import read_dataset
-from engine.predict import Predictor
+from engine.inference import Predictor
 from tests.gui.conftest import write_images
 
 H, W = 96, 128  # write_images' default size
@@ -134,7 +134,7 @@ def category_names(doc: dict) -> dict[int, str]:
     return {c["id"]: c["name"] for c in doc["categories"]}
 
 
-# ----- expected pixels, computed independently of gui/mask_edit.py -----
+# ----- expected pixels, computed independently of gui/editing/masks.py -----
 def centres() -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)  # x, y of each pixel centre
 
@@ -454,7 +454,7 @@ def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(qtbot, loaded, setti
     window.close()
     assert not window.isVisible()
 
-    from gui.main_window import MainWindow
+    from gui.window.main_window import MainWindow
 
     second = MainWindow(settings, torch_threads=1)
     qtbot.addWidget(second)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from gui.messages import NO_MODEL
+from gui.window.messages import NO_MODEL
 
 
 def shown_union(window) -> np.ndarray:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""gui/overlay.py, Qt-free: label maps from crops, palette lookup, outlines."""
+"""gui/canvas/overlay.py, Qt-free: label maps from crops, palette lookup, outlines."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.predict import InstanceMask
-from gui import overlay
+from engine.structures import InstanceMask
+from gui.canvas import overlay
 
 
 def crop(x0, y0, mask) -> InstanceMask:  # noqa: ANN001

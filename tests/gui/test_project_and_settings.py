@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from engine.data import Category, Dataset, ImageRecord, Instance, write_coco
-from gui import actions
-from gui.main_window import MainWindow
+from gui.window import menus
+from gui.window.main_window import MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_opening_an_image_opens_its_folder_with_the_image_selected(window, image
 
 
 def test_dropping_weights_and_a_folder_opens_both(qtbot, window, image_folder, weights_file):
-    actions.open_dropped(window, [str(image_folder), str(weights_file)])
+    menus.open_dropped(window, [str(image_folder), str(weights_file)])
     qtbot.waitUntil(lambda: window.prediction is not None, timeout=30000)
     assert window.inference.model.path == str(weights_file)
 
@@ -129,7 +129,7 @@ def test_max_detections_and_proposals_start_at_the_models_own_until_the_user_cho
 
 
 def test_a_project_opens_on_the_first_image_still_to_annotate(tmp_path):
-    from gui.project import Project
+    from gui.session.project import Project
     from tests.gui.conftest import write_images
 
     folder = tmp_path / "half_done"

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from engine.data import atomic
+from engine.data.io import atomic
 from tests.gui.conftest import write_images
 from tests.gui.test_editing import (
     CTRL,
@@ -26,7 +26,7 @@ from tests.gui.test_editing import (
 
 
 class CutOffWrites:
-    """Stands in for ``os`` in engine/data/atomic.py: a file opened for the temp copy takes half of the
+    """Stands in for ``os`` in engine/data/io/atomic.py: a file opened for the temp copy takes half of the
     bytes, then the write fails as a full disk does. Everything else is the real ``os``."""
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.checkpoint import read_info
-from gui.training import CANCEL_FILE, MODEL_FILE, MODELS_FOLDER
+from gui.training.process import CANCEL_FILE, MODEL_FILE, MODELS_FOLDER
 from tests.gui.test_editing import LEFT, SHIFT, file_annotations, file_state, press, wait_saved
 
 TRAIN_TIMEOUT_MS = 180_000
@@ -130,7 +130,7 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
 
 
 def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_path, monkeypatch):
-    from gui.training import TrainOptions, train_arguments
+    from gui.training.process import TrainOptions, train_arguments
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
@@ -143,9 +143,9 @@ def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_pa
 
 
 def test_the_augmentation_choice_reaches_the_trainer(qtbot, window):
-    from engine.commands.train import augmentation, build_parser
+    from engine.cli.train import augmentation, build_parser
     from engine.config import AUGMENT_PRESETS
-    from gui.training import train_arguments
+    from gui.training.process import train_arguments
 
     panel = window.train_panel
     assert panel.options().augment == "flips"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from engine.structures import PredictSettings
 
-from engine.predict import PredictSettings
-from gui.worker import Mailbox, Request
+from gui.workers.inference_worker import Mailbox, Request
 
 
 def request(i: int) -> Request:

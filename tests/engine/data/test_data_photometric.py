@@ -12,8 +12,8 @@ from synthetic import make_dataset
 from torchvision.transforms.v2 import functional as TF
 
 from engine.config import TrainConfig
-from engine.data.photometric import PhotometricJitter, PhotometricSettings, gaussian_blur
-from engine.train_data import TrainingSamples
+from engine.data.augment.photometric import PhotometricJitter, PhotometricSettings, gaussian_blur
+from engine.training.samples import TrainingSamples
 
 
 def _image(seed: int = 0, size: tuple[int, int] = (24, 30)) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from engine.data import Category, Dataset, DetectionDataset, ImageRecord, Instance, collate_fn, read_dataset
-from engine.data.transforms import RandomHorizontalFlip
+from engine.data.augment.geometric import RandomHorizontalFlip
 
 
 def make_dataset(root):

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.data.transforms import (
+from engine.data.augment.geometric import (
     Compose,
     RandomHorizontalFlip,
     RandomVerticalFlip,

@@ -11,7 +11,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from engine.data import Category, Dataset, ImageRecord, Instance, read_dataset, write_coco, write_labelme
-from engine.data.atomic import atomic_write_bytes, atomic_write_text
+from engine.data.io.atomic import atomic_write_bytes, atomic_write_text
 
 
 def all_masks(dataset):

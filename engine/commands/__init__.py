@@ -1,1 +1,0 @@
-"""Command-line commands of ``python -m engine``; each module has ``main(argv) -> exit code``."""

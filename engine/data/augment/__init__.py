@@ -1,0 +1,1 @@
+"""Training augmentations: geometric (flips, resizes, jitter) and photometric (exposure, contrast, ...)."""

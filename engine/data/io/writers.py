@@ -1,0 +1,168 @@
+"""Dataset -> COCO instances JSON (lossless) and labelme JSON files (polygons). All writes are atomic.
+
+COCO: RLE counts are written as str; image ``file_name``s are relative to the JSON's folder; boxes and
+areas are derived from the masks. Studio-only information sits under ``"studio"`` keys that COCO tools
+ignore: the image state, the instance origin and score, the category colour.
+
+labelme: one ``<image stem>.json`` per image that has instances or was reviewed. Polygon instances are
+written as they are; RLE instances are traced into polygons (engine.data.contours), which reproduces the
+pixels except holes (dropped) and what ``tolerance`` simplifies away. An instance of several polygons
+gets a group_id so that labelme (and read_dataset) joins the parts again. Crowd regions are not exported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.data.annotations import Dataset, ImageRecord, Instance
+from engine.data.contours import mask_to_polygons
+from engine.data.io.atomic import atomic_write_text
+from engine.data.io.coco_reader import STUDIO_KEY
+from engine.data.masks import polygons_box, rle_area, rle_box
+
+COCO_FORMAT_VERSION = 1
+LABELME_VERSION = "5.0.1"
+
+
+def write_coco(dataset: Dataset, path: str | Path) -> None:
+    """Write ``dataset`` as a COCO instances JSON at ``path`` atomically; reading it back gives the same masks."""
+    path = Path(path)
+    document = coco_document(dataset, path.parent)
+    atomic_write_text(path, json.dumps(document, separators=(",", ":")))
+
+
+def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
+    """The COCO dict for ``dataset``, with image file names relative to ``json_folder``."""
+    images, annotations = [], []
+    instance_ids = _instance_ids(dataset)
+    known_categories = {category.id for category in dataset.categories}
+    for image in dataset.images:
+        unknown = {instance.category_id for instance in image.instances} - known_categories
+        if unknown:
+            raise ValueError(f"{image.path}: instances of category ids {sorted(unknown)}, which are not categories")
+    for image in dataset.images:
+        images.append(
+            {
+                "id": image.id,
+                "file_name": _relative_name(dataset.image_path(image), json_folder),
+                "width": image.width,
+                "height": image.height,
+                STUDIO_KEY: {"state": image.state},
+            }
+        )
+        for instance in image.instances:
+            annotations.append(_annotation(instance, image, instance_ids[id(instance)]))
+    categories = [
+        {"id": c.id, "name": c.name, "supercategory": "", STUDIO_KEY: {"color": list(c.color)}}
+        for c in dataset.categories
+    ]
+    return {
+        "info": {"description": "written by Mask R-CNN Studio"},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+        STUDIO_KEY: {"format_version": COCO_FORMAT_VERSION},
+    }
+
+
+def _annotation(instance: Instance, image: ImageRecord, annotation_id: int) -> dict[str, Any]:
+    rle = instance.to_rle(image.height, image.width)
+    segmentation = rle if instance.is_rle else instance.mask
+    box = rle_box(rle) if instance.is_rle else polygons_box(instance.mask)
+    extra: dict[str, Any] = {"origin": instance.origin}
+    if instance.score is not None:
+        extra["score"] = instance.score
+    return {
+        "id": annotation_id,
+        "image_id": image.id,
+        "category_id": instance.category_id,
+        "segmentation": segmentation,
+        "area": float(rle_area(rle)),
+        "bbox": box,
+        "iscrowd": int(instance.iscrowd),
+        STUDIO_KEY: extra,
+    }
+
+
+def _instance_ids(dataset: Dataset) -> dict[int, int]:
+    """Python id(instance) -> annotation id: the instance's own id when set and unique, else a new one."""
+    instances = [instance for image in dataset.images for instance in image.instances]
+    taken: set[int] = set()
+    result: dict[int, int] = {}
+    for instance in instances:
+        if instance.id is not None and instance.id not in taken:
+            taken.add(instance.id)
+            result[id(instance)] = instance.id
+    next_id = max(taken, default=0) + 1
+    for instance in instances:
+        if id(instance) not in result:
+            result[id(instance)] = next_id
+            next_id += 1
+    return result
+
+
+def _relative_name(image_path: Path, folder: Path) -> str:
+    try:
+        return Path(os.path.relpath(image_path, folder)).as_posix()
+    except ValueError:  # another drive on Windows
+        return image_path.as_posix()
+
+
+def write_labelme(dataset: Dataset, folder: str | Path, tolerance: float = 0.0) -> list[Path]:
+    """Write one labelme JSON per image into ``folder`` atomically; returns the written paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    used_names: set[str] = set()
+    for image in dataset.images:
+        if not image.instances and image.state == "not_run":
+            continue
+        name = f"{Path(image.path).stem}.json"
+        if name in used_names:
+            name = f"{Path(image.path).stem}_{image.id}.json"
+        used_names.add(name)
+        document = labelme_document(dataset, image, folder, tolerance)
+        atomic_write_text(folder / name, json.dumps(document, indent=2))
+        written.append(folder / name)
+    return written
+
+
+def labelme_document(dataset: Dataset, image: ImageRecord, folder: Path, tolerance: float = 0.0) -> dict[str, Any]:
+    """The labelme dict of one image; image path relative to ``folder``; crowd regions left out."""
+    shapes = []
+    next_group = 1
+    for instance in image.instances:
+        if instance.iscrowd:
+            continue
+        if instance.is_rle:
+            polygons = mask_to_polygons(instance.decode_mask(image.height, image.width), tolerance)
+        else:
+            polygons = instance.mask
+        group_id = None
+        if len(polygons) > 1:
+            group_id, next_group = next_group, next_group + 1
+        label = dataset.category_by_id(instance.category_id).name
+        for polygon in polygons:
+            points = [[polygon[i], polygon[i + 1]] for i in range(0, len(polygon), 2)]
+            shapes.append(
+                {
+                    "label": label,
+                    "points": points,
+                    "group_id": group_id,
+                    "description": "",
+                    "shape_type": "polygon",
+                    "flags": {},
+                }
+            )
+    return {
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": _relative_name(dataset.image_path(image), folder),
+        "imageData": None,
+        "imageHeight": image.height,
+        "imageWidth": image.width,
+    }

@@ -1,0 +1,310 @@
+"""The training loop: one code path for the command line, the GUI and torchrun.
+
+``train(...)`` is a generator of ``TrainEvent``s (progress, validation, checkpoints, warnings); the
+caller decides how to show them (tqdm, a live plot) and may stop it between steps through ``cancel``.
+Under torchrun (WORLD_SIZE > 1) it runs DistributedDataParallel, each process taking its share of
+the global batch; per-image loss normalisation and per-sample seeds make N processes equal one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.checkpoint import load_checkpoint, read_info, save_checkpoint
+from engine.config import TrainConfig
+from engine.data import Dataset
+from engine.model.mask_rcnn import MaskRCNN
+from engine.training.samples import TrainingSamples, batch_indices, sample_seed
+from engine.training.state import load_train_state, save_train_state
+
+LAST = "model.safetensors"
+BEST = "model_best.safetensors"
+STATE = "train_state.safetensors"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, wrong classes, ...); the message says what to do."""
+
+
+@dataclass
+class TrainEvent:
+    """One thing that happened: kind is step | validation | checkpoint | warning | done | cancelled."""
+
+    kind: str
+    iteration: int
+    total: int
+    epoch: float = 0.0
+    losses: dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0
+    images_per_s: float = 0.0
+    eta_s: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    path: str = ""
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device: str | torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(device)
+    if world <= 1:
+        return _Dist(0, 1, device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Dist(rank, world, device)
+
+
+def lr_factor(cfg: TrainConfig, iteration: int) -> float:
+    """Linear warm-up from ``warmup_factor``, then cosine to 0 or x0.1 steps at ``lr_steps`` fractions."""
+    if iteration < cfg.warmup_iters:
+        alpha = iteration / max(1, cfg.warmup_iters)
+        warm = cfg.warmup_factor * (1 - alpha) + alpha
+    else:
+        warm = 1.0
+    if cfg.schedule == "cosine":
+        progress = min(1.0, iteration / max(1, cfg.iterations))
+        return warm * 0.5 * (1 + math.cos(math.pi * progress))
+    drops = sum(iteration >= int(f * cfg.iterations) for f in cfg.lr_steps)
+    return warm * 0.1**drops
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be sgd or adamw, got {cfg.optimizer!r}")
+
+
+def _check_classes(model: MaskRCNN, class_names: Sequence[str]) -> None:
+    if model.config.num_classes != len(class_names) + 1:
+        raise TrainingError(
+            f"the model has {model.config.num_classes - 1} classes but the data has {len(class_names)} "
+            f"({', '.join(class_names[:8])}); start from scratch or from a checkpoint with the same classes "
+            "(the command line re-initialises the class layers when the counts differ)"
+        )
+
+
+def train(
+    model: MaskRCNN,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    train_ids: Sequence[int] | None = None,
+    val_ids: Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
+    cancel: Callable[[], bool] | None = None,
+    resume: bool = False,
+    val_dataset: Dataset | None = None,
+) -> Iterator[TrainEvent]:
+    """Train ``model`` in place on ``dataset``; yields TrainEvents; checkpoints go to ``out_dir``.
+
+    Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``).
+    """
+    dist = _setup_distributed(device)
+    out_dir = Path(out_dir)
+    train_ids = [im.id for im in dataset.images] if train_ids is None else list(train_ids)
+    if cfg.batch_size % dist.world:
+        raise TrainingError(f"batch size {cfg.batch_size} does not split over {dist.world} processes")
+    mc = model.config
+    samples = TrainingSamples(
+        dataset, train_ids, max(mc.min_size), mc.max_size, cfg.hflip, cfg.vflip, photometric=cfg.photometric()
+    )
+    if len(samples) == 0:
+        raise TrainingError("no training images: annotate (or mark as reviewed) at least one image")
+    class_names = samples.class_names
+    _check_classes(model, class_names)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if resume and (out_dir / STATE).is_file() and (out_dir / LAST).is_file():
+        saved, info = load_checkpoint(out_dir / LAST)
+        model.load_state_dict(saved.state_dict())
+        history = info.history
+    model.to(dist.device).train()
+    net: torch.nn.Module = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+        )
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+    use_amp = cfg.amp and dist.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    if resume and (out_dir / STATE).is_file():
+        start, _ = load_train_state(out_dir / STATE, optimizer, scaler)
+    loop = _Loop(model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history)
+    loop.meta = {"train_config": asdict(cfg), "train_images": _paths(dataset, train_ids)}
+    val_dataset = val_dataset or dataset
+    if val_ids:
+        loop.meta["val_images"] = _paths(val_dataset, val_ids)
+    yield from loop.run(start, val_dataset, val_ids, cancel)
+
+
+def _paths(dataset: Dataset, ids: Sequence[int]) -> list[str]:
+    by_id = {im.id: im for im in dataset.images}
+    return [str(by_id[i].path) for i in ids]
+
+
+class _Loop:
+    """The state of one run; ``run`` is the iteration loop."""
+
+    def __init__(self, model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history):  # noqa: ANN001
+        self.model, self.net, self.optimizer, self.scaler = model, net, optimizer, scaler
+        self.samples, self.cfg, self.dist, self.use_amp = samples, cfg, dist, use_amp
+        self.out_dir, self.class_names, self.history = out_dir, class_names, history
+        self.meta: dict[str, Any] = {}
+        self.best_ap = max((h.get("val_mask_AP", -1.0) for h in history), default=-1.0)
+
+    def batch(self, iteration: int) -> tuple[list[torch.Tensor], list[dict]]:
+        cfg, dist = self.cfg, self.dist
+        indices = batch_indices(len(self.samples), cfg.batch_size, iteration, cfg.seed)
+        per_rank = cfg.batch_size // dist.world
+        images, targets = [], []
+        for slot in range(dist.rank * per_rank, (dist.rank + 1) * per_rank):
+            image, target = self.samples.sample(indices[slot], sample_seed(cfg.seed, iteration, slot))
+            images.append(image.to(dist.device))
+            targets.append({k: v.to(dist.device) if isinstance(v, torch.Tensor) else v for k, v in target.items()})
+        return images, targets
+
+    def all_mean(self, values: torch.Tensor) -> torch.Tensor:
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(values)
+            values /= self.dist.world
+        return values
+
+    def step(self, iteration: int) -> dict[str, float] | None:
+        """One optimiser step; None when the loss was not finite (the step is skipped on every process)."""
+        lr = self.cfg.lr * lr_factor(self.cfg, iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images, targets = self.batch(iteration)
+        with torch.autocast(self.dist.device.type, dtype=torch.float16, enabled=self.use_amp):
+            losses = self.net(images, targets)
+        total = sum(losses.values())
+        names = sorted(losses)
+        report = torch.stack([losses[n].detach().float() for n in names] + [total.detach().float()])
+        finite = torch.isfinite(report).all().float().reshape(1)
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if finite.item() < 1:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.grad is not None], self.cfg.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        report = self.all_mean(report).tolist()
+        return {**dict(zip(names, report[:-1])), "loss": report[-1], "lr": lr}
+
+    def run(self, start: int, dataset: Dataset, val_ids, cancel) -> Iterator[TrainEvent]:  # noqa: ANN001
+        cfg = self.cfg
+        total, bad, t0, done_here = cfg.iterations, 0, time.perf_counter(), 0
+        for it in range(start, total):
+            if cancel is not None and self._agree(cancel()):
+                path = self.save(it, state=True)
+                yield TrainEvent("cancelled", it, total, message="cancelled; the last checkpoint is kept", path=path)
+                return
+            record = self.step(it)
+            if record is None:
+                bad += 1
+                yield TrainEvent(
+                    "warning", it + 1, total, message=f"non-finite loss at iteration {it + 1}: step skipped"
+                )
+                if bad >= cfg.max_bad_steps:
+                    self.save(it, state=True)
+                    raise TrainingError(
+                        f"the loss was not finite {bad} times in a row: lower the learning rate (now {cfg.lr}) "
+                        "or check the annotations; the weights before the divergence are saved"
+                    )
+                continue
+            bad, done_here = 0, done_here + 1
+            elapsed = time.perf_counter() - t0
+            rate = done_here * cfg.batch_size / elapsed
+            self.history.append({"iteration": it + 1, **record})
+            yield TrainEvent(
+                "step",
+                it + 1,
+                total,
+                epoch=(it + 1) * cfg.batch_size / len(self.samples),
+                losses={k: v for k, v in record.items() if k.startswith("loss")},
+                lr=record["lr"],
+                images_per_s=rate,
+                eta_s=(total - it - 1) * cfg.batch_size / max(rate, 1e-9),
+            )
+            last = it + 1 == total
+            if val_ids and ((cfg.val_every and (it + 1) % cfg.val_every == 0) or last):
+                yield self.validate(it + 1, dataset, val_ids)
+            if (cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0) or last:
+                path = self.save(it + 1, state=True)
+                if path:
+                    yield TrainEvent("checkpoint", it + 1, total, path=path)
+        yield TrainEvent("done", total, total, path=str(self.out_dir / LAST))
+
+    def _agree(self, flag: bool) -> bool:
+        if self.dist.world == 1:
+            return bool(flag)
+        t = torch.tensor([float(flag)], device=self.dist.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+    def validate(self, iteration: int, dataset: Dataset, val_ids) -> TrainEvent:  # noqa: ANN001
+        from engine.evaluate import evaluate_model
+
+        metrics: dict[str, float] = {}
+        if self.dist.main:
+            self.model.eval()
+            result = evaluate_model(self.model, dataset, val_ids, self.class_names, self.dist.device)
+            self.model.train()
+            metrics = {f"mask_{k}": v for k, v in result["segm"].items()}
+            metrics.update({f"box_{k}": v for k, v in result["bbox"].items()})
+            self.history.append(
+                {"iteration": iteration, "val_mask_AP": metrics["mask_AP"], "val_mask_AP50": metrics["mask_AP50"]}
+            )
+            if metrics["mask_AP"] > self.best_ap:
+                self.best_ap = metrics["mask_AP"]
+                self.save(iteration, name=BEST)
+        if self.dist.world > 1:
+            torch.distributed.barrier()
+        return TrainEvent("validation", iteration, self.cfg.iterations, metrics=metrics)
+
+    def save(self, iteration: int, state: bool = False, name: str = LAST) -> str:
+        """Weights (+ optimiser state) on the main process; returns the path ('' elsewhere)."""
+        if not self.dist.main:
+            return ""
+        path = save_checkpoint(
+            self.model, self.out_dir / name, self.class_names, self.history, {**self.meta, "iteration": iteration}
+        )
+        if state:
+            save_train_state(self.out_dir / STATE, self.optimizer, iteration, self.scaler)
+        return str(path)
+
+
+def checkpoint_iteration(path: str | Path) -> int:
+    """The iteration a checkpoint of ours was saved at (0 if unknown)."""
+    return int(read_info(path).extra.get("iteration", 0))

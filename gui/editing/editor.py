@@ -1,0 +1,277 @@
+"""The editing controller: the undo stack, the selection, the class to draw with, the active tool, and
+what the annotation layer shows. The operations themselves (accept, paint, split, ...) are in
+gui/editing/operations.py; the tools that turn mouse gestures into them in gui/editing/tools/.
+
+Every change goes through a command (gui/editing/undo.py) pushed on ``undo_stack``; a command calls
+``_notify`` when it is done or undone, which redraws, updates the image list and asks for an autosave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, QRectF, QTimer, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.data import Category, ImageRecord, Instance
+from engine.structures import InstanceMask, Prediction
+from gui.canvas import overlay
+from gui.editing.masks import matched
+from gui.editing.operations import EditOperations
+from gui.editing.tools import build_tools
+from gui.editing.undo import AddCategory, EditCategory, SetInstances
+
+if TYPE_CHECKING:
+    from gui.window.main_window import MainWindow
+
+DEFAULT_CLASS = "object"
+MATCH_IOU = 0.5
+
+
+class Editor(QObject, EditOperations):
+    changed = Signal()  # the current image's annotations (or what hides predictions) changed
+    record_changed = Signal(int)  # an image's instances or state changed (its index)
+    categories_changed = Signal()
+    edited = Signal()  # something to save
+    message = Signal(str)
+    tool_changed = Signal(str)
+    selection_changed = Signal()
+    brush_changed = Signal(int)  # the brush radius (image pixels)
+
+    def __init__(self, window: MainWindow) -> None:
+        QObject.__init__(self, window)
+        self.window = window
+        self.canvas = window.canvas
+        self.undo_stack = QUndoStack(self)
+        self.selection: list[Instance] = []
+        self.category_id: int | None = None
+        self.brush_radius = 6
+        self.box_uses_model = True
+        self.shown: list[tuple[Instance, InstanceMask]] = []  # the annotation layer, in label-map order
+        self.pending_boxes: dict[int, tuple] = {}  # box request id -> (record, class id, box)
+        self.tools = build_tools(self)
+        self.tool_name = ""
+        self._replaying = False  # inside undo()/redo(): an edit of another image brings it on screen
+        self.set_tool("edit")
+
+    # ----- what is being edited -----
+    @property
+    def project(self):  # noqa: ANN201 - gui.session.project.Project | None
+        return self.window.project
+
+    @property
+    def index(self) -> int:
+        return self.window.index
+
+    @property
+    def record(self) -> ImageRecord | None:
+        project, index = self.project, self.index
+        if project is None or not 0 <= index < len(project):
+            return None
+        return project.records[index]
+
+    def reset(self) -> None:
+        """A new project: nothing to undo, nothing selected."""
+        self.undo_stack.clear()
+        self.selection = []
+        self.category_id = None
+        self.canvas.clear_tool_layers()
+        self.tools[self.tool_name].deactivate(self.canvas)
+        self.categories_changed.emit()
+
+    def leave_image(self) -> None:
+        """Switching image: drop a half-drawn shape and the selection (they belong to this image)."""
+        self.tools[self.tool_name].cancel(self.canvas)
+        self.canvas.clear_tool_layers()
+        self.selection = []
+        self.selection_changed.emit()
+
+    # ----- commands -----
+    @contextlib.contextmanager
+    def macro(self, text: str) -> Iterator[None]:
+        """Several commands that undo as one."""
+        self.undo_stack.beginMacro(text)
+        try:
+            yield
+        finally:
+            self.undo_stack.endMacro()
+
+    def push_instances(self, record: ImageRecord, instances: list[Instance], text: str) -> None:
+        self.undo_stack.push(SetInstances(record, instances, text, self._notify))
+
+    def _notify(self, record: ImageRecord | None) -> None:
+        self.edited.emit()
+        if record is None:
+            self.categories_changed.emit()
+            self.refresh()
+            return
+        project = self.project
+        row = next((i for i, r in enumerate(project.records) if r is record), -1) if project else -1
+        if row >= 0:
+            self.record_changed.emit(row)
+        if record is self.record:
+            self.refresh()
+        elif row >= 0 and self._replaying:  # an undo/redo on another image: show that image
+            QTimer.singleShot(0, lambda: self.window.go_to(row))
+
+    def undo(self) -> None:
+        self._replay(self.undo_stack.undo)
+
+    def redo(self) -> None:
+        self._replay(self.undo_stack.redo)
+
+    def _replay(self, step) -> None:  # noqa: ANN001
+        self.tools[self.tool_name].cancel(self.canvas)  # a half-drawn shape is dropped, not undone
+        self._replaying = True
+        try:
+            step()
+        finally:
+            self._replaying = False
+
+    # ----- classes -----
+    def categories(self) -> list[Category]:
+        return sorted(self.project.dataset.categories, key=lambda c: c.id) if self.project else []
+
+    def category_name(self, category_id: int | None) -> str:
+        return next((c.name for c in self.categories() if c.id == category_id), "")
+
+    def ensure_category(self) -> int:
+        """The class for new drawings: the chosen one, else the first, else a new one (model's first name)."""
+        ids = [c.id for c in self.categories()]
+        if self.category_id in ids:
+            return self.category_id
+        if ids:
+            self.category_id = ids[0]
+            return self.category_id
+        names = [n for n in self.window.class_names if n and n != "N/A"]
+        return self.add_category(names[0] if names else DEFAULT_CLASS)
+
+    def category_for_name(self, name: str) -> int:
+        """The id of the class called ``name``, added (undoably) when the project has none."""
+        for category in self.categories():
+            if category.name == name:
+                return category.id
+        return self.add_category(name, make_current=False)
+
+    def add_category(self, name: str, color: tuple[int, int, int] | None = None, make_current: bool = True) -> int:
+        name = name.strip()
+        existing = [c for c in self.categories() if c.name == name]
+        if existing or not name or self.project is None:
+            if existing:
+                self.message.emit(f"There is already a class called {name}")
+            return existing[0].id if existing else -1
+        command = AddCategory(self.project.dataset, name, self._notify, color)
+        self.undo_stack.push(command)
+        if make_current:
+            self.category_id = command.category.id
+        return command.category.id
+
+    def edit_category(self, category_id: int, name: str | None = None, color: tuple | None = None) -> bool:
+        category = next((c for c in self.categories() if c.id == category_id), None)
+        if category is None:
+            return False
+        name = category.name if name is None else name.strip()
+        if not name or any(c.name == name and c is not category for c in self.categories()):
+            self.message.emit(f"Cannot rename to {name!r}: empty or taken")
+            return False
+        color = category.color if color is None else color
+        if (name, tuple(color)) != (category.name, category.color):
+            self.undo_stack.push(EditCategory(category, name, color, self._notify))
+        return True
+
+    def choose_category(self, category_id: int) -> None:
+        self.category_id = category_id
+        self.categories_changed.emit()
+        self.message.emit(f"Class: {self.category_name(category_id)}")
+
+    # ----- selection -----
+    def select(self, instances: list[Instance], toggle: bool = False) -> None:
+        if toggle:
+            ids = {id(i) for i in self.selection}
+            keep = [i for i in self.selection if id(i) not in {id(j) for j in instances}]
+            instances = keep + [i for i in instances if id(i) not in ids]
+        self.selection = list(instances)
+        if self.selection:
+            self.canvas.set_selected(-1)
+            self.window.instances.select(-1)
+            if len(self.selection) == 1:
+                self.category_id = self.selection[0].category_id
+                self.categories_changed.emit()
+        self.draw_selection()
+        self.selection_changed.emit()
+
+    def clear_selection(self) -> None:
+        self.select([])
+        self.canvas.set_selected(-1)
+        self.window.instances.select(-1)
+
+    def annotation_at(self, x: float, y: float) -> Instance | None:
+        if not self.canvas.layers["annotations"].isVisible():
+            return None
+        index = self.canvas.annotations.labels.at(x, y)
+        return self.shown[index][0] if 0 <= index < len(self.shown) else None
+
+    def crop_of(self, instance: Instance) -> InstanceMask:
+        return self.project.crop(self.index, instance)
+
+    # ----- display -----
+    def refresh(self) -> None:
+        """Redraw the annotation layer and the selection from the current record."""
+        project, record = self.project, self.record
+        if project is None or record is None or self.canvas.image_shape is None:
+            self.shown = []
+        else:
+            pairs = [(i, project.crop(self.index, i)) for i in project.annotations(self.index)]
+            self.shown = [(i, c) for i, c in pairs if c.mask.size]
+        colors = [self.project.category_style(i.category_id)[0] for i, _ in self.shown] if self.shown else []
+        self.canvas.set_annotations([c for _, c in self.shown], colors)
+        present = {id(i) for i, _ in self.shown} | {id(i) for i in (record.instances if record else [])}
+        self.selection = [i for i in self.selection if id(i) in present]
+        self.draw_selection()
+        self.changed.emit()
+
+    def draw_selection(self) -> None:
+        layer = self.canvas.layers["selection"]
+        crops = [self.crop_of(i) for i in self.selection if self.record is not None]
+        crops = [c for c in crops if c.mask.size]
+        if not crops:
+            layer.clear()
+        else:
+            x0, y0, x1, y1 = overlay.union_box(crops, *self.canvas.image_shape)
+            labels = overlay.label_map(crops, *self.canvas.image_shape, region=(x0, y0, x1, y1)).labels
+            rgba = np.zeros((*labels.shape, 4), dtype=np.uint8)
+            rgba[labels > 0] = (255, 255, 255, 70)
+            rgba[overlay.boundary(labels, 2)] = (255, 255, 255, 255)
+            layer.setImage(rgba, autoLevels=False, levels=None)
+            layer.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.tools[self.tool_name].selection_changed(self.canvas)
+
+    def hidden_predictions(self, prediction: Prediction) -> np.ndarray:
+        """(D,) bool: predictions that match an annotation or a rejected prediction (IoU >= 0.5)."""
+        project = self.project
+        if project is None or self.record is None:
+            return np.zeros(len(prediction), dtype=bool)
+        references = [c for _, c in self.shown] + project.rejected.get(self.index, [])
+        return matched(prediction.masks, references, MATCH_IOU)
+
+    # ----- tools -----
+    def set_tool(self, name: str) -> None:
+        if name not in self.tools:
+            return
+        self.tool_name = name
+        self.canvas.set_tool(self.tools[name])
+        self.draw_selection()
+        self.tool_changed.emit(name)
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = int(max(1, min(500, round(radius))))
+        self.tools[self.tool_name].brush_changed(self.canvas)
+        self.brush_changed.emit(self.brush_radius)
+        self.message.emit(f"Brush radius {self.brush_radius} px")
+
+    def grow_brush(self, factor: float) -> None:
+        step = max(1, round(self.brush_radius * abs(factor - 1)))
+        self.set_brush_radius(self.brush_radius + (step if factor > 1 else -step))

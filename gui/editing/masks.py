@@ -1,0 +1,231 @@
+"""Mask editing in numpy, Qt-free: brush disks and strokes, rectangles, connected parts, cuts along a
+line, crops <-> full masks, COCO RLE straight from a crop, and matching predictions to annotations.
+
+Coordinates are image pixels: pixel (row r, column c) covers x in [c, c+1), y in [r, r+1); a point
+(x, y) lies in pixel (floor(y), floor(x)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from engine.structures import InstanceMask
+
+from engine.data.masks import RLE, normalize_rle
+
+
+# ----- painting -----
+def paint_disk(mask: np.ndarray, x: float, y: float, radius: float, value: bool = True) -> None:
+    """Set the pixels whose centres lie within ``radius`` of (x, y) to ``value``, in place."""
+    height, width = mask.shape
+    r = max(float(radius), 0.5)
+    x0, x1 = max(0, int(np.floor(x - r))), min(width, int(np.ceil(x + r)) + 1)
+    y0, y1 = max(0, int(np.floor(y - r))), min(height, int(np.ceil(y + r)) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    cols = np.arange(x0, x1) + 0.5 - x
+    rows = np.arange(y0, y1) + 0.5 - y
+    inside = rows[:, None] ** 2 + cols[None, :] ** 2 <= r * r
+    if not inside.any():  # a tiny radius between pixel centres still paints the pixel under the point
+        inside[min(int(y) - y0, inside.shape[0] - 1), min(int(x) - x0, inside.shape[1] - 1)] = True
+    mask[y0:y1, x0:x1][inside] = value
+
+
+def paint_stroke(
+    mask: np.ndarray, start: tuple[float, float], end: tuple[float, float], radius: float, value: bool = True
+) -> None:
+    """Disks of ``radius`` along the segment start -> end (spaced so that the stroke has no gaps)."""
+    (xa, ya), (xb, yb) = start, end
+    length = float(np.hypot(xb - xa, yb - ya))
+    steps = max(1, int(np.ceil(length / max(0.5, radius / 2))))
+    for t in np.linspace(0.0, 1.0, steps + 1):
+        paint_disk(mask, xa + t * (xb - xa), ya + t * (yb - ya), radius, value)
+
+
+def rectangle_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """(H,W) bool: the pixels whose centres lie in the box (x0, y0, x1, y1), at least the pixel under a corner."""
+    x0, x1, y0, y1 = box_edges(box)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def box_edges(box: Sequence[float]) -> tuple[int, int, int, int]:
+    """Box (x0, y0, x1, y1) in any corner order -> integer (x0, x1, y0, y1) pixel slices, at least one pixel."""
+    xa, xb = sorted((float(box[0]), float(box[2])))
+    ya, yb = sorted((float(box[1]), float(box[3])))
+    x0, y0 = max(0, int(round(xa))), max(0, int(round(ya)))
+    return x0, max(x0 + 1, int(round(xb))), y0, max(y0 + 1, int(round(yb)))
+
+
+def line_pixels(start: tuple[float, float], end: tuple[float, float], height: int, width: int) -> np.ndarray:
+    """(N,2) int (row, col): an 8-connected pixel line from start to end, clipped to the image."""
+    (xa, ya), (xb, yb) = start, end
+    steps = int(np.ceil(max(abs(xb - xa), abs(yb - ya)))) + 1
+    t = np.linspace(0.0, 1.0, max(2, steps + 1))
+    cols = np.floor(xa + t * (xb - xa)).astype(int)
+    rows = np.floor(ya + t * (yb - ya)).astype(int)
+    points = np.unique(np.stack([rows, cols], axis=1), axis=0)
+    keep = (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
+    return points[keep]
+
+
+# ----- connected parts -----
+def connected_components(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, int]:
+    """(H,W) bool -> ((H,W) int32 labels 1..n, n). Works on the runs of each row: a run joins the runs of
+    the row above that touch it (found by binary search), and the joins are resolved by min-label
+    propagation with pointer jumping, all in numpy; the cost follows the number of runs."""
+    height, width = mask.shape
+    labels = np.zeros((height, width), dtype=np.int32)
+    if not mask.any():
+        return labels, 0
+    padded = np.zeros((height, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    change = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(change == 1)
+    ends = np.nonzero(change == -1)[1]  # exclusive; runs are sorted by row, then column
+    reach = 1 if connectivity == 8 else 0
+    stride = width + 4
+    start_keys, end_keys = rows * stride + starts, rows * stride + ends
+    lo = np.searchsorted(end_keys, (rows - 1) * stride + starts - reach, side="right")
+    hi = np.searchsorted(start_keys, (rows - 1) * stride + ends + reach, side="left")
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(len(rows)), counts)
+    b = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    root = _join(len(rows), a, b)
+    _, compact = np.unique(root, return_inverse=True)
+    lengths = ends - starts
+    flat = np.repeat(rows * width + starts, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    labels.ravel()[flat] = np.repeat(compact + 1, lengths)
+    return labels, int(compact.max()) + 1
+
+
+def _join(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest member of each group of 0..count-1 joined by the pairs (a[i], b[i])."""
+    label = np.arange(count)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        for side in (a, b, label[a], label[b]):
+            np.minimum.at(new, side, low)
+        while True:
+            jumped = new[new]
+            if (jumped == new).all():
+                break
+            new = jumped
+        if (new == label).all():
+            return label
+        label = new
+
+
+def split_parts(mask: np.ndarray, connectivity: int = 8) -> list[np.ndarray]:
+    """The connected parts of a mask as full-size masks, largest first."""
+    labels, count = connected_components(mask, connectivity)
+    parts = [labels == k for k in range(1, count + 1)]
+    return sorted(parts, key=lambda part: -int(part.sum()))
+
+
+def cut_along_line(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> list[np.ndarray]:
+    """Cut a mask along a polyline: the line's pixels separate 4-connected parts, then each cut pixel
+    goes back to a neighbouring part. One part (the line does not cross the mask) comes back whole."""
+    height, width = mask.shape
+    cut = np.zeros_like(mask)
+    for a, b in zip(points[:-1], points[1:]):
+        rc = line_pixels(a, b, height, width)
+        cut[rc[:, 0], rc[:, 1]] = True
+    labels, count = connected_components(mask & ~cut, connectivity=4)
+    if count < 2:
+        return [mask.copy()]
+    pending = mask & cut
+    for _ in range(max(height, width)):
+        if not pending.any():
+            break
+        grown = labels.copy()
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            shifted = np.zeros_like(labels)
+            shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = labels[
+                max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+            ]
+            take = pending & (grown == 0) & (shifted > 0)
+            grown[take] = shifted[take]
+        pending &= grown == 0
+        labels = grown
+    parts = [labels == k for k in range(1, count + 1)]
+    return sorted(parts, key=lambda part: -int(part.sum()))
+
+
+# ----- crops and RLE -----
+def crop_of(mask: np.ndarray) -> InstanceMask:
+    """Full (H,W) bool -> the crop around its pixels (an empty crop when there are none)."""
+    rows, cols = np.any(mask, 1), np.any(mask, 0)
+    if not rows.any():
+        return InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))
+    y0, y1 = np.flatnonzero(rows)[[0, -1]]
+    x0, x1 = np.flatnonzero(cols)[[0, -1]]
+    return InstanceMask(int(x0), int(y0), mask[y0 : y1 + 1, x0 : x1 + 1].copy())
+
+
+def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
+    """A crop placed in an (H,W) image -> compressed COCO RLE, without building the full mask.
+
+    COCO runs go down the columns; the crop's columns are padded to full height and the columns left
+    and right of the crop add to the first and last run of zeros."""
+    h, w = crop.mask.shape
+    x0, y0 = crop.x0, crop.y0
+    x0c, y0c = max(0, x0), max(0, y0)
+    x1c, y1c = min(width, x0 + w), min(height, y0 + h)
+    if x1c <= x0c or y1c <= y0c:
+        return normalize_rle({"size": [height, width], "counts": [height * width]}, height, width)
+    strip = np.zeros((height, x1c - x0c), dtype=np.int8)
+    strip[y0c:y1c] = crop.mask[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0]
+    flat = strip.ravel(order="F")
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat[0]:
+        runs.insert(0, 0)
+    runs[0] += x0c * height
+    trailing = (width - x1c) * height
+    if trailing:
+        if flat[-1]:
+            runs.append(trailing)
+        else:
+            runs[-1] += trailing
+    return normalize_rle({"size": [height, width], "counts": runs}, height, width)
+
+
+# ----- matching -----
+def box_of(crop: InstanceMask) -> tuple[int, int, int, int]:
+    return crop.x0, crop.y0, crop.x0 + crop.mask.shape[1], crop.y0 + crop.mask.shape[0]
+
+
+def crop_iou(a: InstanceMask, b: InstanceMask) -> float:
+    """Mask IoU of two crops (in the same image)."""
+    ax0, ay0, ax1, ay1 = box_of(a)
+    bx0, by0, bx1, by1 = box_of(b)
+    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    part_a = a.mask[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
+    inter = int((part_a & b.mask[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]).sum())
+    union = a.area + b.area - inter
+    return inter / union if union else 0.0
+
+
+def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMask], iou: float = 0.5) -> np.ndarray:
+    """(P,) bool: prediction p overlaps some reference with mask IoU >= ``iou`` (box overlap pre-filters)."""
+    out = np.zeros(len(predictions), dtype=bool)
+    refs = [r for r in references if r.mask.size]
+    if not refs or not len(predictions):
+        return out
+    rb = np.array([box_of(r) for r in refs], dtype=np.int64)
+    for p, crop in enumerate(predictions):
+        if not crop.mask.size:
+            continue
+        x0, y0, x1, y1 = box_of(crop)
+        near = np.flatnonzero((rb[:, 0] < x1) & (rb[:, 2] > x0) & (rb[:, 1] < y1) & (rb[:, 3] > y0))
+        out[p] = any(crop_iou(crop, refs[j]) >= iou for j in near)
+    return out

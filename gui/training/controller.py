@@ -1,0 +1,116 @@
+"""Wires the Train panel to a training process and back to the window: save first, start, plot the
+events, cancel, and when it ends load the new model (the window's own model-loading path, which
+re-predicts the image on screen) or show why it failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+
+from gui.panels.train_panel import TrainPanel
+from gui.training.process import TrainingRun, new_run_folder, project_models, train_arguments
+
+if TYPE_CHECKING:
+    from gui.window.main_window import MainWindow
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class TrainController(QObject):
+    def __init__(self, window: MainWindow, panel: TrainPanel) -> None:
+        super().__init__(window)
+        self.window, self.panel = window, panel
+        self.run: TrainingRun | None = None
+        self.kill_after_ms = 60_000
+        self.last_outcome = ""
+        panel.train_requested.connect(self.start)
+        panel.cancel_requested.connect(self.cancel)
+        panel.model_chosen.connect(window.load_weights)
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.run.running
+
+    def refresh(self) -> None:
+        """Image counts and the project's models (after opening a folder, an edit, a run)."""
+        project = self.window.project
+        records = project.records if project else []
+        reviewed = sum(r.state == "reviewed" for r in records)
+        annotated = sum(any(not i.iscrowd and i.origin != "predicted" for i in r.instances) for r in records)
+        self.panel.set_counts(reviewed, annotated)
+        self.panel.set_models(project_models(project.root) if project else [], self.window.weights_path)
+
+    def start(self) -> bool:
+        window, options = self.window, self.panel.options()
+        if window.project is None or self.running:
+            return False
+        if not window.saver.ensure_file():
+            window.show_error(f"Training needs the edits on disk first. {window.saver.last_error}")
+            return False
+        self.refresh()
+        records = window.project.records
+        if options.subset == "reviewed" and not any(r.state == "reviewed" for r in records):
+            window.show_error("No reviewed images yet: accept or correct masks, or mark one reviewed (Ctrl+Return).")
+            return False
+        if options.from_current and not window.weights_path:
+            options.from_current = False
+        out = new_run_folder(window.project.root)
+        args = train_arguments(window.project.annotation_path(), out, window.weights_path, options)
+        self.run = TrainingRun(out, self, self.kill_after_ms)
+        self.run.event.connect(self._on_event)
+        self.run.ended.connect(self._on_ended)
+        self.panel.plot.reset()
+        self.panel.set_running(True)
+        self.panel.set_progress(0, 1)
+        self.panel.status.setText(f"Starting… (models/{out.name})")
+        window.status_text.setText("Training started")
+        self.run.start(args)
+        return True
+
+    def cancel(self) -> None:
+        if self.running:
+            self.run.cancel()
+            self.panel.status.setText("Cancelling: the trainer stops before its next step…")
+
+    def _on_event(self, event: dict) -> None:
+        kind, panel = event.get("kind"), self.panel
+        if kind == "start":
+            val = event.get("val_images", 0)
+            panel.status.setText(f"Training on {event.get('train_images', 0)} images, validating on {val}…")
+        elif kind == "step":
+            panel.plot.add_step(event["iteration"], event.get("losses", {}))
+            panel.set_progress(event["iteration"], event["total"])
+            panel.status.setText(
+                f"iteration {event['iteration']} / {event['total']} · epoch {event.get('epoch', 0):.1f} · "
+                f"loss {event.get('losses', {}).get('loss', float('nan')):.3f} · "
+                f"{event.get('images_per_s', 0):.2f} images/s · ETA {duration(event.get('eta_s', 0))}"
+            )
+        elif kind == "validation":
+            panel.plot.add_validation(event["iteration"], event.get("metrics", {}))
+        elif kind in ("warning", "checkpoint") and event.get("message"):
+            panel.status.setText(event["message"])
+
+    def _on_ended(self, outcome: str, message: str, path: str) -> None:
+        self.last_outcome = outcome
+        self.panel.set_running(False)
+        self.panel.status.setText(message)
+        self.window.status_text.setText(message)
+        if outcome == "done" and path:
+            self.window.load_weights(path)  # -> model_loaded -> the image on screen is predicted again
+        elif outcome == "failed":
+            self.window.show_error(message)
+        self.refresh()
+
+    def shutdown(self) -> None:
+        """Closing the window: a running trainer is killed (its last checkpoint stays on disk)."""
+        if self.running:
+            self.run.kill()
+            self.run.wait()

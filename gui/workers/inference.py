@@ -1,0 +1,218 @@
+"""The GUI side of inference: request ids, the latest-wins mailbox, dropping stale results.
+
+``InferenceClient`` starts the worker thread with cores - 1 torch threads (one core stays free for the
+GUI thread; see benchmarks/gui_stall.py: that, not a lower CPU priority, is what keeps the event loop
+smooth) and turns the worker's signals into fresh results only:
+
+- every request gets an id; the request that brings a new image (or follows new weights) starts a new
+  *generation*; a result of another generation is stale (the user moved on) and is dropped;
+- within a generation a result older than the one on screen is dropped too; a newer one is shown even
+  if the slider has moved since, so the picture follows the slider while it moves;
+- the worker only ever sees the newest request (``Mailbox``), so slider events coalesce by design.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from engine.structures import PredictSettings
+from PySide6.QtCore import QObject, QThread, Signal
+
+from gui.workers.inference_worker import (
+    BoxRequest,
+    InferenceWorker,
+    Mailbox,
+    ModelInfo,
+    Request,
+    Result,
+    default_torch_threads,
+)
+
+
+class InferenceClient(QObject):
+    prediction_ready = Signal(object)  # Result, fresh only
+    request_failed = Signal(str)  # message, for the current image only
+    model_loaded = Signal(object)  # ModelInfo
+    model_failed = Signal(str)
+    busy_changed = Signal(bool)
+    batch_started = Signal(int)
+    batch_item = Signal(int, int, str, object)  # done, total, key, Prediction | None
+    batch_done = Signal(bool)
+    batch_failed = Signal(str)
+    box_mask_ready = Signal(int, object, str)  # box request id, InstanceMask | None, error message
+
+    _wake = Signal()
+    _boxes = Signal()
+    _load = Signal(str, str)
+    _batch = Signal(object, object)
+
+    def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 0) -> None:
+        super().__init__(parent)
+        self.mailbox = Mailbox()
+        self.worker = InferenceWorker(self.mailbox, torch_threads or default_torch_threads(), nice)
+        self.thread = QThread()
+        self.thread.setObjectName("inference")
+        self.worker.moveToThread(self.thread)
+        self._wake.connect(self.worker.wake)
+        self._load.connect(self.worker.load_model)
+        self._batch.connect(self.worker.run_batch)
+        self._boxes.connect(self.worker.serve_boxes)
+        self.worker.box_mask.connect(self._on_box_mask)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.model_loaded.connect(self._on_model_loaded)
+        self.worker.model_failed.connect(self._on_model_failed)
+        self.worker.batch_started.connect(self.batch_started)
+        self.worker.batch_item.connect(self.batch_item)
+        self.worker.batch_done.connect(self._on_batch_done)
+        self.thread.start(QThread.Priority.LowPriority)
+        self._ids = itertools.count(1)
+        self._box_ids = itertools.count(1)
+        self.boxes_pending = 0
+        self.generation = 0
+        self.latest_id = 0
+        self.answered_id = 0
+        self.shown_id = 0
+        self.dropped_results = 0
+        self.requests_sent = 0
+        self.model: ModelInfo | None = None
+        self.loading_model = False
+        self.batch_running = False
+        self._key: str | None = None
+        self._image: np.ndarray | None = None
+
+    # ----- requests -----
+    @property
+    def busy(self) -> bool:
+        return self.loading_model or self.latest_id > self.answered_id or self.boxes_pending > 0
+
+    def set_image(self, key: str, image: np.ndarray, settings: PredictSettings) -> int | None:
+        """A new image: a new generation; results for the previous image become stale."""
+        self._key, self._image = key, image
+        return self._send(settings, new_generation=True)
+
+    def clear_image(self) -> None:
+        """No image (e.g. it failed to load): anything in flight is stale."""
+        self._key, self._image = None, None
+        self.generation = next(self._ids)
+        self._settle()
+
+    def update_settings(self, settings: PredictSettings) -> int | None:
+        """Slider moved: the same image, new settings (the worker re-runs only the stages they touch)."""
+        return self._send(settings, new_generation=False)
+
+    def _send(self, settings: PredictSettings, new_generation: bool) -> int | None:
+        if self._key is None or self.model is None:
+            return None
+        was_busy = self.busy
+        request_id = next(self._ids)
+        if new_generation:
+            self.generation = request_id
+        self.latest_id = request_id
+        self.requests_sent += 1
+        request = Request(request_id, self.generation, self._key, self._image, settings)
+        if self.mailbox.put(request):
+            self._wake.emit()
+        if not was_busy:
+            self.busy_changed.emit(True)
+        return request_id
+
+    def _settle(self) -> None:
+        was_busy = self.busy
+        self.answered_id = self.latest_id
+        if was_busy and not self.busy:
+            self.busy_changed.emit(False)
+
+    def _answer(self, request_id: int) -> None:
+        was_busy = self.busy
+        self.answered_id = max(self.answered_id, request_id)
+        if was_busy and not self.busy:
+            self.busy_changed.emit(False)
+
+    def _on_finished(self, result: Result) -> None:
+        self._answer(result.request.id)
+        fresh = result.request.generation == self.generation and result.request.id > self.shown_id
+        if not fresh:
+            self.dropped_results += 1
+            return
+        self.shown_id = result.request.id
+        self.prediction_ready.emit(result)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id < 0:
+            self.batch_failed.emit(message)
+            return
+        self._answer(request_id)
+        if request_id >= self.generation:
+            self.request_failed.emit(message)
+
+    # ----- masks for user boxes -----
+    def mask_from_box(
+        self, key: str, image: np.ndarray, box: tuple[float, float, float, float], label: int, threshold: float
+    ) -> int:
+        """Ask the worker for the model's mask inside ``box`` (xyxy image pixels); answered by box_mask_ready."""
+        was_busy = self.busy
+        request_id = next(self._box_ids)
+        self.boxes_pending += 1
+        self.worker.box_jobs.append(BoxRequest(request_id, key, image, tuple(map(float, box)), label, threshold))
+        self._boxes.emit()
+        if not was_busy:
+            self.busy_changed.emit(True)
+        return request_id
+
+    def _on_box_mask(self, request_id: int, crop, error: str) -> None:  # noqa: ANN001
+        self.boxes_pending -= 1
+        self.box_mask_ready.emit(request_id, crop, error)
+        if not self.busy:
+            self.busy_changed.emit(False)
+
+    # ----- model -----
+    def load_model(self, path: str, device: str) -> None:
+        was_busy = self.busy
+        self.loading_model = True
+        if not was_busy:
+            self.busy_changed.emit(True)
+        self._load.emit(str(path), device)
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model = info
+        self.loading_model = False
+        self.shown_id = 0
+        self.model_loaded.emit(info)
+        if not self.busy:
+            self.busy_changed.emit(False)
+
+    def _on_model_failed(self, message: str) -> None:
+        self.loading_model = False
+        self.model_failed.emit(message)
+        if not self.busy:
+            self.busy_changed.emit(False)
+
+    def resend(self, settings: PredictSettings) -> int | None:
+        """Predict the current image again as a new generation (after new weights)."""
+        return self._send(settings, new_generation=True)
+
+    # ----- batch -----
+    def predict_all(self, paths: list[str], settings: PredictSettings) -> bool:
+        if self.model is None or self.batch_running or not paths:
+            return False
+        self.batch_running = True
+        self.worker.cancel_batch.clear()
+        self._batch.emit(list(paths), settings)
+        return True
+
+    def cancel_batch(self) -> None:
+        self.worker.cancel_batch.set()
+
+    def _on_batch_done(self, cancelled: bool) -> None:
+        self.batch_running = False
+        self.batch_done.emit(cancelled)
+
+    # ----- shutdown -----
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        self.worker.cancel_batch.set()
+        if self.worker.pause_before_predict is not None:
+            self.worker.pause_before_predict.set()
+        self.thread.quit()
+        self.thread.wait(timeout_ms)
