@@ -9,7 +9,6 @@ saves a picture of the window, prints ``detections: N`` and exits 0 (1 when some
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -58,7 +57,9 @@ def configure_torch_threads(threads: int | None) -> int:
     """Leave a core for the GUI thread (the worker thread sets the same number for itself)."""
     import torch
 
-    count = threads or max(1, (os.cpu_count() or 2) - 1)
+    from engine.devices import worker_threads
+
+    count = threads or worker_threads()
     torch.set_num_threads(count)
     return count
 

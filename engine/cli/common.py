@@ -15,12 +15,12 @@ from typing import NoReturn
 
 import torch
 
+from engine import devices
 from engine.data.errors import DatasetError, ImageLoadError
 from engine.evaluate import ClassMismatchError
 from engine.interop import WeightsError
 
 USER_ERROR_EXIT = 2
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 class UserError(Exception):
@@ -47,23 +47,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        choices=DEVICE_CHOICES,
+        choices=devices.DEVICE_CHOICES,
         help="where the model runs: auto (CUDA when available, else CPU), cpu or cuda (default: auto)",
     )
 
 
 def choose_device(name: str) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' (or 'cuda:N') -> torch.device; UserError when CUDA is asked for but missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            build = "this PyTorch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise UserError(f"--device {name} was asked for, but {build}; use --device cpu (or auto)")
-        return torch.device(name)
-    if name != "cpu":
-        raise UserError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
-    return torch.device("cpu")
+    """engine.devices.choose_device, its DeviceError as a UserError naming the flag."""
+    try:
+        return devices.choose_device(name)
+    except devices.DeviceError as exc:
+        raise UserError(f"--device: {exc}") from None
 
 
 def existing_path(path: str | Path, flag: str, kind: str = "any") -> Path:

@@ -10,7 +10,6 @@ it has not stopped after ``kill_after_ms`` the process is killed. Each run write
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from engine import hub
+from engine.devices import worker_threads
 
 MODELS_FOLDER = "models"
 MODEL_FILE = "model.safetensors"
@@ -63,7 +63,7 @@ def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOp
         args += ["--input-size", str(options.input_size)]
     if options.max_size:
         args += ["--max-size", str(options.max_size)]
-    args += ["--threads", str(options.threads or max(1, (os.cpu_count() or 2) - 1))]
+    args += ["--threads", str(options.threads or worker_threads())]
     return args + list(options.extra)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from engine.structures import PredictSettings
 from PySide6.QtCore import QObject, QThread, Signal
 
+from engine.devices import worker_threads
+from engine.structures import PredictSettings
 from gui.workers.inference_worker import (
     BoxRequest,
     InferenceWorker,
@@ -26,7 +27,6 @@ from gui.workers.inference_worker import (
     ModelInfo,
     Request,
     Result,
-    default_torch_threads,
 )
 
 
@@ -50,7 +50,7 @@ class InferenceClient(QObject):
     def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 0) -> None:
         super().__init__(parent)
         self.mailbox = Mailbox()
-        self.worker = InferenceWorker(self.mailbox, torch_threads or default_torch_threads(), nice)
+        self.worker = InferenceWorker(self.mailbox, torch_threads or worker_threads(), nice)
         self.thread = QThread()
         self.thread.setObjectName("inference")
         self.worker.moveToThread(self.thread)

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from engine.structures import Prediction, PredictSettings
 from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.devices import choose_device
+from engine.structures import Prediction, PredictSettings
 
 
 @dataclass(frozen=True)
@@ -87,17 +89,6 @@ class Mailbox:
             return request
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for, but torch sees no CUDA GPU; choose CPU or Auto")
-    return device
-
-
 def error_message(exc: BaseException, what: str) -> str:
     """A one-paragraph message for the user (out of memory gets advice; bugs keep their type)."""
     import torch
@@ -162,7 +153,7 @@ class InferenceWorker(QObject):
             from engine.config import augment_preset_of
             from engine.inference import Predictor
 
-            resolved = resolve_device(device)
+            resolved = str(choose_device(device))
             model, info = load_weights(path, resolved)
             if self.predictor is None or str(self.predictor.device) != resolved:
                 self.predictor = Predictor(model, resolved)
@@ -254,8 +245,3 @@ class InferenceWorker(QObject):
                 prediction = None
             self.batch_item.emit(done, total, path, prediction)
         self.batch_done.emit(self.cancel_batch.is_set())
-
-
-def default_torch_threads() -> int:
-    """Leave one core to the GUI thread: max(1, cores - 1)."""
-    return max(1, (os.cpu_count() or 2) - 1)
