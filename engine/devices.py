@@ -22,8 +22,9 @@ class DeviceError(ValueError):
     """A device that cannot be used here; the message says what to choose instead."""
 
 
-def choose_device(name: str) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' (or 'cuda:N') -> torch.device."""
+def choose_device(name: str, option: str = "Device") -> torch.device:
+    """'auto' | 'cpu' | 'cuda' (or 'cuda:N') -> torch.device; ``option`` names the choice in messages
+    (the CLI passes "--device", the app its Device box)."""
     import torch  # here, not at the top: the app imports this module before it needs torch
 
     if name == "auto":
@@ -31,10 +32,10 @@ def choose_device(name: str) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             build = "this PyTorch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise DeviceError(f"device {name} was asked for, but {build}; choose cpu (or auto)")
+            raise DeviceError(f"{option} {name} was asked for, but {build}; use {option} cpu (or auto)")
         return torch.device(name)
     if name != "cpu":
-        raise DeviceError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
+        raise DeviceError(f"{option}: unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
     return torch.device("cpu")
 
 

@@ -53,11 +53,11 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def choose_device(name: str) -> torch.device:
-    """engine.devices.choose_device, its DeviceError as a UserError naming the flag."""
+    """engine.devices.choose_device, its DeviceError as a UserError (one ``error:`` line)."""
     try:
-        return devices.choose_device(name)
+        return devices.choose_device(name, "--device")
     except devices.DeviceError as exc:
-        raise UserError(f"--device: {exc}") from None
+        raise UserError(str(exc)) from None
 
 
 def existing_path(path: str | Path, flag: str, kind: str = "any") -> Path:
