@@ -1,0 +1,138 @@
+"""The Session: what is open, Qt-free (as napari's ViewerModel). Widgets observe it; nothing here draws.
+
+It owns the project, the current image (index, pixels), the model's prediction for it and which of its
+detections are shown, the one selection, the model's class names and the model reference. Every change
+goes through a setter that emits an event; widgets connect to the events and redraw. The window only
+builds widgets and wires them to a Session (gui/window/main_window.py).
+
+Events are plain callbacks (``Event.connect``), called on the thread that made the change: the GUI
+thread, since the workers hand their results back through Qt signals first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.data import ImageRecord, Instance
+from engine.structures import Prediction
+from gui.session.project import Project
+
+
+class Event:
+    """A list of callbacks; ``emit(*args)`` calls each in the order they connected."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., object]] = []
+
+    def connect(self, callback: Callable[..., object]) -> None:
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., object]) -> None:
+        self._callbacks = [c for c in self._callbacks if c != callback]
+
+    def emit(self, *args: object) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The one selection: annotations of the current image (by identity; an ``Instance`` is frozen, an
+    edit replaces it) and/or one shown prediction (its row among ``Session.shown``; -1: none)."""
+
+    annotations: tuple[Instance, ...] = ()
+    prediction: int = -1
+
+    def __bool__(self) -> bool:
+        return bool(self.annotations) or self.prediction >= 0
+
+
+@dataclass
+class SessionEvents:
+    project: Event = field(default_factory=Event)  # a project was opened (or closed)
+    image: Event = field(default_factory=Event)  # the current image changed (index; pixels may follow)
+    pixels: Event = field(default_factory=Event)  # the current image's pixels arrived (or failed: None)
+    prediction: Event = field(default_factory=Event)  # a new prediction for the current image (or None)
+    shown: Event = field(default_factory=Event)  # which predictions are shown changed
+    selection: Event = field(default_factory=Event)  # the selection changed
+    model: Event = field(default_factory=Event)  # the model reference or its class names changed
+
+
+class Session:
+    def __init__(self) -> None:
+        self.events = SessionEvents()
+        self.project: Project | None = None
+        self.index = -1
+        self.image: np.ndarray | None = None
+        self.prediction: Prediction | None = None
+        self.shown: list[int] = []  # indices into ``prediction`` of the detections drawn, in row order
+        self.selection = Selection()
+        self.class_names: list[str] = []  # the model's classes (label k is class_names[k - 1])
+        self.weights_path = ""  # the model file (absolute, or a hub alias such as "coco")
+
+    # ----- what is open -----
+    @property
+    def record(self) -> ImageRecord | None:
+        project, index = self.project, self.index
+        if project is None or not 0 <= index < len(project):
+            return None
+        return project.records[index]
+
+    @property
+    def key(self) -> str | None:
+        """The current image's path (the key results are matched by)."""
+        return self.project.paths[self.index] if self.record is not None else None
+
+    def open_project(self, project: Project | None) -> None:
+        self.project, self.index, self.image = project, -1, None
+        self.prediction, self.shown, self.selection = None, [], Selection()
+        self.events.project.emit(project)
+
+    def go_to(self, index: int) -> bool:
+        """Make image ``index`` current (its pixels and prediction come later); False when it already is
+        or does not exist."""
+        if self.project is None or not 0 <= index < len(self.project) or index == self.index:
+            return False
+        self.index, self.image = index, None
+        self.prediction, self.shown, self.selection = None, [], Selection()
+        self.events.image.emit(index)
+        return True
+
+    def set_pixels(self, image: np.ndarray | None) -> None:
+        self.image = image
+        self.events.pixels.emit(image)
+
+    def set_prediction(self, prediction: Prediction | None) -> None:
+        self.prediction = prediction
+        self.events.prediction.emit(prediction)
+
+    def set_shown(self, shown: list[int]) -> None:
+        """Which predictions are drawn; a selected prediction that is no longer shown is unselected."""
+        self.shown = list(shown)
+        if self.selection.prediction >= len(self.shown):
+            self.select(self.selection.annotations, -1)
+        self.events.shown.emit(self.shown)
+
+    # ----- selection -----
+    def select(self, annotations: tuple[Instance, ...] | list[Instance] = (), prediction: int = -1) -> None:
+        selection = Selection(tuple(annotations), prediction)
+        if selection == self.selection:
+            return
+        self.selection = selection
+        self.events.selection.emit(selection)
+
+    def clear_selection(self) -> None:
+        self.select((), -1)
+
+    # ----- model -----
+    def set_model(self, weights_path: str, class_names: list[str]) -> None:
+        self.weights_path, self.class_names = weights_path, list(class_names)
+        self.events.model.emit(weights_path)
+
+    def class_name(self, label: int) -> str:
+        if 1 <= label <= len(self.class_names):
+            return self.class_names[label - 1]
+        return f"class {label}"
