@@ -32,8 +32,7 @@ def main() -> None:
         src = data.image_path(image)
         shutil.copyfile(src, out / src.name)
         image.path, image.id, image.state = src.name, new_id, "reviewed"
-        for instance in image.instances:
-            instance.origin = "manual"
+        image.instances = [dataclasses.replace(instance, origin="manual") for instance in image.instances]
     for name, subset in (("train", images[:16]), ("val", images[16:])):
         write_coco(Dataset(out / "splits", subset, data.categories), out / "splits" / f"{name}.json")
     held_out = [dataclasses.replace(im, instances=[], state="not_run") for im in images[16:]]

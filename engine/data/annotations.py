@@ -54,9 +54,15 @@ class Category:
         self.color = default_category_color(self.id) if self.color is None else tuple(int(c) for c in self.color)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Instance:
-    """One object: its category, mask (RLE or polygons), box [x,y,w,h], score, origin and crowd flag."""
+    """One object: its category, mask (RLE or polygons), box [x,y,w,h], score, origin and crowd flag.
+
+    Frozen, and never changed in place (nor its mask's or box's lists): an edit makes a new Instance
+    (``dataclasses.replace``) and swaps the image's instance list. The app relies on this: the autosave
+    thread writes a snapshot of the lists (gui/workers/autosave.py) while the GUI thread goes on editing,
+    undo puts back the very objects an edit replaced, and decoded masks are cached per object.
+    """
 
     category_id: int
     mask: RLE | Polygons
@@ -69,22 +75,27 @@ class Instance:
     def __post_init__(self) -> None:
         if self.origin not in INSTANCE_ORIGINS:
             raise ValueError(f"instance origin must be one of {INSTANCE_ORIGINS}, got {self.origin!r}")
-        if isinstance(self.mask, dict):
-            height, width = (int(v) for v in self.mask["size"])
-            self.mask = normalize_rle(self.mask, height, width)
+        mask = self.mask
+        if isinstance(mask, dict):
+            height, width = (int(v) for v in mask["size"])
+            mask = normalize_rle(mask, height, width)
         else:
-            if isinstance(self.mask, (np.ndarray, tuple)) or any(isinstance(p, (np.ndarray, tuple)) for p in self.mask):
-                self.mask = [np.asarray(polygon, dtype=np.float64).ravel().tolist() for polygon in self.mask]
-            problem = polygon_problem(self.mask)
+            if isinstance(mask, (np.ndarray, tuple)) or any(isinstance(p, (np.ndarray, tuple)) for p in mask):
+                mask = [np.asarray(polygon, dtype=np.float64).ravel().tolist() for polygon in mask]
+            problem = polygon_problem(mask)
             if problem:
                 raise ValueError(problem)
-            self.mask = [list(map(float, polygon)) for polygon in self.mask]
-        if self.box is None:
-            self.box = rle_box(self.mask) if self.is_rle else polygons_box(self.mask)
-        self.box = [float(v) for v in self.box]
-        self.category_id = int(self.category_id)
-        self.iscrowd = bool(self.iscrowd)
-        self.score = None if self.score is None else float(self.score)
+            mask = [list(map(float, polygon)) for polygon in mask]
+        box = self.box
+        if box is None:
+            box = rle_box(mask) if isinstance(mask, dict) else polygons_box(mask)
+        # normalising the fields as they come in is the one place a frozen Instance is written to
+        set_field = object.__setattr__
+        set_field(self, "mask", mask)
+        set_field(self, "box", [float(v) for v in box])
+        set_field(self, "category_id", int(self.category_id))
+        set_field(self, "iscrowd", bool(self.iscrowd))
+        set_field(self, "score", None if self.score is None else float(self.score))
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, category_id: int, **fields: Any) -> Instance:
