@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from engine.structures import InstanceMask
 
 from engine.data.masks import RLE, normalize_rle
+from engine.structures import InstanceMask
 
 
 # ----- painting -----
@@ -130,7 +130,9 @@ def split_parts(mask: np.ndarray, connectivity: int = 8) -> list[np.ndarray]:
 
 def cut_along_line(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> list[np.ndarray]:
     """Cut a mask along a polyline: the line's pixels separate 4-connected parts, then each cut pixel
-    goes back to a neighbouring part. One part (the line does not cross the mask) comes back whole."""
+    goes back to a neighbouring part (a side one first, else a diagonal one); a speck wholly under the
+    line is a part of its own. The parts always add up to the mask. One part (the line does not cross
+    the mask) comes back whole."""
     height, width = mask.shape
     cut = np.zeros_like(mask)
     for a, b in zip(points[:-1], points[1:]):
@@ -140,21 +142,34 @@ def cut_along_line(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> l
     if count < 2:
         return [mask.copy()]
     pending = mask & cut
-    for _ in range(max(height, width)):
-        if not pending.any():
-            break
-        grown = labels.copy()
-        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-            shifted = np.zeros_like(labels)
-            shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = labels[
-                max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-            ]
-            take = pending & (grown == 0) & (shifted > 0)
-            grown[take] = shifted[take]
-        pending &= grown == 0
-        labels = grown
+    sides = ((0, 1), (0, -1), (1, 0), (-1, 0))
+    for directions in (sides, sides + ((1, 1), (1, -1), (-1, 1), (-1, -1))):
+        while pending.any():
+            grown = _grow(labels, pending, directions)
+            if (grown == labels).all():
+                break
+            pending &= grown == 0
+            labels = grown
+    if pending.any():
+        specks, extra = connected_components(pending)
+        labels = np.where(specks > 0, specks + count, labels)
+        count += extra
     parts = [labels == k for k in range(1, count + 1)]
     return sorted(parts, key=lambda part: -int(part.sum()))
+
+
+def _grow(labels: np.ndarray, pending: np.ndarray, directions: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``labels`` with each pending, unlabelled pixel given the label of a neighbour in one of ``directions``."""
+    height, width = labels.shape
+    grown = labels.copy()
+    for dy, dx in directions:
+        shifted = np.zeros_like(labels)
+        shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = labels[
+            max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+        ]
+        take = pending & (grown == 0) & (shifted > 0)
+        grown[take] = shifted[take]
+    return grown
 
 
 # ----- crops and RLE -----
