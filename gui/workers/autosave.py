@@ -2,8 +2,9 @@
 
 - ``edited()`` after each edit bumps the edit version and (re)starts a short timer; when it fires, a
   snapshot of the dataset (new lists, copied records and categories: cheap, and safe because edits
-  swap instances instead of changing them) goes to the writer thread, which builds the JSON and
+  swap instances instead of changing them) goes to the "autosave" thread, which builds the JSON and
   writes it with ``write_coco`` (temp file, fsync, os.replace): a crash mid-write leaves the old file.
+  Latest wins (gui/workers/latest.py): a snapshot superseded before its turn is never written.
 - ``flush()`` writes the newest version now, on the calling thread (image switch, Ctrl+S, closing):
   it waits for a write under way, so an older snapshot can never overwrite a newer one (a lock and
   the version number decide).
@@ -16,10 +17,10 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.data import Dataset, write_coco
-from gui.workers.inference_worker import Mailbox
+from gui.workers.latest import LatestWins
 
 DEBOUNCE_MS = 400
 
@@ -51,25 +52,11 @@ class _Writer:
             return None
 
 
-class _SaveWorker(QObject):
-    done = Signal(int, str)  # version, error message ("" when saved)
-
-    def __init__(self, mailbox: Mailbox, writer: _Writer) -> None:
-        super().__init__()
-        self.mailbox, self.writer = mailbox, writer
-
-    @Slot()
-    def wake(self) -> None:
-        while (job := self.mailbox.take()) is not None:
-            version, dataset, path = job
-            self.done.emit(version, self.writer.write(version, dataset, path) or "")
-
-
 class AutoSaver(QObject):
     saved = Signal(str)  # path
     failed = Signal(str)  # message
     dirty_changed = Signal(bool)
-    _wake = Signal()
+    _written = Signal(int, str)  # version, error message ("" when saved): from the autosave thread
 
     def __init__(self, parent: QObject | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
         super().__init__(parent)
@@ -79,14 +66,9 @@ class AutoSaver(QObject):
         self.saved_version = 0
         self.last_error = ""
         self._writer = _Writer()
-        self._mailbox = Mailbox()
-        self._worker = _SaveWorker(self._mailbox, self._writer)
-        self._thread = QThread()
-        self._thread.setObjectName("autosave")
-        self._worker.moveToThread(self._thread)
-        self._wake.connect(self._worker.wake)
-        self._worker.done.connect(self._on_done)
-        self._thread.start()
+        self._written.connect(self._on_done)
+        self.jobs = LatestWins("autosave", self._write, parent=self)
+        self.jobs.failed.connect(self._on_bug)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
@@ -117,8 +99,12 @@ class AutoSaver(QObject):
         self._timer.stop()
         if self.dataset is None or self.path is None or not self.dirty:
             return
-        if self._mailbox.put((self.version, snapshot(self.dataset), self.path)):
-            self._wake.emit()
+        self.jobs.put((self.version, snapshot(self.dataset), self.path))
+
+    def _write(self, job: tuple[int, Dataset, Path]) -> None:
+        """On the autosave thread."""
+        version, dataset, path = job
+        self._written.emit(version, self._writer.write(version, dataset, path) or "")
 
     def flush(self) -> bool:
         """Write now (waiting for a write under way); True when everything is on disk."""
@@ -148,7 +134,9 @@ class AutoSaver(QObject):
         if was_dirty and not self.dirty:
             self.dirty_changed.emit(False)
 
+    def _on_bug(self, job: tuple[int, Dataset, Path], message: str) -> None:
+        self._on_done(job[0], f"Could not save {job[2].name}: {message}")
+
     def shutdown(self, timeout_ms: int = 10000) -> None:
         self._timer.stop()
-        self._thread.quit()
-        self._thread.wait(timeout_ms)
+        self.jobs.shutdown(timeout_ms)

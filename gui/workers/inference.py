@@ -1,14 +1,17 @@
-"""The GUI side of inference: request ids, the latest-wins mailbox, dropping stale results.
+"""The GUI side of inference: request ids, the inference thread, dropping stale results.
 
-``InferenceClient`` starts the worker thread with cores - 1 torch threads (one core stays free for the
+``InferenceClient`` runs the ``InferenceWorker`` on a ``LatestWins`` thread named "inference" (low
+priority) with cores - 1 torch threads (``engine.devices.worker_threads``): one core stays free for the
 GUI thread; see benchmarks/gui_stall.py: that, not a lower CPU priority, is what keeps the event loop
-smooth) and turns the worker's signals into fresh results only:
+smooth. It turns the worker's signals into fresh results only:
 
 - every request gets an id; the request that brings a new image (or follows new weights) starts a new
   *generation*; a result of another generation is stale (the user moved on) and is dropped;
 - within a generation a result older than the one on screen is dropped too; a newer one is shown even
   if the slider has moved since, so the picture follows the slider while it moves;
-- the worker only ever sees the newest request (``Mailbox``), so slider events coalesce by design.
+- the worker only ever sees the newest request (latest wins), so slider events coalesce by design.
+
+Loading a model, drawn boxes and batches are ``call``s on the same thread: each one runs, in order.
 """
 
 from __future__ import annotations
@@ -20,14 +23,8 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.devices import worker_threads
 from engine.structures import PredictSettings
-from gui.workers.inference_worker import (
-    BoxRequest,
-    InferenceWorker,
-    Mailbox,
-    ModelInfo,
-    Request,
-    Result,
-)
+from gui.workers.inference_worker import BoxRequest, InferenceWorker, ModelInfo, Request, Result
+from gui.workers.latest import LatestWins
 
 
 class InferenceClient(QObject):
@@ -42,22 +39,11 @@ class InferenceClient(QObject):
     batch_failed = Signal(str)
     box_mask_ready = Signal(int, object, str)  # box request id, InstanceMask | None, error message
 
-    _wake = Signal()
-    _boxes = Signal()
-    _load = Signal(str, str)
-    _batch = Signal(object, object)
-
     def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 0) -> None:
         super().__init__(parent)
-        self.mailbox = Mailbox()
-        self.worker = InferenceWorker(self.mailbox, torch_threads or worker_threads(), nice)
-        self.thread = QThread()
-        self.thread.setObjectName("inference")
-        self.worker.moveToThread(self.thread)
-        self._wake.connect(self.worker.wake)
-        self._load.connect(self.worker.load_model)
-        self._batch.connect(self.worker.run_batch)
-        self._boxes.connect(self.worker.serve_boxes)
+        self.worker = InferenceWorker(torch_threads or worker_threads(), nice)
+        self.jobs = LatestWins("inference", self.worker.predict, QThread.Priority.LowPriority, self)
+        self.jobs.failed.connect(self._on_job_failed)
         self.worker.box_mask.connect(self._on_box_mask)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
@@ -66,7 +52,6 @@ class InferenceClient(QObject):
         self.worker.batch_started.connect(self.batch_started)
         self.worker.batch_item.connect(self.batch_item)
         self.worker.batch_done.connect(self._on_batch_done)
-        self.thread.start(QThread.Priority.LowPriority)
         self._ids = itertools.count(1)
         self._box_ids = itertools.count(1)
         self.boxes_pending = 0
@@ -112,8 +97,7 @@ class InferenceClient(QObject):
         self.latest_id = request_id
         self.requests_sent += 1
         request = Request(request_id, self.generation, self._key, self._image, settings)
-        if self.mailbox.put(request):
-            self._wake.emit()
+        self.jobs.put(request)
         if not was_busy:
             self.busy_changed.emit(True)
         return request_id
@@ -147,6 +131,10 @@ class InferenceClient(QObject):
         if request_id >= self.generation:
             self.request_failed.emit(message)
 
+    def _on_job_failed(self, job: object, message: str) -> None:
+        """A bug in the worker (its own failures come as ``failed``): answer the request all the same."""
+        self._on_failed(job.id if isinstance(job, Request) else -1, message)
+
     # ----- masks for user boxes -----
     def mask_from_box(
         self, key: str, image: np.ndarray, box: tuple[float, float, float, float], label: int, threshold: float
@@ -156,7 +144,7 @@ class InferenceClient(QObject):
         request_id = next(self._box_ids)
         self.boxes_pending += 1
         self.worker.box_jobs.append(BoxRequest(request_id, key, image, tuple(map(float, box)), label, threshold))
-        self._boxes.emit()
+        self.jobs.call(self.worker.serve_boxes)
         if not was_busy:
             self.busy_changed.emit(True)
         return request_id
@@ -173,7 +161,7 @@ class InferenceClient(QObject):
         self.loading_model = True
         if not was_busy:
             self.busy_changed.emit(True)
-        self._load.emit(str(path), device)
+        self.jobs.call(self.worker.load_model, str(path), device)
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model = info
@@ -199,7 +187,7 @@ class InferenceClient(QObject):
             return False
         self.batch_running = True
         self.worker.cancel_batch.clear()
-        self._batch.emit(list(paths), settings)
+        self.jobs.call(self.worker.run_batch, list(paths), settings, self.jobs.serve)
         return True
 
     def cancel_batch(self) -> None:
@@ -214,5 +202,4 @@ class InferenceClient(QObject):
         self.worker.cancel_batch.set()
         if self.worker.pause_before_predict is not None:
             self.worker.pause_before_predict.set()
-        self.thread.quit()
-        self.thread.wait(timeout_ms)
+        self.jobs.shutdown(timeout_ms)

@@ -1,10 +1,11 @@
-"""The inference worker: a QObject living in its own QThread that owns the Predictor.
+"""The inference worker: owns the Predictor; its methods run on the inference thread.
 
 The GUI never calls the Predictor (it is not thread-safe, and a backbone run takes seconds on a CPU).
-Interactive requests go through a ``Mailbox``: one slot, latest wins. A slider that moves a hundred
-times while the worker is busy leaves one request, the newest, and at most one wake-up signal per
-request actually served is ever queued. Batches ("Predict all") run in the same thread and serve
-the mailbox between images, so the image on screen stays responsive during a batch.
+``InferenceClient`` runs these methods on its ``LatestWins`` thread (gui/workers/latest.py): interactive
+requests are latest wins, so a slider that moves a hundred times while the worker is busy leaves one
+request, the newest. Batches ("Predict all") run in the same thread and serve the newest request and
+the drawn boxes between images, so the image on screen stays responsive during a batch. Every box the
+user draws is served, in order (each one is an edit the user waits for).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from engine.devices import choose_device
 from engine.structures import Prediction, PredictSettings
@@ -69,26 +71,6 @@ class ModelInfo:
     augment: str | None = None  # the augmentation preset it was trained with, when it names one
 
 
-class Mailbox:
-    """A single-slot, latest-wins, thread-safe hand-over from the GUI thread to the worker."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._request: Request | None = None
-
-    def put(self, request: Request) -> bool:
-        """Store ``request`` (replacing any unserved one); True when the slot was empty (wake the worker)."""
-        with self._lock:
-            was_empty = self._request is None
-            self._request = request
-            return was_empty
-
-    def take(self) -> Request | None:
-        with self._lock:
-            request, self._request = self._request, None
-            return request
-
-
 def error_message(exc: BaseException, what: str) -> str:
     """A one-paragraph message for the user (out of memory gets advice; bugs keep their type)."""
     import torch
@@ -104,7 +86,7 @@ def error_message(exc: BaseException, what: str) -> str:
 
 
 class InferenceWorker(QObject):
-    """Lives in the inference thread; every slot runs there."""
+    """Its methods run on the inference thread; its signals reach the client queued, on the GUI thread."""
 
     started = Signal(int)  # request id, as the worker begins on it
     finished = Signal(object)  # Result
@@ -116,9 +98,8 @@ class InferenceWorker(QObject):
     batch_done = Signal(bool)  # cancelled
     box_mask = Signal(int, object, str)  # box request id, InstanceMask | None, error message
 
-    def __init__(self, mailbox: Mailbox, torch_threads: int | None = None, nice: int = 0) -> None:
+    def __init__(self, torch_threads: int | None = None, nice: int = 0) -> None:
         super().__init__()
-        self.mailbox = mailbox
         self.predictor = None
         self.torch_threads = torch_threads
         self.nice = nice
@@ -145,7 +126,6 @@ class InferenceWorker(QObject):
             except OSError:
                 pass
 
-    @Slot(str, str)
     def load_model(self, path: str, device: str) -> None:
         self._ensure_threads()
         try:
@@ -175,13 +155,6 @@ class InferenceWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on
             self.model_failed.emit(error_message(exc, f"Cannot load {Path(path).name}"))
 
-    @Slot()
-    def wake(self) -> None:
-        """Serve the mailbox until it is empty (the newest request only, whatever piled up meanwhile)."""
-        while (request := self.mailbox.take()) is not None:
-            self._serve(request)
-
-    @Slot()
     def serve_boxes(self) -> None:
         """Masks for the boxes the user drew (queued; also served between the images of a batch)."""
         self._ensure_threads()
@@ -198,7 +171,8 @@ class InferenceWorker(QObject):
                 continue
             self.box_mask.emit(job.id, crop, "")
 
-    def _serve(self, request: Request) -> None:
+    def predict(self, request: Request) -> None:
+        """The newest interactive request (the handler of the client's latest-wins thread)."""
         self._ensure_threads()
         if self.predictor is None:
             self.failed.emit(request.id, "No model loaded")
@@ -222,16 +196,16 @@ class InferenceWorker(QObject):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    @Slot(object, object)
-    def run_batch(self, paths: list[str], settings: PredictSettings) -> None:
-        """Predict every path in turn; the interactive mailbox goes first between images; cancellable."""
+    def run_batch(self, paths: list[str], settings: PredictSettings, serve_requests: Callable[[], None]) -> None:
+        """Predict every path in turn; ``serve_requests`` (the newest interactive request) and the drawn
+        boxes go first between images; cancellable."""
         from engine.data import load_image
 
         self._ensure_threads()
         total = len(paths)
         self.batch_started.emit(total)
         for done, path in enumerate(paths, start=1):
-            self.wake()
+            serve_requests()
             self.serve_boxes()
             if self.cancel_batch.is_set() or self.predictor is None:
                 self.batch_done.emit(True)

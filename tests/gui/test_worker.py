@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from engine.structures import PredictSettings
 
-from gui.workers.inference_worker import Mailbox, Request
+from engine.structures import PredictSettings
+from gui.workers.inference_worker import Request
+from gui.workers.latest import Mailbox
 
 
 def request(i: int) -> Request:
