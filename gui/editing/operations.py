@@ -1,5 +1,7 @@
-"""The edits a user can make, as methods of the Editor (gui/editing/editor.py): each builds new instances and
-pushes one undoable command (or a macro, when a class has to be added on the way).
+"""The edits a user can make, as methods of the Editor (gui/editing/editor.py): each gathers what the
+edit needs (the image's instances, the selection, the class, which may have to be added first), calls
+the pure function in gui/editing/edits.py that makes the new instance list, and pushes it as one
+undoable command (or a macro, when a class is added on the way), then selects what the edit made.
 
 Instances are never changed in place (see gui/editing/undo.py); an edited mask becomes a new Instance
 (RLE, origin "manual") that keeps the old one's id and class.
@@ -7,13 +9,12 @@ Instances are never changed in place (see gui/editing/undo.py); an edited mask b
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
-from engine.data import ImageRecord, Instance
+from engine.data import Instance
 from engine.structures import InstanceMask
-from gui.editing.masks import crop_of, crop_to_rle, cut_along_line, rectangle_mask, split_parts
+from gui.editing import edits
+from gui.editing.masks import crop_of, rectangle_mask
 from gui.editing.undo import RejectPredictions, SetImageState
 
 
@@ -42,20 +43,16 @@ class EditOperations:
         if (prediction.height, prediction.width) != (record.height, record.width):
             self.message.emit("The prediction is for another image size; predict again")
             return 0
-        new = []
+        kept = [i for i in indices if prediction.masks[i].mask.any()]  # classes only for what is accepted
         with self.macro(text):
-            for i in indices:
-                crop = prediction.masks[i]
-                if not crop.mask.any():
-                    continue
-                label = int(prediction.labels[i])
-                cid = category_id if category_id is not None else self.category_for_name(self.window.class_name(label))
-                rle = crop_to_rle(crop, record.height, record.width)
-                new.append(Instance(cid, rle, score=float(prediction.scores[i]), origin="accepted"))
-            self.push_instances(record, [*record.instances, *new], text)
+            names = [self.window.class_name(int(prediction.labels[i])) for i in kept]
+            ids = [category_id if category_id is not None else self.category_for_name(name) for name in names]
+            crops, scores = [prediction.masks[i] for i in kept], [prediction.scores[i] for i in kept]
+            edit = edits.accept_predictions(record.instances, crops, ids, scores, record.height, record.width)
+            self.push_instances(record, edit.instances, text)
         self.canvas.set_selected(-1)
-        self.select(new[-1:])
-        return len(new)
+        self.select(edit.selected[-1:])
+        return len(edit.selected)
 
     # ----- delete, relabel, review -----
     def delete_selected(self) -> None:
@@ -63,8 +60,7 @@ class EditOperations:
         if record is None:
             return
         if self.selection:
-            gone = {id(i) for i in self.selection}
-            self.push_instances(record, [i for i in record.instances if id(i) not in gone], "Delete")
+            self.push_instances(record, edits.delete(record.instances, self.selection).instances, "Delete")
             self.select([])
             return
         index = self.canvas.selected_index
@@ -82,10 +78,9 @@ class EditOperations:
         if record is None:
             return
         if self.selection:
-            changed = {id(i): replace(i, category_id=category_id) for i in self.selection}
-            name = self.category_name(category_id)
-            self.push_instances(record, [changed.get(id(i), i) for i in record.instances], f"Relabel as {name}")
-            self.select(list(changed.values()))
+            edit = edits.relabel(record.instances, self.selection, category_id)
+            self.push_instances(record, edit.instances, f"Relabel as {self.category_name(category_id)}")
+            self.select(list(edit.selected))
         elif 0 <= self.canvas.selected_index < len(self.window.shown):
             self.accept_predictions([self.window.shown[self.canvas.selected_index]], category_id, "Accept as class")
 
@@ -108,20 +103,18 @@ class EditOperations:
         if record is None or len(points) < 3:
             return None
         with self.macro("Draw polygon"):
-            cid = self.ensure_category()
-            flat = [round(float(v), 2) for point in points for v in point]
-            instance = Instance(cid, [flat], origin="manual")
-            self.push_instances(record, [*record.instances, instance], "Draw polygon")
-        self.select([instance])
-        return instance
+            edit = edits.add_polygon(record.instances, points, self.ensure_category())
+            self.push_instances(record, edit.instances, "Draw polygon")
+        self.select(list(edit.selected))
+        return edit.selected[0]
 
     def set_polygons(self, instance: Instance, polygons: list[list[float]], text: str = "Edit polygon") -> None:
         record = self.record
         if record is None:
             return
-        edited = replace(instance, mask=[list(p) for p in polygons], box=None, score=None)
-        self.push_instances(record, [edited if i is instance else i for i in record.instances], text)
-        self.select([edited])
+        edit = edits.set_polygons(record.instances, instance, polygons)
+        self.push_instances(record, edit.instances, text)
+        self.select(list(edit.selected))
 
     def commit_mask(self, target: Instance | None, mask: np.ndarray, text: str) -> Instance | None:
         """A painted (H,W) mask: a new instance (no target), the target repainted, or deleted when empty."""
@@ -132,18 +125,11 @@ class EditOperations:
         if target is None and not crop.mask.size:
             return None
         with self.macro(text):
-            if not crop.mask.size:
-                self.push_instances(record, [i for i in record.instances if i is not target], text)
-                self.select([])
-                return None
-            cid = target.category_id if target is not None else self.ensure_category()
-            new = self._instance_from_crop(crop, record, cid, target)
-            if target is None:
-                self.push_instances(record, [*record.instances, new], text)
-            else:
-                self.push_instances(record, [new if i is target else i for i in record.instances], text)
-        self.select([new])
-        return new
+            category_id = self.ensure_category() if target is None else None  # a repaint keeps the class
+            edit = edits.commit_crop(record.instances, target, crop, record.height, record.width, category_id)
+            self.push_instances(record, edit.instances, text)
+        self.select(list(edit.selected))  # nothing when the target was erased away
+        return edit.selected[0] if edit.selected else None
 
     def box_drawn(self, box: tuple[float, float, float, float]) -> None:
         """A box from the box tool: the model's mask for it (worker thread), else the rectangle."""
@@ -174,19 +160,22 @@ class EditOperations:
         if crop is None or not crop.mask.any():
             self.message.emit(f"{error or 'The model found no mask in the box'}: the rectangle is used")
             crop = crop_of(rectangle_mask(box, record.height, record.width))
-        new = self._instance_from_crop(crop, record, cid, None)
-        self.push_instances(record, [*record.instances, new], "Draw box")
+        edit = edits.commit_crop(record.instances, None, crop, record.height, record.width, cid)
+        if edit is None:  # the box lies outside the image
+            return
+        self.push_instances(record, edit.instances, "Draw box")
         if record is self.record:
-            self.select([new])
+            self.select(list(edit.selected))
 
     # ----- split and merge -----
     def split_selected(self) -> None:
         if len(self.selection) != 1:
             self.message.emit("Select one mask to split into its connected parts")
             return
-        target = self.selection[0]
-        crop = self.crop_of(target)
-        self._replace_with_parts(target, crop, split_parts(crop.mask), "Split into parts")
+        record, target = self.record, self.selection[0]
+        crop = self.crop_of(target)  # decoded once per instance (the project's cache)
+        edit = edits.split_connected(record.instances, target, record.height, record.width, crop)
+        self._push_parts(edit, "Split into parts")
 
     def split_by_line(self, points: list[tuple[float, float]]) -> None:
         target = self.selection[0] if len(self.selection) == 1 else None
@@ -196,46 +185,26 @@ class EditOperations:
         if target is None:
             self.message.emit("Draw the line across a mask (or select the mask first)")
             return
-        crop = self.crop_of(target)
-        local = [(x - crop.x0, y - crop.y0) for x, y in points]
-        self._replace_with_parts(target, crop, cut_along_line(crop.mask, local), "Split along line")
-
-    def _replace_with_parts(self, target: Instance, crop: InstanceMask, parts: list, text: str) -> None:
         record = self.record
-        if len(parts) < 2:
+        crop = self.crop_of(target)
+        edit = edits.split_along_line(record.instances, target, points, record.height, record.width, crop)
+        self._push_parts(edit, "Split along line")
+
+    def _push_parts(self, edit: edits.Edit | None, text: str) -> None:
+        if edit is None:
             self.message.emit("Nothing to split: the mask is in one piece there")
             return
-        new = [
-            self._instance_from_crop(InstanceMask(crop.x0, crop.y0, part), record, target.category_id, None)
-            for part in parts
-        ]
-        at = next(k for k, i in enumerate(record.instances) if i is target)
-        self.push_instances(record, [*record.instances[:at], *new, *record.instances[at + 1 :]], text)
-        self.select(new)
-        self.message.emit(f"{text}: {len(new)} masks")
+        self.push_instances(self.record, edit.instances, text)
+        self.select(list(edit.selected))
+        self.message.emit(f"{text}: {len(edit.selected)} masks")
 
     def merge_selected(self) -> None:
         record = self.record
         if record is None or len(self.selection) < 2:
             self.message.emit("Select two or more masks (Ctrl+click) to merge them")
             return
-        crops = [self.crop_of(i) for i in self.selection]
-        x0, y0 = min(c.x0 for c in crops), min(c.y0 for c in crops)
-        x1 = max(c.x0 + c.mask.shape[1] for c in crops)
-        y1 = max(c.y0 + c.mask.shape[0] for c in crops)
-        union = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-        for c in crops:
-            union[c.y0 - y0 : c.y0 - y0 + c.mask.shape[0], c.x0 - x0 : c.x0 - x0 + c.mask.shape[1]] |= c.mask
-        first = self.selection[0]
-        merged = self._instance_from_crop(InstanceMask(x0, y0, union), record, first.category_id, first)
-        gone = {id(i) for i in self.selection[1:]}
-        instances = [merged if i is first else i for i in record.instances if id(i) not in gone]
-        self.push_instances(record, instances, f"Merge {len(crops)} masks")
-        self.select([merged])
-
-    @staticmethod
-    def _instance_from_crop(crop: InstanceMask, record: ImageRecord, cid: int, old: Instance | None) -> Instance:
-        rle = crop_to_rle(crop, record.height, record.width)
-        if old is None:
-            return Instance(cid, rle, origin="manual")
-        return Instance(cid, rle, origin="manual", iscrowd=old.iscrowd, id=old.id)
+        targets = self.selection  # the first one picked gives the merged mask its class, id and place
+        crops = [self.crop_of(i) for i in targets]
+        edit = edits.merge(record.instances, targets, record.height, record.width, crops)
+        self.push_instances(record, edit.instances, f"Merge {len(targets)} masks")
+        self.select(list(edit.selected))

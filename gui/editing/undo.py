@@ -1,9 +1,9 @@
 """Undoable edits of the plain-Python annotation model (engine.data): QUndoCommand subclasses.
 
 Rules that keep undo exact and saving safe:
-- an ``Instance`` is never changed in place: an edit builds new instances and swaps the image's
-  instance list, so undo puts the old list (the same objects) back, and a snapshot taken for the
-  autosave thread never sees a half-made edit;
+- an ``Instance`` is frozen and never changed in place: an edit builds new instances (the pure
+  functions of gui/editing/edits.py) and swaps the image's instance list, so undo puts the old list
+  (the same objects) back, and a snapshot taken for the autosave thread never sees a half-made edit;
 - an edit of an image's instances marks the image "reviewed"; undo restores its previous state;
 - each command tells the ``notify`` callback which image (or None: categories) it touched.
 """
@@ -20,22 +20,24 @@ Notify = Callable[[ImageRecord | None], None]
 
 
 class SetInstances(QUndoCommand):
-    """Replace an image's instance list (add, delete, repaint, relabel, split, merge, accept are all this)."""
+    """Replace an image's instance list (add, delete, repaint, relabel, split, merge, accept are all this:
+    gui/editing/edits.py makes the new list). The record gets a new list object each time, so a list once
+    handed out (to a snapshot, a loop) never changes under its holder."""
 
     def __init__(self, record: ImageRecord, instances: Sequence[Instance], text: str, notify: Notify) -> None:
         super().__init__(text)
         self.record, self.notify = record, notify
-        self.before = list(record.instances)
-        self.after = list(instances)
+        self.before = tuple(record.instances)
+        self.after = tuple(instances)
         self.state_before = record.state
 
     def redo(self) -> None:
-        self.record.instances[:] = self.after
+        self.record.instances = list(self.after)
         self.record.state = "reviewed"
         self.notify(self.record)
 
     def undo(self) -> None:
-        self.record.instances[:] = self.before
+        self.record.instances = list(self.before)
         self.record.state = self.state_before
         self.notify(self.record)
 
