@@ -1,10 +1,11 @@
-"""The edits of one image's annotations as pure functions: the image's instances (frozen ``Instance``s, in
-order) and what the edit needs in, an ``Edit`` out: the new instance list and the instances to select.
+"""The edits of an image's annotations as pure functions: an instance list in, a new one out.
 
-Qt-free and torch-free (numpy, engine.data, engine.structures): nothing here touches an undo stack, a
-canvas, a signal or the window. The Editor (gui/editing/operations.py) resolves what an edit needs (the
-class, which may have to be added first; the selected instances; the prediction), calls one of these
-and pushes the result as one undo command (gui/editing/undo.py).
+Each takes the image's instances (frozen ``Instance``s, in order) and what the edit needs, and returns
+an ``Edit``: the new instance list and the instances to select. Qt-free and torch-free (numpy,
+engine.data, engine.structures): nothing here touches an undo stack, a canvas, a signal or the window.
+The Editor (gui/editing/operations.py) resolves what an edit needs (the class, which may have to be
+added first; the selected instances; the prediction), calls one of these and pushes the result as one
+undo command (gui/editing/undo.py).
 
 Rules the functions keep, as the app always has:
 - an instance is found by identity (``is``), never by value: two instances may be equal;

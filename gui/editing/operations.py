@@ -1,7 +1,9 @@
-"""The edits a user can make, as methods of the Editor (gui/editing/editor.py): each gathers what the
-edit needs (the image's instances, the selection, the class, which may have to be added first), calls
-the pure function in gui/editing/edits.py that makes the new instance list, and pushes it as one
-undoable command (or a macro, when a class is added on the way), then selects what the edit made.
+"""The edits a user can make, as methods of the Editor (gui/editing/editor.py).
+
+Each gathers what the edit needs (the image's instances, the selection, the class, which may have to
+be added first), calls the pure function in gui/editing/edits.py that makes the new instance list,
+pushes it as one undoable command (or a macro, when a class is added on the way) and selects what the
+edit made.
 
 Instances are never changed in place (see gui/editing/undo.py); an edited mask becomes a new Instance
 (RLE, origin "manual") that keeps the old one's id and class.
