@@ -3,6 +3,10 @@
 Masks are kept in the form they came in: RLE (``{"size": [H, W], "counts": str}``) when they come from
 pixels, polygons (``[[x0, y0, x1, y1, ...], ...]``) when they come from polygons. Both decode to the
 pixels pycocotools draws. Boxes are ``[x, y, w, h]`` in image pixels, as in COCO.
+
+Each of Dataset, ImageRecord, Category and Instance has an ``extra`` dict: the keys of its entry in the
+file that the studio does not use (COCO's ``info``, ``licenses``, ``coco_url``, ``supercategory``, ...),
+kept as they were so that saving writes them back.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from engine.data.masks import (
     polygons_to_rle,
     rle_area,
     rle_box,
+    rle_size,
 )
 
 INSTANCE_ORIGINS = ("manual", "predicted", "accepted")
@@ -48,6 +53,7 @@ class Category:
     id: int
     name: str
     color: tuple[int, int, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.id = int(self.id)
@@ -71,14 +77,14 @@ class Instance:
     origin: str = "manual"
     iscrowd: bool = False
     id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.origin not in INSTANCE_ORIGINS:
             raise ValueError(f"instance origin must be one of {INSTANCE_ORIGINS}, got {self.origin!r}")
         mask = self.mask
         if isinstance(mask, dict):
-            height, width = (int(v) for v in mask["size"])
-            mask = normalize_rle(mask, height, width)
+            mask = normalize_rle(mask, *rle_size(mask))
         else:
             if isinstance(mask, (np.ndarray, tuple)) or any(isinstance(p, (np.ndarray, tuple)) for p in mask):
                 mask = [np.asarray(polygon, dtype=np.float64).ravel().tolist() for polygon in mask]
@@ -132,6 +138,7 @@ class ImageRecord:
     instances: list[Instance] = field(default_factory=list)
     state: str = "not_run"
     id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.state not in IMAGE_STATES:
@@ -150,6 +157,7 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     source_format: str = ""
     source_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)

@@ -3,6 +3,11 @@
 An RLE here is always the compressed COCO form ``{"size": [H, W], "counts": str}``. Polygons are
 ``list[list[float]]`` (each ``[x0, y0, x1, y1, ...]``, at least 3 points), rasterised exactly as
 pycocotools does, so a polygon and the RLE made from it decode to the same pixels.
+
+Nothing from a file reaches pycocotools unchecked (its C code trusts its input: garbage RLE counts
+write past the mask, and a coordinate of 1e9 allocates gigabytes or crashes the process): an RLE's
+counts are decoded and checked here first (``rle_problem``), and polygons are clipped to a window
+one image size around the image and refused when their outline is too long to draw (``fit_polygons``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from pycocotools import mask as coco_mask
 RLE = dict[str, Any]
 Polygons = list[list[float]]
 _NUMBER_TYPES = {int, float}
+MAX_POLYGON_OUTLINE = 4_000_000
+"""Longest outline (sum of max(|dx|, |dy|) over the edges, in pixels) drawn for one instance: pycocotools
+keeps about 80 bytes per pixel of outline while drawing (320 MB at this limit)."""
+_MAX_RUN = 2**32  # pycocotools keeps runs as uint32
+_MAX_RUN_CHARACTERS = 7  # a compressed run below 2**32 takes at most 7 characters
 
 
 def encode_mask(mask: np.ndarray) -> RLE:
@@ -28,35 +38,183 @@ def encode_mask(mask: np.ndarray) -> RLE:
 
 
 def decode_rle(rle: RLE) -> np.ndarray:
-    """Compressed or uncompressed RLE -> bool mask (H,W)."""
-    height, width = (int(v) for v in rle["size"])
+    """Compressed or uncompressed RLE -> bool mask (H,W); ValueError when it is not a valid RLE."""
+    height, width = rle_size(rle)
     return coco_mask.decode(_as_bytes(normalize_rle(rle, height, width))).astype(bool)
 
 
 def normalize_rle(rle: RLE, height: int, width: int) -> RLE:
-    """Any COCO RLE (counts as list, bytes or str) -> compressed RLE with str counts; checks its size."""
-    size = [int(v) for v in rle["size"]]
+    """Any COCO RLE (counts as list, bytes or str) -> compressed RLE with str counts; checks its size and
+    that its runs cover the image exactly (ValueError saying what is wrong otherwise)."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError("an RLE must be an object with 'size' and 'counts'")
+    size = rle_size(rle)
     if size != [height, width]:
         raise ValueError(f"RLE size {size} does not match the image size [{height}, {width}]")
     counts = rle["counts"]
-    if isinstance(counts, list):
-        if sum(int(c) for c in counts) != height * width:
-            raise ValueError(f"uncompressed RLE counts sum to {sum(counts)}, expected {height * width}")
-        return _with_str_counts(coco_mask.frPyObjects({"size": size, "counts": counts}, height, width))
+    if isinstance(counts, (list, np.ndarray)):
+        problem = _runs_problem(counts, height * width)
+        if problem:
+            raise ValueError(f"RLE counts: {problem}")
+        runs = [int(c) for c in counts]
+        return _with_str_counts(coco_mask.frPyObjects({"size": size, "counts": runs}, height, width))
     if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("compressed RLE counts must be ASCII text") from None
     if not isinstance(counts, str):
         raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
+    problem = rle_problem(counts, height * width)
+    if problem:
+        raise ValueError(f"compressed RLE counts: {problem}")
     return {"size": size, "counts": counts}
+
+
+def rle_size(rle: RLE) -> list[int]:
+    """An RLE's [height, width], checked to be two positive integers (ValueError otherwise)."""
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_integer(v) for v in size)):
+        raise ValueError(f"RLE 'size' must be [height, width] in whole pixels, got {_short(size)}")
+    height, width = (int(v) for v in size)
+    if height <= 0 or width <= 0 or height * width >= 2**40:
+        raise ValueError(f"RLE 'size' {[height, width]} is not a usable image size")
+    return [height, width]
+
+
+def rle_problem(counts: str, num_pixels: int) -> str | None:
+    """Why compressed COCO counts do not describe ``num_pixels`` pixels (None when they do).
+
+    Decodes the string as pycocotools' rleFrString does (vectorised) and checks what its C code takes
+    on trust: only characters it writes, no run cut off, no negative or over-long run, and runs that
+    add up to the image exactly (more would write past the mask, fewer leave pixels undefined).
+    """
+    if not counts:
+        return "empty" if num_pixels else None
+    try:
+        codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        return "holds characters that are not ASCII"
+    if codes.min() < 0 or codes.max() > 63:
+        return "holds characters outside '0'..'o'"
+    more = (codes & 0x20) != 0
+    if more[-1]:
+        return "the last run is cut off"
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_RUN_CHARACTERS:
+        return "a run is longer than any image"
+    position = np.arange(len(codes)) - np.repeat(starts, lengths)
+    values = np.add.reduceat((codes & 0x1F) << (5 * position), starts)
+    negative = (codes[ends] & 0x10) != 0
+    values = np.where(negative, values - (np.int64(1) << (5 * lengths)), values)
+    runs = values.copy()  # after the third, each run is stored as the difference to the run two before
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    return _runs_problem(runs, num_pixels)
+
+
+def _runs_problem(runs: Any, num_pixels: int) -> str | None:
+    """Why uncompressed run lengths do not cover ``num_pixels`` pixels (None when they do)."""
+    if isinstance(runs, np.ndarray):
+        if runs.ndim != 1 or (runs.size and runs.dtype.kind not in "iu"):
+            return "must be a list of whole numbers"
+        values = runs.astype(np.int64)
+    else:
+        if not all(_is_integer(v) for v in runs):
+            return "must be a list of whole numbers"
+        if any(not -_MAX_RUN < int(v) < _MAX_RUN for v in runs):
+            return "a run is longer than any image"
+        values = np.asarray([int(v) for v in runs], dtype=np.int64)
+    if values.size and values.min() < 0:
+        return "a run is negative"
+    if values.size and values.max() >= _MAX_RUN:
+        return "a run is longer than any image"
+    total = int(values.sum())
+    if total != num_pixels:
+        return f"the runs add up to {total} pixels, the image has {num_pixels}"
+    return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def polygons_to_rle(polygons: Polygons, height: int, width: int) -> RLE:
     """Polygons (each [x0,y0,x1,y1,...]) -> one compressed RLE (H,W), their union, as pycocotools draws it."""
+    polygons, _ = fit_polygons(polygons, height, width)
+    if not polygons:
+        return _with_str_counts(coco_mask.encode(np.zeros((height, width), dtype=np.uint8, order="F")))
+    parts = coco_mask.frPyObjects(polygons, height, width)
+    return _with_str_counts(coco_mask.merge(parts))
+
+
+def fit_polygons(polygons: Any, height: int, width: int) -> tuple[Polygons, bool]:
+    """Valid polygons, clipped to a window one image size around the image where they go beyond it, and
+    whether any was clipped; polygons left with no area are dropped (the list may come back empty).
+
+    Clipping there changes no pixel of the image (only the far, unseen part of the outline). Raises
+    ValueError when the polygons are not valid (``polygon_problem``) or their outline is longer than
+    MAX_POLYGON_OUTLINE pixels after clipping (pycocotools would need gigabytes to draw it).
+    """
     problem = polygon_problem(polygons)
     if problem:
         raise ValueError(problem)
-    parts = coco_mask.frPyObjects([[float(v) for v in polygon] for polygon in polygons], height, width)
-    return _with_str_counts(coco_mask.merge(parts))
+    margin = float(max(height, width))
+    window = (-margin, -margin, width + margin, height + margin)
+    fitted: Polygons = []
+    clipped = False
+    outline = 0.0
+    for polygon in polygons:
+        points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+        low, high = points.min(axis=0), points.max(axis=0)
+        if low[0] < window[0] or low[1] < window[1] or high[0] > window[2] or high[1] > window[3]:
+            clipped = True
+            points = _clip_to_window(points, window)
+            if len(points) < 3 or not np.isfinite(points).all():
+                continue
+        closed = np.concatenate([points, points[:1]])
+        outline += float(np.abs(np.diff(closed, axis=0)).max(axis=1).sum())
+        fitted.append(points.ravel().tolist())
+    if outline > MAX_POLYGON_OUTLINE:
+        raise ValueError(
+            f"the outline is {outline:.3g} pixels long, more than the {MAX_POLYGON_OUTLINE:,} that are drawn; "
+            "simplify the polygon"
+        )
+    return fitted, clipped
+
+
+def _clip_to_window(points: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Sutherland-Hodgman: the polygon (N,2) clipped to the box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = window
+    edges = ((0, x0, 1.0), (1, y0, 1.0), (0, x1, -1.0), (1, y1, -1.0))  # (axis, bound, keep side)
+    result = [tuple(p) for p in points.tolist()]
+    for axis, bound, side in edges:
+        if not result:
+            break
+        kept = []
+        for index, current in enumerate(result):
+            previous = result[index - 1]
+            current_in = side * (current[axis] - bound) >= 0
+            previous_in = side * (previous[axis] - bound) >= 0
+            if current_in != previous_in:  # measured from the inner end: the outer one may be 1e30 away
+                inner, outer = (current, previous) if current_in else (previous, current)
+                other = 1 - axis
+                crossing = [0.0, 0.0]
+                crossing[axis] = bound
+                fraction = (bound / 2 - inner[axis] / 2) / (outer[axis] / 2 - inner[axis] / 2)  # halves: no overflow
+                crossing[other] = (1 - fraction) * inner[other] + fraction * outer[other]
+                kept.append(tuple(crossing))
+            if current_in:
+                kept.append(current)
+        result = kept
+    return np.asarray(result, dtype=np.float64).reshape(-1, 2)
 
 
 def merge_rles(rles: list[RLE]) -> RLE:
@@ -94,7 +252,13 @@ def polygon_problem(polygons: Any) -> str | None:
             return f"polygon {index} has an odd number of coordinates ({len(polygon)})"
         if len(polygon) < 6:
             return f"polygon {index} has {len(polygon) // 2} points; at least 3 are needed"
-        if not math.isfinite(sum(polygon)):
+        try:
+            finite = math.isfinite(math.fsum(polygon))
+        except OverflowError:
+            return f"polygon {index} has a coordinate too large for any image"
+        except ValueError:  # inf and -inf
+            return f"polygon {index} has a non-finite coordinate"
+        if not finite:
             return f"polygon {index} has a non-finite coordinate"
     return None
 
