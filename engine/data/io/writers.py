@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.data.annotations import Dataset, ImageRecord, Instance
 from engine.data.contours import mask_to_polygons
-from engine.data.io.atomic import atomic_write_text
+from engine.data.io.atomic import atomic_write_json, atomic_write_text
 from engine.data.io.coco_reader import STUDIO_KEY
 from engine.data.masks import polygons_box, rle_area, rle_box
 
@@ -30,8 +30,7 @@ LABELME_VERSION = "5.0.1"
 def write_coco(dataset: Dataset, path: str | Path) -> None:
     """Write ``dataset`` as a COCO instances JSON at ``path`` atomically; reading it back gives the same masks."""
     path = Path(path)
-    document = coco_document(dataset, path.parent)
-    atomic_write_text(path, json.dumps(document, separators=(",", ":")))
+    atomic_write_json(path, coco_document(dataset, path.parent))  # in pieces: no GIL-long json.dumps
 
 
 def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
