@@ -46,8 +46,8 @@ def time_redraws(window, app, prediction: Prediction, repeats: int) -> list[floa
     for i in range(repeats):
         shown = prediction if i % 2 == 0 else subset(prediction, 0.9)  # a slider moving: sets differ
         start = time.perf_counter()
-        window.prediction = shown
-        window._redraw()
+        window.session.set_prediction(shown)
+        window.controller.refilter()
         window.canvas.viewport().repaint()
         times.append(time.perf_counter() - start)
         app.processEvents()
@@ -78,7 +78,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         window = MainWindow(Settings(os.path.join(tmp, "s.ini")), torch_threads=1)
-        window.class_names = ["cell", "blob"]
+        window.session.class_names = ["cell", "blob"]
         window.overlays.checks["proposals"].setChecked(True)
         window.resize(1280, 800)
         window.show()

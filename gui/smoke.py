@@ -31,12 +31,12 @@ class SmokeRun(QObject):
         self._poll.start()
 
     def _ready(self) -> bool:
-        window = self.window
-        if window.project is None or window.loading:
-            return window.project is None  # nothing opened: show the empty window
-        if window.image is None or not self.expect_model:
+        session, controller = self.window.session, self.window.controller
+        if session.project is None or controller.loading:
+            return session.project is None  # nothing opened: show the empty window
+        if session.image is None or not self.expect_model:
             return True  # the image failed to load, or there is no model to wait for
-        return window.prediction is not None and window.is_idle()
+        return session.prediction is not None and controller.is_idle()
 
     def _check(self) -> None:
         if self.failure or self._ready():
@@ -57,12 +57,12 @@ class SmokeRun(QObject):
         QApplication.processEvents()
         if self.screenshot:
             window.grab().save(self.screenshot)
-        print(f"detections: {len(window.shown)}", flush=True)
+        print(f"detections: {len(window.session.shown)}", flush=True)
         if self.failure:
             print(f"error: {self.failure}", file=sys.stderr, flush=True)
-        elif window.error_text():
-            print(f"message: {window.error_text()}", file=sys.stderr, flush=True)
-        ok = not self.failure and (window.prediction is not None or not self.expect_model)
+        elif window.messages.error_text():
+            print(f"message: {window.messages.error_text()}", file=sys.stderr, flush=True)
+        ok = not self.failure and (window.session.prediction is not None or not self.expect_model)
         self.exit_code = 0 if ok else 1
         window.close()
         QApplication.instance().quit()

@@ -1,6 +1,10 @@
 """The image view: a pyqtgraph ViewBox with layers (image, annotations, prediction masks as ONE RGBA
 image, outlines, proposals, highlight, boxes) and a message shown over it.
 
+Bound to a Session (``bind``), it draws the current image's pixels, the predictions shown and the
+selected one when the Session says they changed; a click on a prediction is only reported (``clicked``):
+the Session holds the selection.
+
 Layers are z-ordered items in one ViewBox; ``annotation`` layers (the user's ground truth) are kept
 apart from ``prediction`` layers so that the editing tools of part 2 work on their own layer. A tool
 (``CanvasTool``) gets the mouse first; without one, drag pans, Ctrl+wheel zooms, the wheel scrolls.
@@ -20,6 +24,7 @@ from gui.canvas import overlay
 from gui.canvas.items import BoxesItem, RectsItem
 from gui.canvas.mask_layers import MaskLayers
 from gui.canvas.tool_items import CircleItem, ShapeItem
+from gui.session.session import Session
 
 LAYERS = ("image", "annotations", "masks", "outlines", "proposals", "highlight", "boxes")
 TOOL_LAYERS = ("selection", "preview", "shapes", "rubber", "cursor")  # editing feedback, above the rest
@@ -124,7 +129,7 @@ class Canvas(pg.GraphicsView):
         self.annotations = MaskLayers(self.layers["annotations"], None, fill_alpha=70)
         self.image_shape: tuple[int, int] | None = None
         self.hover_index = -1
-        self.selected_index = -1
+        self._selected = -1  # the selected prediction's row, as drawn (the Session holds the selection)
         self.message = QLabel(self)
         self.message.setObjectName("canvasMessage")
         self.message.setWordWrap(True)
@@ -154,6 +159,22 @@ class Canvas(pg.GraphicsView):
         if name == "cursor":
             return CircleItem()
         return pg.ImageItem(axisOrder="row-major")
+
+    def bind(self, session: Session) -> None:
+        """Draw what the Session says: its image's pixels, the predictions shown, the selected one."""
+        session.events.pixels.connect(self.set_image)
+        session.events.shown.connect(lambda _shown: self.draw_prediction(session))
+        session.events.selection.connect(lambda selection: self.set_selected(selection.prediction))
+
+    def draw_prediction(self, session: Session) -> None:
+        """The Session's shown predictions: masks in their instance colours, boxes labelled class and score."""
+        pred, shown = session.prediction, session.shown
+        if pred is None:
+            self.clear_overlays()
+            return
+        colors = [overlay.instance_color(int(pred.keys[i])) for i in shown]
+        labels = [f"{session.class_name(int(pred.labels[i]))} {pred.scores[i]:.2f}" for i in shown]
+        self.set_instances([pred.masks[i] for i in shown], pred.boxes[shown], colors, labels)
 
     # ----- image -----
     def set_image(self, image: np.ndarray | None) -> None:
@@ -206,7 +227,7 @@ class Canvas(pg.GraphicsView):
         self.predictions.set(crops, colors, h, w, self.visible_rect())
         qcolors = [QColor(*c) for c in colors]
         self.layers["boxes"].set_boxes(boxes, qcolors, labels, self.image_rect())
-        self.hover_index = self.selected_index = -1
+        self.hover_index = self._selected = -1
         self._update_highlight()
 
     def set_annotations(self, crops: Sequence, colors: Sequence[tuple[int, int, int]]) -> None:
@@ -237,11 +258,12 @@ class Canvas(pg.GraphicsView):
 
     # ----- highlight -----
     def set_selected(self, index: int) -> None:
-        self.selected_index = index
+        """Highlight instance ``index`` (-1: none) while the mouse is over none."""
+        self._selected = index
         self._update_highlight()
 
     def _update_highlight(self) -> None:
-        index = self.hover_index if self.hover_index >= 0 else self.selected_index
+        index = self.hover_index if self.hover_index >= 0 else self._selected
         item = self.layers["highlight"]
         self.layers["boxes"].set_highlighted(index)
         if not 0 <= index < len(self.crops) or not self.crops[index].mask.size:
@@ -265,9 +287,7 @@ class Canvas(pg.GraphicsView):
         if event.isAccepted() or event.button() != Qt.MouseButton.LeftButton:
             return  # a tool took it
         point = self.view.mapSceneToView(event.scenePos())
-        index = self.labels.at(point.x(), point.y())
-        self.set_selected(index)
-        self.clicked.emit(index)
+        self.clicked.emit(self.labels.at(point.x(), point.y()))  # -> Session.select -> set_selected
 
     # ----- tools -----
     def set_tool(self, tool: CanvasTool | None) -> None:

@@ -1,93 +1,102 @@
-"""The editing controller: the undo stack, the selection, the class to draw with, the active tool, and
-what the annotation layer shows. The operations themselves (accept, paint, split, ...) are in
+"""The editing controller: the undo stack, the class to draw with, the active tool, and what the
+annotation layer shows. The operations themselves (accept, paint, split, ...) are in
 gui/editing/operations.py; the tools that turn mouse gestures into them in gui/editing/tools/.
 
-Every change goes through a command (gui/editing/undo.py) pushed on ``undo_stack``; a command calls
-``_notify`` when it is done or undone, which redraws, updates the image list and asks for an autosave.
+It works on a Session (what is open, the one selection) and a Canvas, and asks the model for box masks
+through the ``BoxMasks`` protocol; it never sees the window. Every change goes through a command
+(gui/editing/undo.py) pushed on ``undo_stack``; a command calls ``_notify`` when it is done or undone,
+which redraws, tells the Session which image changed and asks for an autosave.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.data import Category, ImageRecord, Instance
-from engine.structures import InstanceMask, Prediction
+from engine.structures import InstanceMask
 from gui.canvas import overlay
-from gui.editing.masks import matched
+from gui.canvas.view import Canvas
 from gui.editing.operations import EditOperations
 from gui.editing.tools import build_tools
 from gui.editing.undo import AddCategory, EditCategory, SetInstances
-
-if TYPE_CHECKING:
-    from gui.window.main_window import MainWindow
+from gui.session.protocols import BoxMasks
+from gui.session.session import Selection, Session
 
 DEFAULT_CLASS = "object"
-MATCH_IOU = 0.5
 
 
 class Editor(QObject, EditOperations):
     changed = Signal()  # the current image's annotations (or what hides predictions) changed
-    record_changed = Signal(int)  # an image's instances or state changed (its index)
     categories_changed = Signal()
     edited = Signal()  # something to save
     message = Signal(str)
     tool_changed = Signal(str)
-    selection_changed = Signal()
     brush_changed = Signal(int)  # the brush radius (image pixels)
 
-    def __init__(self, window: MainWindow) -> None:
-        QObject.__init__(self, window)
-        self.window = window
-        self.canvas = window.canvas
+    def __init__(
+        self,
+        session: Session,
+        canvas: Canvas,
+        box_masks: BoxMasks,
+        go_to: Callable[[int], object],
+        parent: QObject | None = None,
+    ) -> None:
+        QObject.__init__(self, parent)
+        self.session, self.canvas, self.box_masks, self.go_to = session, canvas, box_masks, go_to
         self.undo_stack = QUndoStack(self)
-        self.selection: list[Instance] = []
         self.category_id: int | None = None
         self.brush_radius = 6
         self.box_uses_model = True
         self.shown: list[tuple[Instance, InstanceMask]] = []  # the annotation layer, in label-map order
         self.pending_boxes: dict[int, tuple] = {}  # box request id -> (record, class id, box)
-        self.tools = build_tools(self)
+        self.tools = build_tools(session, self)
         self.tool_name = ""
         self._replaying = False  # inside undo()/redo(): an edit of another image brings it on screen
         self.set_tool("edit")
+        session.events.project.connect(lambda _project: self.reset())
+        session.events.image.connect(lambda _index: self.leave_image())
+        session.events.pixels.connect(lambda _image: self.refresh())
+        session.events.selection.connect(self._on_selection)
 
     # ----- what is being edited -----
     @property
     def project(self):  # noqa: ANN201 - gui.session.project.Project | None
-        return self.window.project
+        return self.session.project
 
     @property
     def index(self) -> int:
-        return self.window.index
+        return self.session.index
 
     @property
     def record(self) -> ImageRecord | None:
-        project, index = self.project, self.index
-        if project is None or not 0 <= index < len(project):
-            return None
-        return project.records[index]
+        return self.session.record
+
+    @property
+    def selection(self) -> list[Instance]:
+        """The selected annotations (the Session holds the selection)."""
+        return list(self.session.selection.annotations)
 
     def reset(self) -> None:
         """A new project: nothing to undo, nothing selected."""
         self.undo_stack.clear()
-        self.selection = []
         self.category_id = None
         self.canvas.clear_tool_layers()
         self.tools[self.tool_name].deactivate(self.canvas)
         self.categories_changed.emit()
 
     def leave_image(self) -> None:
-        """Switching image: drop a half-drawn shape and the selection (they belong to this image)."""
+        """Switching image (the Session has dropped the selection): drop a half-drawn shape too."""
         self.tools[self.tool_name].cancel(self.canvas)
         self.canvas.clear_tool_layers()
-        self.selection = []
-        self.selection_changed.emit()
+
+    def say(self, text: str) -> None:
+        """A line for the status bar."""
+        self.message.emit(text)
 
     # ----- commands -----
     @contextlib.contextmanager
@@ -111,11 +120,11 @@ class Editor(QObject, EditOperations):
         project = self.project
         row = next((i for i, r in enumerate(project.records) if r is record), -1) if project else -1
         if row >= 0:
-            self.record_changed.emit(row)
+            self.session.record_changed(row)
         if record is self.record:
             self.refresh()
         elif row >= 0 and self._replaying:  # an undo/redo on another image: show that image
-            QTimer.singleShot(0, lambda: self.window.go_to(row))
+            QTimer.singleShot(0, lambda: self.go_to(row))
 
     def undo(self) -> None:
         self._replay(self.undo_stack.undo)
@@ -146,7 +155,7 @@ class Editor(QObject, EditOperations):
         if ids:
             self.category_id = ids[0]
             return self.category_id
-        names = [n for n in self.window.class_names if n and n != "N/A"]
+        names = [n for n in self.session.class_names if n and n != "N/A"]
         return self.add_category(names[0] if names else DEFAULT_CLASS)
 
     def category_for_name(self, name: str) -> int:
@@ -187,26 +196,23 @@ class Editor(QObject, EditOperations):
         self.categories_changed.emit()
         self.message.emit(f"Class: {self.category_name(category_id)}")
 
-    # ----- selection -----
+    # ----- selection (held by the Session) -----
     def select(self, instances: list[Instance], toggle: bool = False) -> None:
+        """Select annotations (a selected prediction is unselected); ``toggle``: add or take them out."""
         if toggle:
             ids = {id(i) for i in self.selection}
             keep = [i for i in self.selection if id(i) not in {id(j) for j in instances}]
             instances = keep + [i for i in instances if id(i) not in ids]
-        self.selection = list(instances)
-        if self.selection:
-            self.canvas.set_selected(-1)
-            self.window.instances.select(-1)
-            if len(self.selection) == 1:
-                self.category_id = self.selection[0].category_id
-                self.categories_changed.emit()
-        self.draw_selection()
-        self.selection_changed.emit()
+        self.session.select(instances)
 
     def clear_selection(self) -> None:
-        self.select([])
-        self.canvas.set_selected(-1)
-        self.window.instances.select(-1)
+        self.session.clear_selection()
+
+    def _on_selection(self, selection: Selection) -> None:
+        if len(selection.annotations) == 1:  # draw on with the class of what was picked
+            self.category_id = selection.annotations[0].category_id
+            self.categories_changed.emit()
+        self.draw_selection()
 
     def annotation_at(self, x: float, y: float) -> Instance | None:
         if not self.canvas.layers["annotations"].isVisible():
@@ -229,8 +235,12 @@ class Editor(QObject, EditOperations):
         colors = [self.project.category_style(i.category_id)[0] for i, _ in self.shown] if self.shown else []
         self.canvas.set_annotations([c for _, c in self.shown], colors)
         present = {id(i) for i, _ in self.shown} | {id(i) for i in (record.instances if record else [])}
-        self.selection = [i for i in self.selection if id(i) in present]
-        self.draw_selection()
+        selection = self.session.selection
+        kept = [i for i in selection.annotations if id(i) in present]
+        if len(kept) < len(selection.annotations):
+            self.session.select(kept, selection.prediction)  # -> draw_selection
+        else:
+            self.draw_selection()
         self.changed.emit()
 
     def draw_selection(self) -> None:
@@ -249,14 +259,6 @@ class Editor(QObject, EditOperations):
             layer.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.tools[self.tool_name].selection_changed(self.canvas)
 
-    def hidden_predictions(self, prediction: Prediction) -> np.ndarray:
-        """(D,) bool: predictions that match an annotation or a rejected prediction (IoU >= 0.5)."""
-        project = self.project
-        if project is None or self.record is None:
-            return np.zeros(len(prediction), dtype=bool)
-        references = [c for _, c in self.shown] + project.rejected.get(self.index, [])
-        return matched(prediction.masks, references, MATCH_IOU)
-
     # ----- tools -----
     def set_tool(self, name: str) -> None:
         if name not in self.tools:
@@ -271,6 +273,12 @@ class Editor(QObject, EditOperations):
         self.tools[self.tool_name].brush_changed(self.canvas)
         self.brush_changed.emit(self.brush_radius)
         self.message.emit(f"Brush radius {self.brush_radius} px")
+
+    def status_text(self) -> str:
+        """The status bar's editing part: tool, class, brush radius, how many masks are selected."""
+        name = self.category_name(self.category_id) or "—"
+        selected = f" · {len(self.selection)} selected" if self.selection else ""
+        return f"{self.tool_name} · class {name} · brush {self.brush_radius} px{selected}"
 
     def grow_brush(self, factor: float) -> None:
         step = max(1, round(self.brush_radius * abs(factor - 1)))

@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.data.masks import RLE, normalize_rle
 from engine.structures import InstanceMask
+from gui.session.project import crop_of  # noqa: F401 - a crop is part of what is open; edits use it too
 
 
 # ----- painting -----
@@ -173,16 +174,6 @@ def _grow(labels: np.ndarray, pending: np.ndarray, directions: Sequence[tuple[in
 
 
 # ----- crops and RLE -----
-def crop_of(mask: np.ndarray) -> InstanceMask:
-    """Full (H,W) bool -> the crop around its pixels (an empty crop when there are none)."""
-    rows, cols = np.any(mask, 1), np.any(mask, 0)
-    if not rows.any():
-        return InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))
-    y0, y1 = np.flatnonzero(rows)[[0, -1]]
-    x0, x1 = np.flatnonzero(cols)[[0, -1]]
-    return InstanceMask(int(x0), int(y0), mask[y0 : y1 + 1, x0 : x1 + 1].copy())
-
-
 def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
     """A crop placed in an (H,W) image -> compressed COCO RLE, without building the full mask.
 

@@ -21,25 +21,26 @@ from gui.editing.undo import RejectPredictions, SetImageState
 
 
 class EditOperations:
-    """Mixed into Editor; uses its record, selection, macro(), push_instances() and message."""
+    """Mixed into Editor; uses its session (what is open and shown, the selection), record, macro(),
+    push_instances(), box_masks and message."""
 
     # ----- predictions -> annotations -----
     def accept_selected(self) -> None:
         """Accept the selected prediction (the row picked in the list or clicked on the canvas)."""
-        index = self.canvas.selected_index
-        if not 0 <= index < len(self.window.shown):
+        index = self.session.selection.prediction
+        if not 0 <= index < len(self.session.shown):
             self.message.emit("Select a prediction first (click it, or pick its row), then accept it")
             return
-        self.accept_predictions([self.window.shown[index]], text="Accept prediction")
+        self.accept_predictions([self.session.shown[index]], text="Accept prediction")
 
     def accept_all(self) -> int:
         """Accept every prediction shown (those above the score threshold, not yet matched)."""
-        count = self.accept_predictions(list(self.window.shown), text="Accept all shown predictions")
+        count = self.accept_predictions(list(self.session.shown), text="Accept all shown predictions")
         self.message.emit(f"Accepted {count} predictions")
         return count
 
     def accept_predictions(self, indices: list[int], category_id: int | None = None, text: str = "Accept") -> int:
-        prediction, record = self.window.prediction, self.record
+        prediction, record = self.session.prediction, self.record
         if prediction is None or record is None or not indices:
             return 0
         if (prediction.height, prediction.width) != (record.height, record.width):
@@ -47,13 +48,12 @@ class EditOperations:
             return 0
         kept = [i for i in indices if prediction.masks[i].mask.any()]  # classes only for what is accepted
         with self.macro(text):
-            names = [self.window.class_name(int(prediction.labels[i])) for i in kept]
+            names = [self.session.class_name(int(prediction.labels[i])) for i in kept]
             ids = [category_id if category_id is not None else self.category_for_name(name) for name in names]
             crops, scores = [prediction.masks[i] for i in kept], [prediction.scores[i] for i in kept]
             edit = edits.accept_predictions(record.instances, crops, ids, scores, record.height, record.width)
             self.push_instances(record, edit.instances, text)
-        self.canvas.set_selected(-1)
-        self.select(edit.selected[-1:])
+        self.select(edit.selected[-1:])  # (and the accepted prediction no longer)
         return len(edit.selected)
 
     # ----- delete, relabel, review -----
@@ -65,12 +65,12 @@ class EditOperations:
             self.push_instances(record, edits.delete(record.instances, self.selection).instances, "Delete")
             self.select([])
             return
-        index = self.canvas.selected_index
-        if 0 <= index < len(self.window.shown):  # a prediction: reject it for this session
-            crop = self.window.prediction.masks[self.window.shown[index]]
+        index = self.session.selection.prediction
+        if 0 <= index < len(self.session.shown):  # a prediction: reject it for this session
+            crop = self.session.prediction.masks[self.session.shown[index]]
             rejected = self.project.rejected.setdefault(self.index, [])
             self.undo_stack.push(RejectPredictions(rejected, [crop], record, self._notify))
-            self.canvas.set_selected(-1)
+            self.session.clear_selection()
 
     def set_category(self, category_id: int) -> None:
         """Digit keys / the class list: relabel the selection, or accept the selected prediction as this
@@ -83,8 +83,8 @@ class EditOperations:
             edit = edits.relabel(record.instances, self.selection, category_id)
             self.push_instances(record, edit.instances, f"Relabel as {self.category_name(category_id)}")
             self.select(list(edit.selected))
-        elif 0 <= self.canvas.selected_index < len(self.window.shown):
-            self.accept_predictions([self.window.shown[self.canvas.selected_index]], category_id, "Accept as class")
+        elif 0 <= (row := self.session.selection.prediction) < len(self.session.shown):
+            self.accept_predictions([self.session.shown[row]], category_id, "Accept as class")
 
     def pick_class(self, number: int) -> None:
         """1..9: the class in that row of the class list."""
@@ -138,13 +138,10 @@ class EditOperations:
         record = self.record
         if record is None:
             return
-        client = self.window.inference
-        if self.box_uses_model and client.model is not None and self.window.image is not None:
+        if self.box_uses_model and self.box_masks.can_mask_boxes():
             category_id = self.ensure_category()
             label = self.model_label(self.category_name(category_id))
-            threshold = self.window.thresholds.settings().mask_threshold
-            key = self.window.project.paths[self.index]
-            request = client.mask_from_box(key, self.window.image, box, label, threshold)
+            request = self.box_masks.request_box_mask(box, label)
             self.pending_boxes[request] = (record, category_id, box)
             self.message.emit("Box: asking the model for its mask…")
             return
@@ -152,7 +149,7 @@ class EditOperations:
 
     def model_label(self, category_name: str) -> int:
         """The model's label for a class name (1 when the model does not know the class)."""
-        names = self.window.class_names
+        names = self.session.class_names
         return names.index(category_name) + 1 if category_name in names else 1
 
     def on_box_mask(self, request_id: int, crop: InstanceMask | None, error: str) -> None:

@@ -1,4 +1,7 @@
-"""The folder's images with their state: not run, predicted, annotated, reviewed, unreadable."""
+"""The folder's images with their state: not run, predicted, annotated, reviewed, unreadable.
+
+Bound to a Session (``bind``), it lists the project's images, marks the current one and repaints an
+image's state when the Session says it changed; a row picked by the user is reported (``current_changed``)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from gui.session.session import Session
 
 STATE_TEXT = {
     "not_run": "not run",
@@ -40,6 +45,15 @@ class ImageList(QWidget):
         layout.addWidget(self.list)
         self.list.currentRowChanged.connect(self.current_changed)
         self._states: list[str] = []
+
+    def bind(self, session: Session) -> None:
+        def opened(project) -> None:  # noqa: ANN001
+            paths = project.paths if project is not None else []
+            self.set_images(paths, [session.display_state(row) for row in range(len(paths))])
+
+        session.events.project.connect(opened)
+        session.events.image.connect(self.set_current)
+        session.events.record.connect(lambda row: self.set_state(row, session.display_state(row)))
 
     def set_images(self, paths: list[str], states: list[str]) -> None:
         self.list.blockSignals(True)

@@ -1,4 +1,7 @@
-"""The detections shown on the image: class, score, area; filtered by class; selection highlights."""
+"""The detections shown on the image: class, score, area; filtered by class; the selected one highlighted.
+
+Bound to a Session (``bind``), it lists the predictions shown and selects the Session's selected row; a
+row picked by the user is only reported (``selected``): the Session holds the selection."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from gui.canvas.overlay import instance_color
+from gui.session.session import Session
 
 ALL_CLASSES = "All classes"
 
@@ -47,6 +53,26 @@ class InstanceList(QWidget):
         layout.addWidget(self.table)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.class_filter.currentTextChanged.connect(self._on_filter)
+
+    def bind(self, session: Session) -> None:
+        session.events.shown.connect(lambda _shown: self.show_prediction(session))
+        session.events.selection.connect(lambda selection: self.select(selection.prediction))
+        project_classes = lambda: session.class_names or (session.project.category_names() if session.project else [])  # noqa: E731
+        session.events.project.connect(lambda _project: self.set_classes(project_classes()))
+        session.events.model.connect(lambda _path: session.class_names and self.set_classes(session.class_names))
+
+    def show_prediction(self, session: Session) -> None:
+        """The Session's shown predictions, one row each (class, score, area, colour swatch)."""
+        pred = session.prediction
+        if pred is None:
+            self.set_instances([], 0)
+            return
+        rows = [
+            (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i].area,
+             instance_color(int(pred.keys[i])))
+            for i in session.shown
+        ]  # fmt: skip
+        self.set_instances(rows, len(pred))
 
     def set_classes(self, names: Sequence[str]) -> None:
         """The class names a filter can pick (the model's), keeping the current choice when possible."""

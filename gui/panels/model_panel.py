@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.session.session import Session
+
 DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("CPU", "cpu"))
 
 
@@ -58,6 +60,10 @@ class ModelPanel(QGroupBox):
         self.device.currentIndexChanged.connect(lambda _i: self.device_changed.emit(self.device_value()))
         self.predict_all.clicked.connect(self.predict_all_requested)
         self.cancel.clicked.connect(self.cancel_requested)
+
+    def bind(self, session: Session) -> None:
+        """Show the Session's model reference and what it is (or "loading…")."""
+        session.events.model.connect(lambda path: self.set_model(path, session.model_description))
 
     def device_value(self) -> str:
         return self.device.currentData()

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.structures import InstanceMask
+import numpy as np
 
 from engine.data import Dataset, DatasetError, ImageRecord, Instance, read_dataset
 from engine.data.io.images import is_image_file
-from gui.editing.masks import crop_of
+from engine.structures import InstanceMask
 
 ANNOTATION_FILE = "annotations.json"
 
@@ -134,3 +134,13 @@ def display_state(record: ImageRecord) -> str:
 
 def initial_state(record: ImageRecord) -> str:
     return display_state(record)
+
+
+def crop_of(mask: np.ndarray) -> InstanceMask:
+    """Full (H,W) bool -> the crop around its pixels (an empty crop when there are none)."""
+    rows, cols = np.any(mask, 1), np.any(mask, 0)
+    if not rows.any():
+        return InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))
+    y0, y1 = np.flatnonzero(rows)[[0, -1]]
+    x0, x1 = np.flatnonzero(cols)[[0, -1]]
+    return InstanceMask(int(x0), int(y0), mask[y0 : y1 + 1, x0 : x1 + 1].copy())

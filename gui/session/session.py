@@ -38,7 +38,7 @@ class Event:
             callback(*args)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Selection:
     """The one selection: annotations of the current image (by identity; an ``Instance`` is frozen, an
     edit replaces it) and/or one shown prediction (its row among ``Session.shown``; -1: none)."""
@@ -59,6 +59,7 @@ class SessionEvents:
     shown: Event = field(default_factory=Event)  # which predictions are shown changed
     selection: Event = field(default_factory=Event)  # the selection changed
     model: Event = field(default_factory=Event)  # the model reference or its class names changed
+    record: Event = field(default_factory=Event)  # an image's instances or state changed (its row)
 
 
 class Session:
@@ -72,6 +73,8 @@ class Session:
         self.selection = Selection()
         self.class_names: list[str] = []  # the model's classes (label k is class_names[k - 1])
         self.weights_path = ""  # the model file (absolute, or a hub alias such as "coco")
+        self.model_description = ""  # "loading…" while it loads, then what the model is ("" for none)
+        self.unreadable: set[int] = set()  # rows whose image could not be decoded
 
     # ----- what is open -----
     @property
@@ -89,6 +92,7 @@ class Session:
     def open_project(self, project: Project | None) -> None:
         self.project, self.index, self.image = project, -1, None
         self.prediction, self.shown, self.selection = None, [], Selection()
+        self.unreadable = set()
         self.events.project.emit(project)
 
     def go_to(self, index: int) -> bool:
@@ -96,13 +100,20 @@ class Session:
         or does not exist."""
         if self.project is None or not 0 <= index < len(self.project) or index == self.index:
             return False
+        had_selection = bool(self.selection)
         self.index, self.image = index, None
         self.prediction, self.shown, self.selection = None, [], Selection()
         self.events.image.emit(index)
+        if had_selection:
+            self.events.selection.emit(self.selection)
         return True
 
     def set_pixels(self, image: np.ndarray | None) -> None:
+        """The current image's pixels; None: it could not be read (its row shows so)."""
         self.image = image
+        if image is None and self.record is not None:
+            self.unreadable.add(self.index)
+            self.events.record.emit(self.index)
         self.events.pixels.emit(image)
 
     def set_prediction(self, prediction: Prediction | None) -> None:
@@ -110,16 +121,45 @@ class Session:
         self.events.prediction.emit(prediction)
 
     def set_shown(self, shown: list[int]) -> None:
-        """Which predictions are drawn; a selected prediction that is no longer shown is unselected."""
+        """Which predictions are drawn. A selected prediction is unselected: it is a row of ``shown``,
+        and the rows are numbered anew."""
         self.shown = list(shown)
-        if self.selection.prediction >= len(self.shown):
+        if self.selection.prediction >= 0:
             self.select(self.selection.annotations, -1)
         self.events.shown.emit(self.shown)
 
+    def describe(self, row: int) -> str:
+        """One line about shown prediction ``row`` (class, score, area); "" for none."""
+        pred = self.prediction
+        if pred is None or not 0 <= row < len(self.shown):
+            return ""
+        i = self.shown[row]
+        return f"{self.class_name(int(pred.labels[i]))}  score {pred.scores[i]:.3f}  area {pred.masks[i].area} px"
+
+    # ----- image states -----
+    def display_state(self, row: int) -> str:
+        """What the image list shows for image ``row``: its record's state, or "error" when unreadable."""
+        return "error" if row in self.unreadable else self.project.display_state(row)
+
+    def mark_predicted(self, row: int) -> None:
+        """The model has run on this image: its state says so (saved with the next edit, not by itself)."""
+        record = self.project.records[row]
+        if record.state == "not_run":
+            record.state = "predicted"
+            self.events.record.emit(row)
+
+    def record_changed(self, row: int) -> None:
+        """An edit (or its undo) changed image ``row``'s instances or state."""
+        self.events.record.emit(row)
+
     # ----- selection -----
     def select(self, annotations: tuple[Instance, ...] | list[Instance] = (), prediction: int = -1) -> None:
+        """Select annotations (by identity) and/or shown prediction row ``prediction``; emits when it changes."""
         selection = Selection(tuple(annotations), prediction)
-        if selection == self.selection:
+        old = self.selection
+        if selection.prediction == old.prediction and list(map(id, selection.annotations)) == list(
+            map(id, old.annotations)
+        ):
             return
         self.selection = selection
         self.events.selection.emit(selection)
@@ -128,8 +168,12 @@ class Session:
         self.select((), -1)
 
     # ----- model -----
-    def set_model(self, weights_path: str, class_names: list[str]) -> None:
-        self.weights_path, self.class_names = weights_path, list(class_names)
+    def set_model(self, weights_path: str, class_names: list[str] | None = None, description: str = "") -> None:
+        """The model reference: set when it is asked for ("loading…"), again with its class names once it
+        has loaded, or back to the model in use when loading failed."""
+        self.weights_path, self.model_description = weights_path, description
+        if class_names is not None:
+            self.class_names = list(class_names)
         self.events.model.emit(weights_path)
 
     def class_name(self, label: int) -> str:

@@ -1,18 +1,15 @@
-"""Wires the Train panel to a training process and back to the window: save first, start, plot the
-events, cancel, and when it ends load the new model (the window's own model-loading path, which
-re-predicts the image on screen) or show why it failed."""
+"""Wires the Train panel to a training process and back to the Session: save first, start, plot the
+events, cancel, and when it ends load the new model (through ``ModelLoader``: the app's own
+model-loading path, which re-predicts the image on screen) or show why it failed."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QWidget
 
-from gui.panels.train_panel import TrainPanel
+from gui.session.protocols import EditStore, Messages, ModelLoader
+from gui.session.session import Session
 from gui.training.process import TrainingRun, new_run_folder, project_models, train_arguments
-
-if TYPE_CHECKING:
-    from gui.window.main_window import MainWindow
 
 
 def duration(seconds: float) -> str:
@@ -25,15 +22,25 @@ def duration(seconds: float) -> str:
 
 
 class TrainController(QObject):
-    def __init__(self, window: MainWindow, panel: TrainPanel) -> None:
-        super().__init__(window)
-        self.window, self.panel = window, panel
+    def __init__(
+        self,
+        session: Session,
+        panel: QWidget,  # gui.panels.train_panel.TrainPanel (not imported: the panels import gui.training)
+        store: EditStore,
+        messages: Messages,
+        models: ModelLoader,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session, self.panel, self.store, self.messages, self.models = session, panel, store, messages, models
         self.run: TrainingRun | None = None
         self.kill_after_ms = 60_000
         self.last_outcome = ""
         panel.train_requested.connect(self.start)
         panel.cancel_requested.connect(self.cancel)
-        panel.model_chosen.connect(window.load_weights)
+        panel.model_chosen.connect(models.load_weights)
+        for event in (session.events.project, session.events.record, session.events.model):
+            event.connect(lambda *_: self.refresh())  # counts and the project's models follow
 
     @property
     def running(self) -> bool:
@@ -41,29 +48,31 @@ class TrainController(QObject):
 
     def refresh(self) -> None:
         """Image counts and the project's models (after opening a folder, an edit, a run)."""
-        project = self.window.project
+        project = self.session.project
         records = project.records if project else []
         reviewed = sum(r.state == "reviewed" for r in records)
         annotated = sum(any(not i.iscrowd and i.origin != "predicted" for i in r.instances) for r in records)
         self.panel.set_counts(reviewed, annotated)
-        self.panel.set_models(project_models(project.root) if project else [], self.window.weights_path)
+        self.panel.set_models(project_models(project.root) if project else [], self.session.weights_path)
 
     def start(self) -> bool:
-        window, options = self.window, self.panel.options()
-        if window.project is None or self.running:
+        session, options = self.session, self.panel.options()
+        project = session.project
+        if project is None or self.running:
             return False
-        if not window.saver.ensure_file():
-            window.show_error(f"Training needs the edits on disk first. {window.saver.last_error}")
+        if not self.store.ensure_file():
+            self.messages.show_error(f"Training needs the edits on disk first. {self.store.last_error}")
             return False
         self.refresh()
-        records = window.project.records
-        if options.subset == "reviewed" and not any(r.state == "reviewed" for r in records):
-            window.show_error("No reviewed images yet: accept or correct masks, or mark one reviewed (Ctrl+Return).")
+        if options.subset == "reviewed" and not any(r.state == "reviewed" for r in project.records):
+            self.messages.show_error(
+                "No reviewed images yet: accept or correct masks, or mark one reviewed (Ctrl+Return)."
+            )
             return False
-        if options.from_current and not window.weights_path:
+        if options.from_current and not session.weights_path:
             options.from_current = False
-        out = new_run_folder(window.project.root)
-        args = train_arguments(window.project.annotation_path(), out, window.weights_path, options)
+        out = new_run_folder(project.root)
+        args = train_arguments(project.annotation_path(), out, session.weights_path, options)
         self.run = TrainingRun(out, self, self.kill_after_ms)
         self.run.event.connect(self._on_event)
         self.run.ended.connect(self._on_ended)
@@ -71,7 +80,7 @@ class TrainController(QObject):
         self.panel.set_running(True)
         self.panel.set_progress(0, 1)
         self.panel.status.setText(f"Starting… (models/{out.name})")
-        window.status_text.setText("Training started")
+        self.messages.show_status("Training started")
         self.run.start(args)
         return True
 
@@ -102,11 +111,11 @@ class TrainController(QObject):
         self.last_outcome = outcome
         self.panel.set_running(False)
         self.panel.status.setText(message)
-        self.window.status_text.setText(message)
+        self.messages.show_status(message)
         if outcome == "done" and path:
-            self.window.load_weights(path)  # -> model_loaded -> the image on screen is predicted again
+            self.models.load_weights(path)  # -> model loaded -> the image on screen is predicted again
         elif outcome == "failed":
-            self.window.show_error(message)
+            self.messages.show_error(message)
         self.refresh()
 
     def shutdown(self) -> None:

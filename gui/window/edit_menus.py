@@ -8,14 +8,13 @@ accept all shown, 1-9 class, Ctrl+Return mark the image reviewed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QMainWindow, QMenuBar, QToolBar
 
-if TYPE_CHECKING:
-    from gui.window.main_window import MainWindow
+from gui.editing.editor import Editor
 
 TOOLS = (
     ("edit", "&Edit Mode", ("Ctrl+J",), "Select masks and predictions; drag polygon vertices"),
@@ -27,7 +26,7 @@ TOOLS = (
 )
 
 
-def _action(window: MainWindow, menu, text: str, slot, shortcuts=(), tip: str = "") -> QAction:  # noqa: ANN001
+def _action(window: QMainWindow, menu, text: str, slot, shortcuts=(), tip: str = "") -> QAction:  # noqa: ANN001
     action = QAction(text, window)
     action.setShortcuts([QKeySequence(s) for s in shortcuts])
     action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -39,25 +38,25 @@ def _action(window: MainWindow, menu, text: str, slot, shortcuts=(), tip: str = 
     return action
 
 
-def build_edit_menu(window: MainWindow, bar) -> None:  # noqa: ANN001
-    editor = window.editor
+def build_edit_menu(window: QMainWindow, bar: QMenuBar, editor: Editor, add_class: Callable[[], object]) -> tuple:
+    """The Edit menu; returns its (undo, redo, accept, accept all, box uses the model) actions."""
     menu = bar.addMenu("&Edit")
-    window.undo_action = _action(window, menu, "&Undo", editor.undo, ("Ctrl+Z",))
-    window.redo_action = _action(window, menu, "&Redo", editor.redo, ("Ctrl+Shift+Z", "Ctrl+Y"))
+    undo = _action(window, menu, "&Undo", editor.undo, ("Ctrl+Z",))
+    redo = _action(window, menu, "&Redo", editor.redo, ("Ctrl+Shift+Z", "Ctrl+Y"))
     stack = editor.undo_stack
     for action, can, changed in (
-        (window.undo_action, stack.canUndo, stack.canUndoChanged),
-        (window.redo_action, stack.canRedo, stack.canRedoChanged),
+        (undo, stack.canUndo, stack.canUndoChanged),
+        (redo, stack.canRedo, stack.canRedoChanged),
     ):
         action.setEnabled(can())
         changed.connect(action.setEnabled)
-    stack.undoTextChanged.connect(lambda text: window.undo_action.setText(f"&Undo {text}".strip()))
-    stack.redoTextChanged.connect(lambda text: window.redo_action.setText(f"&Redo {text}".strip()))
+    stack.undoTextChanged.connect(lambda text: undo.setText(f"&Undo {text}".strip()))
+    stack.redoTextChanged.connect(lambda text: redo.setText(f"&Redo {text}".strip()))
     menu.addSeparator()
-    window.accept_action = _action(
+    accept = _action(
         window, menu, "&Accept Prediction", editor.accept_selected, ("Space",), "The selected prediction becomes a mask"
     )
-    window.accept_all_action = _action(
+    accept_all = _action(
         window, menu, "Accept &All Shown", editor.accept_all, ("Shift+A",), "Every prediction above the threshold"
     )
     _action(window, menu, "&Delete", editor.delete_selected, ("Delete",), "The selected masks (or reject a prediction)")
@@ -70,32 +69,33 @@ def build_edit_menu(window: MainWindow, bar) -> None:  # noqa: ANN001
     classes = menu.addMenu("&Class")
     for number in range(1, 10):
         _action(window, classes, f"Class {number}", lambda n=number: editor.pick_class(n), (str(number),))
-    _action(window, classes, "&Add Class…", window.classes.ask_add)
+    _action(window, classes, "&Add Class…", add_class)
     box_model = QAction("Box Uses the &Model", window, checkable=True)
     box_model.setChecked(editor.box_uses_model)
     box_model.toggled.connect(lambda on: setattr(editor, "box_uses_model", on))
     menu.addAction(box_model)
-    window.box_model_action = box_model
+    return undo, redo, accept, accept_all, box_model
 
 
-def build_tools_menu(window: MainWindow, bar) -> None:  # noqa: ANN001
-    editor = window.editor
+def build_tools_menu(window: QMainWindow, bar: QMenuBar, editor: Editor, edit: tuple) -> tuple:
+    """The Tools menu and the tool bar (the tools, then accept, accept all, undo, redo from ``edit``)."""
+    undo, redo, accept, accept_all, _box_model = edit
     menu = bar.addMenu("&Tools")
     toolbar = QToolBar("Tools", window)
     toolbar.setObjectName("toolbar_tools")
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
     group = QActionGroup(window)
-    window.tool_actions = {}
+    tools: dict[str, QAction] = {}
     for name, text, shortcuts, tip in TOOLS:
         action = _action(window, menu, text, lambda n=name: editor.set_tool(n), shortcuts, tip)
         action.setCheckable(True)
         group.addAction(action)
         toolbar.addAction(action)
-        window.tool_actions[name] = action
-    window.tool_actions[editor.tool_name].setChecked(True)
-    editor.tool_changed.connect(lambda name: window.tool_actions[name].setChecked(True))
+        tools[name] = action
+    tools[editor.tool_name].setChecked(True)
+    editor.tool_changed.connect(lambda name: tools[name].setChecked(True))
     toolbar.addSeparator()
-    for action in (window.accept_action, window.accept_all_action, window.undo_action, window.redo_action):
+    for action in (accept, accept_all, undo, redo):
         toolbar.addAction(action)
-    window.tools_toolbar = toolbar
+    return tools, toolbar

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from engine.config import ModelConfig
+from gui.canvas.view import Canvas
+from gui.editing.editor import Editor
+from gui.panels.controls import OverlayPanel, ThresholdPanel
+from gui.panels.model_panel import ModelPanel
+from gui.window.settings import Settings
 
-if TYPE_CHECKING:
-    from gui.window.main_window import MainWindow
+
+class Persisted(Protocol):
+    """The parts of the window whose state is kept between runs (the main window is one)."""
+
+    settings: Settings
+    docks: list[QDockWidget]
+    thresholds: ThresholdPanel
+    model_panel: ModelPanel
+    overlays: OverlayPanel
+    canvas: Canvas
+    editor: Editor
 
 
-def restore(window: MainWindow) -> None:
-    settings = window.settings
+def restore(window: QMainWindow, parts: Persisted) -> None:
+    settings = parts.settings
     geometry, state = settings.window_state()
     if geometry is not None:
         window.restoreGeometry(geometry)
@@ -22,11 +37,11 @@ def restore(window: MainWindow) -> None:
         window.resize(1280, 800)
     if state is None or not window.restoreState(state):
         # first run: room for file names and the instance table on the left, the sliders on the right
-        window.resizeDocks(window.docks, [270, 270, 310], Qt.Orientation.Horizontal)
-        window.resizeDocks(window.docks[:2], [300, 400], Qt.Orientation.Vertical)
+        window.resizeDocks(parts.docks, [270, 270, 310], Qt.Orientation.Horizontal)
+        window.resizeDocks(parts.docks[:2], [300, 400], Qt.Orientation.Vertical)
     defaults = ModelConfig()
     stored = settings.predict_settings()
-    window.thresholds.set_settings(
+    parts.thresholds.set_settings(
         replace(
             stored,
             box_nms_iou=stored.box_nms_iou if stored.box_nms_iou is not None else defaults.box_nms_iou,
@@ -35,26 +50,26 @@ def restore(window: MainWindow) -> None:
             max_detections=stored.max_detections or defaults.detections_per_image,
         )
     )
-    window.thresholds.sliders["proposals_shown"].set_value(settings.get("view/proposals_shown", 100, int))
-    window.model_panel.set_device(settings.device)
-    for name, check in window.overlays.checks.items():
+    parts.thresholds.sliders["proposals_shown"].set_value(settings.get("view/proposals_shown", 100, int))
+    parts.model_panel.set_device(settings.device)
+    for name, check in parts.overlays.checks.items():
         check.setChecked(settings.get(f"view/show_{name}", check.isChecked(), bool))
-        window.canvas.set_layer_visible(name, check.isChecked())  # also when the box did not change
-    window.overlays.opacity.setValue(settings.get("view/mask_opacity", window.overlays.opacity.value(), int))
-    window.canvas.set_mask_opacity(window.overlays.opacity.value() / 100)
-    window.editor.brush_radius = settings.get("edit/brush_radius", window.editor.brush_radius, int)
-    window.editor.box_uses_model = settings.get("edit/box_uses_model", True, bool)
+        parts.canvas.set_layer_visible(name, check.isChecked())  # also when the box did not change
+    parts.overlays.opacity.setValue(settings.get("view/mask_opacity", parts.overlays.opacity.value(), int))
+    parts.canvas.set_mask_opacity(parts.overlays.opacity.value() / 100)
+    parts.editor.brush_radius = settings.get("edit/brush_radius", parts.editor.brush_radius, int)
+    parts.editor.box_uses_model = settings.get("edit/box_uses_model", True, bool)
 
 
-def save(window: MainWindow) -> None:
-    settings = window.settings
+def save(window: QMainWindow, parts: Persisted) -> None:
+    settings = parts.settings
     settings.save_window_state(window.saveGeometry(), window.saveState())
-    settings.save_predict_settings(window.thresholds.settings())
-    settings.set("view/proposals_shown", window.thresholds.proposals_shown())
-    settings.device = window.model_panel.device_value()
-    for name, check in window.overlays.checks.items():
+    settings.save_predict_settings(parts.thresholds.settings())
+    settings.set("view/proposals_shown", parts.thresholds.proposals_shown())
+    settings.device = parts.model_panel.device_value()
+    for name, check in parts.overlays.checks.items():
         settings.set(f"view/show_{name}", check.isChecked())
-    settings.set("view/mask_opacity", window.overlays.opacity.value())
-    settings.set("edit/brush_radius", window.editor.brush_radius)
-    settings.set("edit/box_uses_model", window.editor.box_uses_model)
+    settings.set("view/mask_opacity", parts.overlays.opacity.value())
+    settings.set("edit/brush_radius", parts.editor.brush_radius)
+    settings.set("edit/box_uses_model", parts.editor.box_uses_model)
     settings.sync()

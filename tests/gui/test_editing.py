@@ -391,7 +391,7 @@ def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(qtbo
         full_mask = np.zeros((H, W), bool)
         full_mask[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
         assert (mask == full_mask).all()
-        assert names[annotation["category_id"]] == window.class_name(int(pred.labels[i]))
+        assert names[annotation["category_id"]] == window.session.class_name(int(pred.labels[i]))
     assert window.instances.row_count() == 0  # accepted predictions are hidden under their annotations
     undo(qtbot, window)
     doc = wait_saved(qtbot, window)
@@ -421,7 +421,7 @@ def test_delete_on_a_selected_prediction_rejects_it(qtbot, loaded):
     rows, cols = np.nonzero(crop.mask)
     k = len(rows) // 2
     click(qtbot, window, crop.x0 + cols[k] + 0.5, crop.y0 + rows[k] + 0.5)
-    selected = window.canvas.selected_index
+    selected = window.session.selection.prediction
     assert selected >= 0 and window.instances.table.selectionModel().selectedRows()[0].row() == selected
     key = int(window.prediction.keys[window.shown[selected]])
     press(qtbot, window, Qt.Key.Key_Delete)

@@ -26,7 +26,7 @@ def test_opening_a_folder_predicts_the_first_image_and_lists_its_instances(loade
     assert window.images.row_text(1).startswith("[not run]")
     assert window.instances.row_count() == len(pred)
     name, score, area = window.instances.row(0)
-    assert name == window.class_names[pred.labels[0] - 1] and float(score) == round(float(pred.scores[0]), 3)
+    assert name == window.session.class_names[pred.labels[0] - 1] and float(score) == round(float(pred.scores[0]), 3)
     assert int(area) == pred.masks[0].area
     assert window.canvas.message_text() == ""
 
@@ -161,9 +161,9 @@ def test_a_and_d_step_through_the_images(qtbot, loaded):
 
 def test_the_class_filter_hides_other_classes(qtbot, loaded):
     window = loaded
-    names = {window.class_names[label - 1] for label in window.prediction.labels}
+    names = {window.session.class_names[label - 1] for label in window.prediction.labels}
     window.instances.class_filter.setCurrentText("blob")
-    expected = sum(window.class_names[label - 1] == "blob" for label in window.prediction.labels)
+    expected = sum(window.session.class_names[label - 1] == "blob" for label in window.prediction.labels)
     assert 0 < expected < len(window.prediction)
     assert window.instances.row_count() == expected == len(window.shown)
     assert all(window.instances.row(r)[0] == "blob" for r in range(expected))

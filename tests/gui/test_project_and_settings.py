@@ -59,7 +59,7 @@ def test_predict_all_can_be_cancelled(qtbot, loaded, image_folder):
     worker = window.inference.worker
     worker.pause_before_predict = threading.Event()
     with qtbot.waitSignal(window.inference.batch_started, timeout=10000):
-        window.predict_all()
+        window.controller.predict_all()
     assert window.model_panel.cancel.isEnabled()
     with qtbot.waitSignal(window.inference.batch_done, timeout=30000) as done:
         window.model_panel.cancel.click()

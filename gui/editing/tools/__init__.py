@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gui.editing.tools.base import EditorTool
+from gui.editing.tools.base import EditorTool, ToolHost
 from gui.editing.tools.draw import BoxTool, LineTool, PolygonTool
 from gui.editing.tools.edit import EditTool
 from gui.editing.tools.paint import BrushTool
-
-if TYPE_CHECKING:
-    from gui.editing.editor import Editor
+from gui.session.session import Session
 
 TOOL_NAMES = ("edit", "polygon", "box", "brush", "eraser", "line")
 
 
-def build_tools(editor: Editor) -> dict[str, EditorTool]:
+def build_tools(session: Session, editor: ToolHost) -> dict[str, EditorTool]:
     return {
-        "edit": EditTool(editor),
-        "polygon": PolygonTool(editor),
-        "box": BoxTool(editor),
-        "brush": BrushTool(editor, erase=False),
-        "eraser": BrushTool(editor, erase=True),
-        "line": LineTool(editor),
+        "edit": EditTool(session, editor),
+        "polygon": PolygonTool(session, editor),
+        "box": BoxTool(session, editor),
+        "brush": BrushTool(session, editor, erase=False),
+        "eraser": BrushTool(session, editor, erase=True),
+        "line": LineTool(session, editor),
     }

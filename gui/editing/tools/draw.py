@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, Qt
 
 from gui.canvas.view import Canvas
-from gui.editing.tools.base import EditorTool
+from gui.editing.tools.base import EditorTool, ToolHost
+from gui.session.session import Session
 
 
 class PolygonTool(EditorTool):
@@ -15,8 +16,8 @@ class PolygonTool(EditorTool):
     name = "polygon"
     cursor = Qt.CursorShape.CrossCursor
 
-    def __init__(self, editor) -> None:  # noqa: ANN001
-        super().__init__(editor)
+    def __init__(self, session: Session, editor: ToolHost) -> None:
+        super().__init__(session, editor)
         self.points: list[tuple[float, float]] = []
         self.cursor_point: tuple[float, float] | None = None
 
@@ -59,7 +60,7 @@ class PolygonTool(EditorTool):
         if len(points) >= 3:
             self.editor.add_polygon(points)
         else:
-            self.editor.message.emit("A polygon needs at least 3 vertices")
+            self.editor.say("A polygon needs at least 3 vertices")
 
     def cancel(self, canvas: Canvas) -> None:
         self.points = []
@@ -69,15 +70,16 @@ class PolygonTool(EditorTool):
         shapes = [(self.points, False)]
         if self.cursor_point is not None and self.points:
             shapes.append(([self.points[-1], self.cursor_point], False))
-        color = self.editor.project.category_style(self.editor.category_id or -1)[0] if self.editor.project else None
+        project = self.session.project
+        color = project.category_style(self.editor.category_id or -1)[0] if project else None
         canvas.layers["rubber"].set_shapes(shapes, color or (255, 255, 255), handles=True)
 
 
 class _DragTool(EditorTool):
     """Press, drag, release: a rubber shape from the press point to the mouse."""
 
-    def __init__(self, editor) -> None:  # noqa: ANN001
-        super().__init__(editor)
+    def __init__(self, session: Session, editor: ToolHost) -> None:
+        super().__init__(session, editor)
         self.start: tuple[float, float] | None = None
         self.end: tuple[float, float] | None = None
 
@@ -136,7 +138,7 @@ class BoxTool(_DragTool):
 
     def done(self, start: tuple[float, float], end: tuple[float, float]) -> None:
         if abs(end[0] - start[0]) < 2 or abs(end[1] - start[1]) < 2:
-            self.editor.message.emit("Box too small: drag a rectangle around the object")
+            self.editor.say("Box too small: drag a rectangle around the object")
             return
         (xa, xb), (ya, yb) = sorted((start[0], end[0])), sorted((start[1], end[1]))
         self.editor.box_drawn((xa, ya, xb, yb))

@@ -14,7 +14,8 @@ from PySide6.QtCore import QPointF, Qt
 
 from engine.data import Instance
 from gui.canvas.view import Canvas
-from gui.editing.tools.base import EditorTool
+from gui.editing.tools.base import EditorTool, ToolHost
+from gui.session.session import Session
 
 
 def nearest_vertex(polygons: list[np.ndarray], x: float, y: float) -> tuple[int, int, float]:
@@ -47,15 +48,15 @@ class EditTool(EditorTool):
     name = "edit"
     cursor = Qt.CursorShape.ArrowCursor
 
-    def __init__(self, editor) -> None:  # noqa: ANN001
-        super().__init__(editor)
+    def __init__(self, session: Session, editor: ToolHost) -> None:
+        super().__init__(session, editor)
         self.dragging: tuple[int, int] | None = None  # (part, vertex)
         self.polygons: list[np.ndarray] = []  # the selected polygon's parts while it is edited
         self.hovered: tuple[int, int] | None = None
 
     def target(self) -> Instance | None:
         """The one selected polygon annotation, if that is what is selected."""
-        selection = self.editor.selection
+        selection = self.selection
         if len(selection) == 1 and not selection[0].is_rle:
             return selection[0]
         return None
@@ -96,7 +97,7 @@ class EditTool(EditorTool):
                 elif len(polygons) > 1:
                     del polygons[part]
                 else:
-                    self.editor.message.emit("A polygon keeps at least 3 vertices (Delete removes the whole mask)")
+                    self.editor.say("A polygon keeps at least 3 vertices (Delete removes the whole mask)")
                     return True
                 self._commit(polygons, "Delete vertex")
             return True  # a plain click on a vertex keeps the selection
@@ -146,7 +147,7 @@ class EditTool(EditorTool):
         return hovered is not None
 
     def key(self, canvas: Canvas, event) -> bool:  # noqa: ANN001
-        if self.is_escape(event) and (self.editor.selection or canvas.selected_index >= 0):
+        if self.is_escape(event) and self.session.selection:
             self.editor.clear_selection()
             return True
         return False

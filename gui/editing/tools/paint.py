@@ -10,7 +10,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from engine.data import Instance
 from gui.canvas.view import Canvas
 from gui.editing.masks import paint_disk, paint_stroke
-from gui.editing.tools.base import EditorTool
+from gui.editing.tools.base import EditorTool, ToolHost
+from gui.session.session import Session
 
 ERASED_RGBA = (0, 0, 0, 170)
 
@@ -18,8 +19,8 @@ ERASED_RGBA = (0, 0, 0, 170)
 class BrushTool(EditorTool):
     cursor = Qt.CursorShape.CrossCursor
 
-    def __init__(self, editor, erase: bool) -> None:  # noqa: ANN001
-        super().__init__(editor)
+    def __init__(self, session: Session, editor: ToolHost, erase: bool) -> None:
+        super().__init__(session, editor)
         self.erase = erase
         self.name = "eraser" if erase else "brush"
         self.target: Instance | None = None
@@ -31,18 +32,18 @@ class BrushTool(EditorTool):
 
     # ----- gestures -----
     def press(self, canvas: Canvas, point: QPointF, event) -> bool:  # noqa: ANN001
-        if canvas.image_shape is None or self.editor.record is None:
+        record = self.session.record
+        if canvas.image_shape is None or record is None:
             return False
         canvas.setFocus()
         x, y = self.xy(point)
-        selection = self.editor.selection
+        selection = self.selection
         self.target = selection[0] if len(selection) == 1 else None
         if self.target is None and self.erase:
             self.target = self.editor.annotation_at(x, y)
             if self.target is None:
-                self.editor.message.emit("Eraser: select a mask, or start the stroke on one")
+                self.editor.say("Eraser: select a mask, or start the stroke on one")
                 return True
-        record = self.editor.record
         if self.target is not None:
             self.mask = self.target.decode_mask(record.height, record.width)
             crop = self.editor.crop_of(self.target)
@@ -52,7 +53,7 @@ class BrushTool(EditorTool):
             self.region = [int(x), int(y), int(x) + 1, int(y) + 1]
         self.before = self.mask.copy() if self.erase else None
         category = self.target.category_id if self.target is not None else self.editor.category_id
-        self.color = self.editor.project.category_style(category if category is not None else -1)[0]
+        self.color = self.session.project.category_style(category if category is not None else -1)[0]
         self.last = (x, y)
         self._paint((x, y))
         return True
@@ -83,7 +84,7 @@ class BrushTool(EditorTool):
         return True
 
     def key(self, canvas: Canvas, event) -> bool:  # noqa: ANN001
-        if self.is_escape(event) and self.editor.selection:
+        if self.is_escape(event) and self.selection:
             self.editor.clear_selection()  # the next brush stroke starts a new mask
             return True
         return False

@@ -1,0 +1,245 @@
+"""Between the workers and the Session: opening a project, switching images, applying inference results,
+loading models, Predict all. Not a widget: a test can drive it with a Session and the workers.
+
+It writes what is open into the Session (whose events redraw the widgets), hands requests to the
+``InferenceClient`` and the ``ImageLoader`` and tells the user through ``Messages``. What it still
+needs from the widgets comes in as callables (the sliders' settings, the chosen device) and as two
+view settings the window keeps up to date (``class_filter``, ``hide_matched``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine.data import DatasetError, ImageLoadError
+from engine.structures import Prediction, PredictSettings
+from gui.editing.masks import matched
+from gui.session.project import Project
+from gui.session.protocols import Messages
+from gui.session.session import Session
+from gui.window.messages import NO_FOLDER, NO_MODEL, UNREADABLE
+from gui.workers.autosave import AutoSaver
+from gui.workers.inference import InferenceClient
+from gui.workers.inference_worker import ModelInfo, Result
+from gui.workers.loader import ImageLoader
+
+MATCH_IOU = 0.5  # a prediction this close to an annotation (or a rejected prediction) is hidden
+
+
+class ImageController(QObject):
+    timing = Signal(str)  # the newest result's stage timings
+    hint = Signal(str)  # what the canvas should say over the image ("" for nothing)
+    batch = Signal(bool, int, int)  # Predict all: running, done, total
+    model_ready = Signal(object)  # ModelInfo, before the image on screen is predicted with it
+
+    def __init__(
+        self,
+        session: Session,
+        inference: InferenceClient,
+        loader: ImageLoader,
+        saver: AutoSaver,
+        messages: Messages,
+        settings: Callable[[], PredictSettings],
+        device: Callable[[], str],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session, self.inference, self.loader, self.saver = session, inference, loader, saver
+        self.messages, self.settings, self.device = messages, settings, device
+        self.class_filter = ""  # the instance list's class filter ("" for all)
+        self.hide_matched = True  # hide predictions matching an annotation
+        self.loading = False
+        self._load_token = 0
+        self._pending: Result | None = None
+        self._batch = (0, 0)
+        inference.prediction_ready.connect(self._on_result)
+        inference.request_failed.connect(lambda message: messages.show_error(message, scope="result"))
+        inference.batch_failed.connect(messages.show_error)
+        inference.model_loaded.connect(self._on_model_loaded)
+        inference.model_failed.connect(self._on_model_failed)
+        inference.batch_item.connect(self._on_batch_item)
+        inference.batch_done.connect(self._on_batch_done)
+        loader.loaded.connect(self._on_image_loaded)
+        loader.failed.connect(self._on_image_failed)
+        saver.failed.connect(self._on_save_failed)
+        saver.saved.connect(lambda _path: messages.hide_error("save"))
+
+    # ----- opening things -----
+    def open_path(self, path: str | Path) -> bool:
+        """A folder, an annotation file or an image; False (and a message) when it cannot be read."""
+        try:
+            project = Project.open(path)
+        except (DatasetError, ImageLoadError, OSError) as exc:
+            self.messages.show_error(f"Cannot open {path}: {exc}")
+            return False
+        self.saver.attach(project.dataset, project.annotation_path())
+        self.session.open_project(project)
+        if project.warnings:
+            self.messages.show_status(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
+        if len(project):
+            self.go_to(project.start_index)
+        return True
+
+    def go_to(self, index: int) -> None:
+        """Show image ``index``: decoded in the loader thread, then predicted in the inference thread."""
+        project = self.session.project
+        if project is None or not 0 <= index < len(project) or index == self.session.index:
+            return
+        self.saver.flush()  # a failure is shown; the edits stay in memory and are retried with the next save
+        self.inference.clear_image()  # whatever is in flight for the previous image is stale now
+        self.session.go_to(index)
+        self.refilter()
+        self._load_token += 1
+        self.loading = True
+        self.messages.show_status(f"Loading {Path(project.paths[index]).name}…")
+        self.loader.request(self._load_token, project.paths[index])
+
+    def step(self, delta: int) -> None:
+        project = self.session.project
+        if project is not None and len(project):
+            self.go_to(max(0, min(len(project) - 1, self.session.index + delta)))
+
+    def _on_image_loaded(self, token: int, path: str, image: np.ndarray) -> None:
+        if token != self._load_token:
+            return  # the user has moved on
+        self.loading = False
+        self.messages.hide_error("action", "image", "result")  # a model or save failure stays until resolved
+        self.messages.show_status("")
+        self.session.set_pixels(image)
+        self.inference.set_image(path, image, self.settings())
+        self.update_hint()
+
+    def _on_image_failed(self, token: int, path: str, message: str) -> None:
+        if token != self._load_token:
+            return
+        self.loading = False
+        self.session.set_pixels(None)
+        self.messages.show_error(message, scope="image")
+        self.update_hint()
+
+    # ----- inference results -----
+    def settings_changed(self) -> None:
+        self.inference.update_settings(self.settings())
+
+    def _on_result(self, result: Result) -> None:
+        self._pending = result
+        QTimer.singleShot(0, self._apply_pending)  # several results queued: draw only the newest
+
+    def _apply_pending(self) -> None:
+        result, self._pending = self._pending, None
+        if result is None or result.request.key != self.session.key:
+            return
+        self.session.set_prediction(result.prediction)
+        self.messages.hide_error("result")
+        self.session.mark_predicted(self.session.index)
+        self.refilter()
+        self.timing.emit(" · ".join(f"{k} {v:.0f} ms" for k, v in result.prediction.timings_ms.items()))
+
+    def refilter(self) -> None:
+        """Which predictions are shown: those of the filtered class, not hidden under an annotation."""
+        pred = self.session.prediction
+        if pred is None:
+            self.session.set_shown([])
+            return
+        names = [self.session.class_name(int(label)) for label in pred.labels]
+        hidden = self.hidden_predictions(pred) if self.hide_matched else np.zeros(len(pred), bool)
+        wanted = self.class_filter
+        self.session.set_shown([i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i]])
+
+    def hidden_predictions(self, prediction: Prediction) -> np.ndarray:
+        """(D,) bool: predictions that match an annotation or a rejected prediction (IoU >= 0.5)."""
+        session, project = self.session, self.session.project
+        if project is None or session.record is None or session.image is None:
+            return np.zeros(len(prediction), dtype=bool)
+        crops = [project.crop(session.index, i) for i in project.annotations(session.index)]
+        references = [c for c in crops if c.mask.size] + project.rejected.get(session.index, [])
+        return matched(prediction.masks, references, MATCH_IOU)
+
+    def is_idle(self) -> bool:
+        """Nothing in flight and the newest result drawn (results are drawn from a zero-delay timer)."""
+        return not self.loading and not self.inference.busy and self._pending is None
+
+    # ----- box masks (the Editor's BoxMasks) -----
+    def can_mask_boxes(self) -> bool:
+        return self.inference.model is not None and self.session.image is not None
+
+    def request_box_mask(self, box: tuple[float, float, float, float], label: int) -> int:
+        threshold = self.settings().mask_threshold
+        return self.inference.mask_from_box(self.session.key, self.session.image, box, label, threshold)
+
+    # ----- model -----
+    def load_weights(self, path: str | Path) -> None:
+        """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it."""
+        from engine import hub
+
+        self.session.set_model(hub.absolute_unless_alias(path), description="loading…")
+        self.inference.load_model(self.session.weights_path, self.device())
+
+    def reload(self) -> None:
+        """The same model again (on another device)."""
+        if self.session.weights_path:
+            self.load_weights(self.session.weights_path)
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model_ready.emit(info)
+        self.session.set_model(info.path, info.class_names, info.description)
+        self.messages.show_status(f"Model loaded: {Path(info.path).name} ({info.description})")
+        self.messages.hide_error("action", "model", "result")
+        self.update_hint()
+        if self.session.image is not None:
+            self.inference.resend(self.settings())
+
+    def _on_model_failed(self, message: str) -> None:
+        model = self.inference.model
+        self.session.set_model(model.path if model else "")  # the model in use stays
+        self.messages.show_error(message, scope="model")
+        self.update_hint()
+
+    def update_hint(self) -> None:
+        session = self.session
+        if session.project is None:
+            self.hint.emit(NO_FOLDER)
+        elif session.image is None and session.index >= 0 and not self.loading:
+            self.hint.emit(UNREADABLE)
+        elif self.inference.model is None and not self.inference.loading_model:
+            self.hint.emit(NO_MODEL)
+            self.messages.show_status("No model: Model > Open Weights… (Ctrl+M)")
+        else:
+            self.hint.emit("")
+
+    # ----- predict all -----
+    def predict_all(self) -> None:
+        project = self.session.project
+        if project is None or self.inference.model is None:
+            self.messages.show_error("Predict all needs a folder and a model." if project else NO_FOLDER)
+            return
+        if self.inference.predict_all(project.paths, self.settings()):
+            self._batch = (0, len(project))
+            self.batch.emit(True, 0, len(project))
+
+    def _on_batch_item(self, done: int, total: int, key: str, prediction: Prediction | None) -> None:
+        self._batch = (done, total)
+        self.batch.emit(True, done, total)
+        project = self.session.project
+        if project is not None and key in project.paths and prediction is not None:
+            self.session.mark_predicted(project.paths.index(key))
+
+    def _on_batch_done(self, cancelled: bool) -> None:
+        self.batch.emit(False, *self._batch)
+        self.messages.show_status("Predict all: cancelled" if cancelled else "Predict all: done")
+
+    # ----- saving -----
+    def _on_save_failed(self, message: str) -> None:
+        text = f"{message}\nYour edits are kept in memory; they are saved with the next edit or Ctrl+S."
+        self.messages.show_error(text, scope="save")
+
+    def save(self) -> bool:
+        """Ctrl+S: write the edits now."""
+        if self.saver.flush():
+            self.messages.show_status(f"Saved {self.saver.path}" if self.saver.path else "Nothing to save")
+            return True
+        return False
