@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from engine.config import ModelConfig, TrainConfig
+from engine.config import AugmentConfig, ModelConfig, TrainConfig
 from engine.data import read_dataset
 from engine.data.io.images import load_image
 from engine.evaluate import evaluate_model
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=2,
             lr=args.lr,
             warmup_iters=min(50, args.iters // 2) if r == 1 else 5,
-            vflip=0.5,
+            augment=AugmentConfig(vflip=0.5),
             seed=r,
         )
         start = time.perf_counter()

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from engine.config import ModelConfig
+from engine.config import ModelConfig, TrainConfig
 from engine.data.io.atomic import atomic_write_bytes
 from engine.interop import WeightsError, load_torchvision_weights
 from engine.model.mask_rcnn import MaskRCNN
@@ -83,11 +83,24 @@ def read_info(path: str | Path) -> CheckpointInfo:
             config=ModelConfig.from_dict(json.loads(meta["config"])),
             class_names=list(json.loads(meta["class_names"])),
             history=list(json.loads(meta.get("history", "[]"))),
-            extra=dict(json.loads(meta.get("extra", "{}"))),
+            extra=_nested_train_config(dict(json.loads(meta.get("extra", "{}")))),
             source=str(path),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+
+
+def _nested_train_config(extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` with its ``train_config`` in TrainConfig.to_dict's nested form; earlier versions saved it flat
+    (hflip, gamma_jitter, ... beside lr; their scale jitter is in the ModelConfig's min_size). One that does not
+    read as a TrainConfig (another version's fields) is left as it is: it only describes how the model was trained."""
+    saved = extra.get("train_config")
+    if isinstance(saved, dict):
+        try:
+            extra["train_config"] = TrainConfig.from_dict(saved).to_dict()
+        except (ValueError, TypeError):
+            pass
+    return extra
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MaskRCNN, CheckpointInfo]:

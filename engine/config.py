@@ -1,16 +1,27 @@
 """Frozen configuration dataclasses. Defaults are the seed's numbers (../shared/SEED_EN.md).
 
 Where the seed is silent the standard (torchvision / Detectron2) choice is used and marked.
-Everything is plain data: JSON round-trips through ``to_dict`` / ``from_dict``.
+Everything is plain data: JSON round-trips through ``to_dict`` / ``from_dict``. A field made with ``setting`` carries
+the help of its ``python -m engine train`` flag (engine.cli.flags): every TrainConfig and AugmentConfig field, and
+the ModelConfig fields a training run may set.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONE_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 (argparse's word)
+    """A dataclass field with the text of its command-line flag (engine.cli.flags makes the flag from it).
+
+    ``extra``: ``flag`` (the flag's name when not the field's), ``choices``, ``range`` (lowest, highest),
+    ``changes`` (a ModelConfig part the flag rebuilds, so it is refused with --weights).
+    """
+    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass(frozen=True)
@@ -19,8 +30,19 @@ class ModelConfig:
 
     num_classes: int = 2
     # Backbone (seed section 2).
-    backbone: str = "resnet18"
-    backbone_norm: str = "bn"  # "bn" (seed) | "frozen_bn" (torchvision) | "gn"
+    backbone: str = setting(
+        "resnet18",
+        "ResNet of a new model (training from scratch)",
+        choices=tuple(BACKBONE_DEPTHS),
+        changes="the backbone",
+    )
+    backbone_norm: str = setting(  # "bn" (seed) | "frozen_bn" (torchvision) | "gn"
+        "bn",
+        "normalisation in the ResNet when training from scratch: bn (the seed's BatchNorm) or gn "
+        "(GroupNorm: steadier with batches of 1-4 images)",
+        choices=("bn", "gn"),
+        changes="the backbone",
+    )
     frozen_stages: int = 0  # 0: all trainable; 1: stem frozen; k: stem + layer1..layer(k-1) frozen
     gradient_checkpointing: bool = False
     # FPN (seed section 3).
@@ -30,12 +52,14 @@ class ModelConfig:
     fpn_extra_pool: bool = False  # P6 by max-pool of P5 (torchvision); the seed uses P2..P5
     # Input transform (standard).
     min_size: tuple[int, ...] = (800,)
-    max_size: int = 1333
+    max_size: int = setting(1333, "cap on the long side of the network input")
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     size_divisible: int = 32
     # Anchors (seed section 5): ratio = w / h, as the seed writes it (torchvision's ratio is h / w).
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    anchor_sizes: tuple[int, ...] = setting(
+        (32, 64, 128, 256), "anchor size per FPN level, e.g. 16 32 64 128 for small objects", changes="the RPN"
+    )
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     round_anchors: bool = False  # torchvision rounds the base anchors to integers
     # RPN (seed section 5).
@@ -63,14 +87,14 @@ class ModelConfig:
     mask_head_channels: int = 256
     box_fg_iou: float = 0.5
     box_bg_iou: float = 0.5
-    box_batch_per_image: int = 512
+    box_batch_per_image: int = setting(512, "RoIs sampled per image for the heads", flag="--roi-samples")
     box_positive_fraction: float = 0.25
     box_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     box_beta: float = 1.0 / 9.0  # standard (torchvision)
     box_score_threshold: float = 0.05
     box_nms_iou: float = 0.5
     box_min_size: float = 1e-2
-    detections_per_image: int = 100
+    detections_per_image: int = setting(100, "detections kept per image", flag="--detections")
     mask_threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -127,64 +151,125 @@ def torchvision_like(num_classes: int = 91, backbone: str = "resnet50") -> Model
     )
 
 
-AUGMENT_FIELDS = ("vflip", "gamma_jitter", "contrast_jitter", "brightness_jitter", "invert", "grayscale", "blur")
-# Named sets of TrainConfig's augmentation fields (the rest keep their defaults). "microscopy": cells and nuclei
-# have no up or down, and their images differ in exposure, stain and focus far more than in shape.
-AUGMENT_PRESETS: dict[str, dict[str, float]] = {
-    "flips": {},
-    "microscopy": {
-        "vflip": 0.5,
-        "gamma_jitter": 0.7,
-        "contrast_jitter": 0.3,
-        "brightness_jitter": 0.1,
-        "invert": 0.3,
-        "grayscale": 0.3,
-        "blur": 0.3,
-    },
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation, drawn per sample from its seed; 0 turns a part off.
+
+    Flips (geometric), intensity draws (engine.data.augment.photometric, applied after the flips) and scale
+    jitter (the network's input short side drawn per image, engine.training.loop.scale_jitter_sizes).
+    """
+
+    hflip: float = setting(0.5, "probability of a left-right flip per sample", range=(0.0, 1.0))
+    vflip: float = setting(0.0, "probability of a top-bottom flip (e.g. 0.5 for microscopy)", range=(0.0, 1.0))
+    gamma_jitter: float = setting(
+        0.0, "random gamma exp(U(-x, x)) per image, e.g. 0.7: gammas 0.5-2", range=(0.0, 5.0), photometric=True
+    )
+    contrast_jitter: float = setting(
+        0.0, "random contrast 1 +- x per image around its mean, e.g. 0.3", range=(0.0, 1.0), photometric=True
+    )
+    brightness_jitter: float = setting(
+        0.0, "random brightness offset +- x, e.g. 0.1", range=(0.0, 1.0), photometric=True
+    )
+    invert: float = setting(
+        0.0, "probability of inverting an image (bright on dark <-> dark on bright)", range=(0.0, 1.0), photometric=True
+    )
+    grayscale: float = setting(0.0, "probability of dropping an image's colours", range=(0.0, 1.0), photometric=True)
+    blur: float = setting(
+        0.0, "probability of a Gaussian blur with sigma U(0.5, blur_sigma) px", range=(0.0, 1.0), photometric=True
+    )
+    blur_sigma: float = setting(1.5, "largest sigma of the blur, in pixels", range=(0.5, 10.0), photometric=True)
+    scale_jitter: float = setting(
+        0.0,
+        "train on short sides from (1 - x) * the input size up to it, in steps of 32 px, one drawn per image",
+        range=(0.0, 0.9),
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            low, high = f.metadata["range"]
+            value = getattr(self, f.name)
+            if not low <= value <= high:
+                kind = "photometric" if f.metadata.get("photometric") else "augmentation"
+                raise ValueError(f"{kind} {f.name} out of range: {value} (allowed {low:g} to {high:g})")
+
+    @property
+    def photometric(self) -> bool:
+        """Whether any intensity draw is on (blur_sigma alone does nothing)."""
+        return any(
+            getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.metadata.get("photometric") and f.name != "blur_sigma"
+        )
+
+    def replace(self, **changes: Any) -> AugmentConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Named AugmentConfigs. "microscopy": cells and nuclei have no up or down, and their images differ in exposure,
+# stain and focus far more than in shape.
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "flips": AugmentConfig(),
+    "microscopy": AugmentConfig(
+        vflip=0.5, gamma_jitter=0.7, contrast_jitter=0.3, brightness_jitter=0.1, invert=0.3, grayscale=0.3, blur=0.3
+    ),
 }
+# What each preset is for, in words (the CLI's --augment help, the Train panel's tooltip).
+AUGMENT_PRESET_NOTES: dict[str, str] = {
+    "flips": "left-right mirror images",
+    "microscopy": "flips both ways and random exposure (gamma, contrast, brightness), inversion, grayscale and blur, "
+    "for cells and nuclei whose images differ in staining, exposure and focus",
+}
+# The trainer's length when neither iterations nor epochs are given: passes over the training images.
+DEFAULT_EPOCHS = 12.0
 
 
-def augment_preset_of(train_config: dict[str, Any] | None) -> str | None:
-    """The name of the AUGMENT_PRESETS entry a saved TrainConfig (as a dict) was trained with, None if none fits."""
-    if not train_config:
-        return None
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in AUGMENT_FIELDS}
-    used = {name: float(train_config.get(name, default)) for name, default in defaults.items()}
+def augment_preset_name(augment: AugmentConfig) -> str | None:
+    """The AUGMENT_PRESETS entry ``augment`` is, scale jitter aside (no preset sets it), None if none is."""
     for name, preset in AUGMENT_PRESETS.items():
-        if used == {**defaults, **preset}:
+        if augment.replace(scale_jitter=preset.scale_jitter) == preset:
             return name
     return None
 
 
+def augment_preset_of(train_config: dict[str, Any] | None) -> str | None:
+    """The AUGMENT_PRESETS entry a saved TrainConfig (a dict, nested or the flat form of earlier versions) was trained
+    with; None if none fits or there is none."""
+    if not train_config:
+        return None
+    try:
+        return augment_preset_name(TrainConfig.from_dict(train_config).augment)
+    except (ValueError, TypeError):
+        return None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (independent of the network). SGD + warm-up is torchvision's detection recipe."""
+    """How to train (independent of the network). SGD + warm-up is torchvision's detection recipe.
 
-    iterations: int = 1000
-    batch_size: int = 2  # the global batch: split over processes under torchrun
-    optimizer: str = "sgd"  # "sgd" | "adamw"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 100
-    warmup_factor: float = 0.001
-    schedule: str = "cosine"  # "cosine" | "step" (x0.1 at each lr_steps fraction of the run)
-    lr_steps: tuple[float, ...] = (0.67, 0.89)
-    grad_clip: float = 10.0  # max gradient norm; 0 disables
-    amp: bool = True  # float16 autocast + loss scaling on CUDA (ignored on the CPU)
-    hflip: float = 0.5  # probability of a horizontal flip per sample
-    vflip: float = 0.0
-    # Intensity augmentation (engine.data.augment.photometric.PhotometricSettings); all 0: off.
-    gamma_jitter: float = 0.0
-    contrast_jitter: float = 0.0
-    brightness_jitter: float = 0.0
-    invert: float = 0.0
-    grayscale: float = 0.0
-    blur: float = 0.0
-    seed: int = 0
-    val_every: int = 0  # iterations between validations (0: at the end only)
-    checkpoint_every: int = 0  # iterations between checkpoints (0: at the end only)
-    max_bad_steps: int = 20  # consecutive non-finite losses before giving up
+    Each field is a flag of ``python -m engine train`` (engine.cli.flags), with the help written here.
+    """
+
+    iterations: int = setting(
+        1000, f"optimizer steps (the trainer's default: {DEFAULT_EPOCHS:g} epochs' worth)", flag="--iters"
+    )
+    batch_size: int = setting(2, "the global batch: split over processes under torchrun")
+    optimizer: str = setting("sgd", "sgd or adamw", choices=("sgd", "adamw"))
+    lr: float = setting(0.01, "peak learning rate (the trainer's default: 0.01 with sgd, 1e-4 with adamw)")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(1e-4, "L2 weight decay")
+    warmup_iters: int = setting(100, "warm-up iterations (at most half the run)", flag="--warmup")
+    warmup_factor: float = setting(0.001, "learning rate factor at the start of the warm-up")
+    schedule: str = setting(
+        "cosine", "cosine, or step (x0.1 at each --lr-steps fraction of the run)", choices=("cosine", "step")
+    )
+    lr_steps: tuple[float, ...] = setting((0.67, 0.89), "fractions of the run where the step schedule drops")
+    grad_clip: float = setting(10.0, "max gradient norm; 0 disables")
+    amp: bool = setting(True, "float16 autocast + loss scaling on CUDA (ignored on the CPU)")
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = setting(0, "seed of the sample order, the augmentation and new weights")
+    val_every: int = setting(0, "iterations between validations (0: at the end only)")
+    checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end only)")
+    max_bad_steps: int = setting(20, "consecutive non-finite losses before giving up")
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.batch_size < 1:
@@ -195,20 +280,26 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
         if not self.lr > 0:
             raise ValueError("lr must be > 0")
-        self.photometric()  # raises ValueError for an out-of-range strength
+        if not isinstance(self.augment, AugmentConfig):
+            raise TypeError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
 
-    def photometric(self):  # noqa: ANN201 (engine.data.augment.photometric.PhotometricSettings; imported lazily)
-        """The intensity augmentation these settings ask for."""
-        from engine.data.augment.photometric import PhotometricSettings
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
-        return PhotometricSettings(
-            gamma=self.gamma_jitter,
-            contrast=self.contrast_jitter,
-            brightness=self.brightness_jitter,
-            invert=self.invert,
-            grayscale=self.grayscale,
-            blur=self.blur,
-        )
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """``to_dict``'s form, or the flat one checkpoints of earlier versions hold (hflip, gamma_jitter, ... beside
+        lr); unknown fields are a ValueError, as in ModelConfig."""
+        data = dict(data)
+        augment_names = {f.name for f in dataclasses.fields(AugmentConfig)}
+        augment = dict(data.pop("augment", None) or {})
+        for name in augment_names & set(data):
+            augment.setdefault(name, data.pop(name))
+        unknown = sorted((set(data) - {f.name for f in dataclasses.fields(cls)}) | (set(augment) - augment_names))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs, augment=AugmentConfig(**augment))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

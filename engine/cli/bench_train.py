@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.config import ModelConfig, TrainConfig, torchvision_like
+from engine.config import AugmentConfig, ModelConfig, TrainConfig, torchvision_like
 from engine.data import read_dataset
 from engine.evaluate import evaluate_model
 from engine.model.mask_rcnn import MaskRCNN
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_iters=min(100, args.iters // 2),
-        vflip=0.5,
+        augment=AugmentConfig(vflip=0.5),
         amp=True,
         seed=0,
     )

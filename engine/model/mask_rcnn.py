@@ -21,7 +21,7 @@ from engine.model.transform import (
     normalize,
     resize,
     resize_scale,
-    resize_target,
+    scale_target,
 )
 
 
@@ -79,7 +79,7 @@ class MaskRCNN(nn.Module):
             sizes.append((image.shape[-2], image.shape[-1]))
             if targets is not None:
                 same = sizes[-1] == (h, w)
-                new_targets.append(dict(targets[i]) if same else resize_target(targets[i], scale, (h, w), sizes[-1]))
+                new_targets.append(dict(targets[i]) if same else scale_target(targets[i], scale, (h, w), sizes[-1]))
         batch = ImageBatch(batch_images(resized, cfg.size_divisible), sizes, originals)
         return batch, (new_targets if targets is not None else None)
 

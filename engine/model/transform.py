@@ -32,8 +32,9 @@ def resize(image: Tensor, scale: float) -> Tensor:
     )[0]
 
 
-def resize_target(target: dict[str, Tensor], scale: float, old_hw, new_hw) -> dict[str, Tensor]:
-    """Boxes scaled by the per-axis ratio, masks (N,H,W) resized nearest, as the image was."""
+def scale_target(target: dict[str, Tensor], scale: float, old_hw, new_hw) -> dict[str, Tensor]:
+    """The target of an image ``resize``d by ``scale``: boxes scaled by the per-axis ratio, masks (N,H,W) resized
+    nearest by the same factor; every instance is kept."""
     target = dict(target)
     target["boxes"] = scale_boxes(target["boxes"], old_hw, new_hw)
     if "masks" in target:

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from engine.checkpoint import load_checkpoint, read_info, save_checkpoint
 from engine.config import TrainConfig
 from engine.data import Dataset
 from engine.model.mask_rcnn import MaskRCNN
+from engine.training.events import TrainEvent
 from engine.training.samples import TrainingSamples, batch_indices, sample_seed
 from engine.training.state import load_train_state, save_train_state
 
@@ -32,23 +33,6 @@ STATE = "train_state.safetensors"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, wrong classes, ...); the message says what to do."""
-
-
-@dataclass
-class TrainEvent:
-    """One thing that happened: kind is step | validation | checkpoint | warning | done | cancelled."""
-
-    kind: str
-    iteration: int
-    total: int
-    epoch: float = 0.0
-    losses: dict[str, float] = field(default_factory=dict)
-    lr: float = 0.0
-    images_per_s: float = 0.0
-    eta_s: float = 0.0
-    metrics: dict[str, float] = field(default_factory=dict)
-    message: str = ""
-    path: str = ""
 
 
 @dataclass
@@ -74,6 +58,15 @@ def _setup_distributed(device: str | torch.device) -> _Dist:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return _Dist(rank, world, device)
+
+
+def scale_jitter_sizes(size: int, jitter: float) -> tuple[int, ...]:
+    """The network's input short sides for scale jitter ``jitter`` (AugmentConfig.scale_jitter): from (1 - jitter) *
+    size up in steps of 32, ``size`` last (the model draws one per training image and uses the last at test time)."""
+    if jitter <= 0:
+        return (size,)
+    low = int(size * (1 - jitter)) // 32 * 32
+    return tuple(range(max(low, 32), size, 32)) + (size,)
 
 
 def lr_factor(cfg: TrainConfig, iteration: int) -> float:
@@ -128,10 +121,12 @@ def train(
     train_ids = [im.id for im in dataset.images] if train_ids is None else list(train_ids)
     if cfg.batch_size % dist.world:
         raise TrainingError(f"batch size {cfg.batch_size} does not split over {dist.world} processes")
+    if cfg.augment.scale_jitter:
+        model.config = model.config.replace(
+            min_size=scale_jitter_sizes(max(model.config.min_size), cfg.augment.scale_jitter)
+        )
     mc = model.config
-    samples = TrainingSamples(
-        dataset, train_ids, max(mc.min_size), mc.max_size, cfg.hflip, cfg.vflip, photometric=cfg.photometric()
-    )
+    samples = TrainingSamples(dataset, train_ids, max(mc.min_size), mc.max_size, cfg.augment)
     if len(samples) == 0:
         raise TrainingError("no training images: annotate (or mark as reviewed) at least one image")
     class_names = samples.class_names
@@ -154,7 +149,7 @@ def train(
     if resume and (out_dir / STATE).is_file():
         start, _ = load_train_state(out_dir / STATE, optimizer, scaler)
     loop = _Loop(model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history)
-    loop.meta = {"train_config": asdict(cfg), "train_images": _paths(dataset, train_ids)}
+    loop.meta = {"train_config": cfg.to_dict(), "train_images": _paths(dataset, train_ids)}
     val_dataset = val_dataset or dataset
     if val_ids:
         loop.meta["val_images"] = _paths(val_dataset, val_ids)

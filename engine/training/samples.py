@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from engine.config import AugmentConfig
 from engine.data import Dataset
-from engine.data.augment.geometric import Compose, RandomHorizontalFlip, RandomVerticalFlip, resize_target
-from engine.data.augment.photometric import PhotometricJitter, PhotometricSettings
+from engine.data.augment.geometric import Compose, RandomHorizontalFlip, RandomVerticalFlip, resize_sample
+from engine.data.augment.photometric import PhotometricJitter
 from engine.data.torch_dataset import DetectionDataset
 from engine.model.transform import resize_scale
+from engine.training.subsets import training_view
 
 _SEED_MIX = 1_000_003
 
@@ -39,7 +40,8 @@ def batch_indices(num_items: int, batch_size: int, iteration: int, seed: int) ->
 
 class TrainingSamples:
     """Images and targets of ``image_ids``, resized once to the network's (largest) input size and kept in memory,
-    so that the model does not resize the masks again at every step."""
+    so that the model does not resize the masks again at every step. Only the instances that train
+    (engine.training.subsets.trains) are in the targets."""
 
     def __init__(
         self,
@@ -47,16 +49,13 @@ class TrainingSamples:
         image_ids: Sequence[int],
         min_size: int,
         max_size: int,
-        hflip: float = 0.5,
-        vflip: float = 0.0,
+        augment: AugmentConfig | None = None,
         cache_bytes: int = 2 * 1024**3,
-        photometric: PhotometricSettings | None = None,
     ) -> None:
-        self.items = DetectionDataset(dataset, image_ids)
+        self.items = DetectionDataset(training_view(dataset), image_ids)
         self.class_names = self.items.class_names
         self.min_size, self.max_size = min_size, max_size
-        self.hflip, self.vflip = hflip, vflip
-        self.photometric = photometric or PhotometricSettings()
+        self.augment = augment or AugmentConfig()
         self.cache_bytes = cache_bytes
         self._cache: dict[int, tuple[torch.Tensor, dict]] = {}
         self._cached_bytes = 0
@@ -73,8 +72,7 @@ class TrainingSamples:
         scale = resize_scale(h, w, self.min_size, self.max_size)
         new_hw = (max(1, int(h * scale)), max(1, int(w * scale)))
         if new_hw != (h, w):  # at the model's (largest) input size, its own resize is then a no-op
-            image = F.interpolate(image[None], size=new_hw, mode="bilinear", align_corners=False, antialias=True)[0]
-            target = resize_target(target, (h, w), new_hw)
+            image, target = resize_sample(image, target, new_hw)
         image = (image * 255).round().to(torch.uint8)  # a quarter of the memory of float
         size = image.numel() + target["masks"].numel()
         if self._cached_bytes + size <= self.cache_bytes:
@@ -87,12 +85,13 @@ class TrainingSamples:
         the model's sampling."""
         image, target = self._prepared(index)
         generator = torch.Generator().manual_seed(seed)
+        augment = self.augment
         steps = [
-            RandomHorizontalFlip(self.hflip, generator=generator),
-            RandomVerticalFlip(self.vflip, generator=generator),
+            RandomHorizontalFlip(augment.hflip, generator=generator),
+            RandomVerticalFlip(augment.vflip, generator=generator),
         ]
-        if self.photometric.active:  # drawn after the flips, so runs without it see the same flips as before
-            steps.append(PhotometricJitter(self.photometric, generator=generator))
+        if augment.photometric:  # drawn after the flips, so runs without it see the same flips as before
+            steps.append(PhotometricJitter(augment, generator=generator))
         image, target = Compose(steps)(image.float() / 255, dict(target))
         target["sample_seed"] = seed
         return image, target

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, TrainConfig
 from gui.panels.loss_plot import LossPlot
 from gui.panels.model_panel import DEVICES
-from gui.training.process import TrainOptions
+from gui.training.process import TrainRequest
 
 
 def _spin(minimum: int, maximum: int, value: int, special: str = "") -> QSpinBox:
@@ -51,14 +52,14 @@ class TrainPanel(QWidget):
         self.length = QDoubleSpinBox()
         self.length.setRange(1, 100_000)
         self.length.setDecimals(0)
-        self.length.setValue(20)
+        self.length.setValue(DEFAULT_EPOCHS)  # the trainer's defaults (engine.config), as the command line's
         self.unit = QComboBox()
         self.unit.addItems(["epochs", "iterations"])
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(4)
         self.lr.setRange(0.0, 1.0)
         self.lr.setSingleStep(0.001)
-        self.lr.setValue(0.005)
+        self.lr.setValue(TrainConfig().lr)
         self.lr.setSpecialValueText("default")
         self.device = QComboBox()
         for text, value in DEVICES:
@@ -73,14 +74,12 @@ class TrainPanel(QWidget):
         self.input_size = _spin(0, 4096, 0, "model's")
         self.max_size = _spin(0, 8192, 0, "model's")
         self.threads = _spin(0, 256, 0, "cores - 1")
-        self.batch_size = _spin(1, 64, 2)
+        self.batch_size = _spin(1, 64, TrainConfig().batch_size)
         self.augment = QComboBox()
-        self.augment.addItem("Flips", "flips")
-        self.augment.addItem("Microscopy", "microscopy")
+        for name in AUGMENT_PRESETS:
+            self.augment.addItem(name.capitalize(), name)
         self.augment.setToolTip(
-            "Flips: left-right mirror images.\nMicroscopy: flips both ways and random exposure (gamma, contrast, "
-            "brightness), inversion, grayscale and blur, for cells and nuclei whose images differ in staining, "
-            "exposure and focus."
+            "\n".join(f"{name.capitalize()}: {note}." for name, note in AUGMENT_PRESET_NOTES.items())
         )
         self.train_button = QPushButton("Train")
         self.train_button.setObjectName("trainButton")
@@ -148,21 +147,26 @@ class TrainPanel(QWidget):
         row.addWidget(scroll)
         row.addWidget(self.plot, 1)
 
-    def options(self) -> TrainOptions:
+    def options(self) -> TrainRequest:
+        """The request the widgets describe: a TrainConfig (what is not shown keeps its default) and the rest."""
         iterations = self.unit.currentText() == "iterations"
-        return TrainOptions(
-            subset=self.subset.currentData(),
+        defaults = TrainConfig()
+        config = defaults.replace(
+            iterations=int(self.length.value()) if iterations else defaults.iterations,
+            lr=self.lr.value() or defaults.lr,
+            batch_size=self.batch_size.value(),
+            augment=AUGMENT_PRESETS[self.augment.currentData()],
+        )
+        return TrainRequest(
+            config=config,
             epochs=None if iterations else float(self.length.value()),
-            iterations=int(self.length.value()) if iterations else None,
-            lr=self.lr.value() or None,
+            subset=self.subset.currentData(),
             device=self.device.currentData(),
             from_current=bool(self.start_from.currentData()),
             val_split=float(self.val_split.value()),
-            batch_size=self.batch_size.value(),
             input_size=self.input_size.value(),
             max_size=self.max_size.value(),
             threads=self.threads.value(),
-            augment=self.augment.currentData(),
         )
 
     def set_augment(self, preset: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from engine.data import Dataset, DatasetError, ImageRecord, Instance, read_dataset
 from engine.data.io.images import is_image_file
 from engine.structures import InstanceMask
+from engine.training.subsets import is_annotated
 
 ANNOTATION_FILE = "annotations.json"
 
@@ -127,7 +128,7 @@ class Project:
 def display_state(record: ImageRecord) -> str:
     if record.state == "reviewed":
         return "reviewed"
-    if any(instance.origin != "predicted" for instance in record.instances):
+    if is_annotated(record):  # the trainer's rule (engine.training.subsets): "annotated" images are what trains
         return "annotated"
     return record.state
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
+from engine.training.events import TrainEvent
+from engine.training.subsets import subset_counts
 from gui.session.protocols import EditStore, Messages, ModelLoader
 from gui.session.session import Session
 from gui.training.process import TrainingRun, new_run_folder, project_models, train_arguments
@@ -49,10 +51,8 @@ class TrainController(QObject):
     def refresh(self) -> None:
         """Image counts and the project's models (after opening a folder, an edit, a run)."""
         project = self.session.project
-        records = project.records if project else []
-        reviewed = sum(r.state == "reviewed" for r in records)
-        annotated = sum(any(not i.iscrowd and i.origin != "predicted" for i in r.instances) for r in records)
-        self.panel.set_counts(reviewed, annotated)
+        counts = subset_counts(project.records if project else [])  # the trainer's rule: these images train
+        self.panel.set_counts(counts["reviewed"], counts["annotated"])
         self.panel.set_models(project_models(project.root) if project else [], self.session.weights_path)
 
     def start(self) -> bool:
@@ -89,23 +89,22 @@ class TrainController(QObject):
             self.run.cancel()
             self.panel.status.setText("Cancelling: the trainer stops before its next step…")
 
-    def _on_event(self, event: dict) -> None:
-        kind, panel = event.get("kind"), self.panel
+    def _on_event(self, event: TrainEvent) -> None:
+        kind, panel = event.kind, self.panel
         if kind == "start":
-            val = event.get("val_images", 0)
-            panel.status.setText(f"Training on {event.get('train_images', 0)} images, validating on {val}…")
+            panel.status.setText(f"Training on {event.train_images} images, validating on {event.val_images}…")
         elif kind == "step":
-            panel.plot.add_step(event["iteration"], event.get("losses", {}))
-            panel.set_progress(event["iteration"], event["total"])
+            panel.plot.add_step(event.iteration, event.losses)
+            panel.set_progress(event.iteration, event.total)
             panel.status.setText(
-                f"iteration {event['iteration']} / {event['total']} · epoch {event.get('epoch', 0):.1f} · "
-                f"loss {event.get('losses', {}).get('loss', float('nan')):.3f} · "
-                f"{event.get('images_per_s', 0):.2f} images/s · ETA {duration(event.get('eta_s', 0))}"
+                f"iteration {event.iteration} / {event.total} · epoch {event.epoch:.1f} · "
+                f"loss {event.losses.get('loss', float('nan')):.3f} · "
+                f"{event.images_per_s:.2f} images/s · ETA {duration(event.eta_s)}"
             )
         elif kind == "validation":
-            panel.plot.add_validation(event["iteration"], event.get("metrics", {}))
-        elif kind in ("warning", "checkpoint") and event.get("message"):
-            panel.status.setText(event["message"])
+            panel.plot.add_validation(event.iteration, event.metrics)
+        elif kind in ("warning", "checkpoint") and event.message:
+            panel.status.setText(event.message)
 
     def _on_ended(self, outcome: str, message: str, path: str) -> None:
         self.last_outcome = outcome

@@ -1,15 +1,16 @@
 """Retraining in a separate process: ``python -m engine train ... --events-jsonl`` under a QProcess.
 
-The GUI thread only reads the process's output: one JSON object per line on stdout ({"kind":"start"},
-then TrainEvent dicts), an ``error: ...`` line on stderr when it fails. Cancel creates the
-``--cancel-file`` (the trainer stops before its next step, saves, says "cancelled" and exits 0); if
-it has not stopped after ``kill_after_ms`` the process is killed. Each run writes into its own
-``<project>/models/<timestamp>/`` folder, which is what the Models list shows later.
+The GUI thread only reads the process's output: one JSON object per line on stdout, read back into
+engine.training.events.TrainEvent (a "start" event, then the loop's), an ``error: ...`` line on stderr
+when it fails. The request is a TrainConfig (the trainer's one set of defaults, engine.config) written
+as the flags that differ from them, plus what only the app decides (which images, start model, device).
+Cancel creates the ``--cancel-file`` (the trainer stops before its next step, saves, says "cancelled"
+and exits 0); if it has not stopped after ``kill_after_ms`` the process is killed. Each run writes into
+its own ``<project>/models/<timestamp>/`` folder, which is what the Models list shows later.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from engine import hub
+from engine.cli.flags import config_arguments
+from engine.config import AUGMENT_PRESETS, DEFAULT_EPOCHS, TrainConfig, augment_preset_name
 from engine.devices import worker_threads
+from engine.training.events import TrainEvent
 
 MODELS_FOLDER = "models"
 MODEL_FILE = "model.safetensors"
@@ -27,44 +31,44 @@ STDERR_KEEP = 20_000
 
 
 @dataclass
-class TrainOptions:
-    subset: str = "reviewed"  # or "annotated"
-    epochs: float | None = 20.0
-    iterations: int | None = None  # wins over epochs
-    lr: float | None = None  # None: the trainer's default
+class TrainRequest:
+    """What the Train panel asks the trainer for: ``config`` (lr, batch size, augmentation, iterations when
+    ``epochs`` is None) and what only the app decides."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    epochs: float | None = DEFAULT_EPOCHS  # passes over the images; None: config.iterations
+    subset: str = "reviewed"  # engine.training.subsets.TRAIN_SUBSETS
     device: str = "auto"
     from_current: bool = True
     val_split: float = 0.2
-    batch_size: int = 2
     input_size: int = 0  # 0: the model's own
     max_size: int = 0
-    threads: int = 0  # 0: cores - 1
-    augment: str = "flips"  # a preset of engine.config.AUGMENT_PRESETS
+    threads: int = 0  # 0: engine.devices.worker_threads()
     extra: list[str] = field(default_factory=list)
 
 
-def train_arguments(data: Path, out: Path, weights: str | None, options: TrainOptions) -> list[str]:
+def train_arguments(data: Path, out: Path, weights: str | None, request: TrainRequest) -> list[str]:
     """The command line after ``python``."""
     data, out = Path(data).resolve(), Path(out).resolve()  # the trainer runs in ``out``: no relative paths
     args = ["-m", "engine", "train", "--data", str(data), "--out", str(out), "--events-jsonl"]
-    args += ["--cancel-file", str(out / CANCEL_FILE), "--subset", options.subset, "--device", options.device]
-    if options.iterations:
-        args += ["--iters", str(int(options.iterations))]
-    else:
-        args += ["--epochs", f"{options.epochs or 20:g}"]
-    if options.lr:
-        args += ["--lr", f"{options.lr:g}"]
-    if options.from_current and weights:
+    args += ["--cancel-file", str(out / CANCEL_FILE), "--subset", request.subset, "--device", request.device]
+    config, defaults = request.config, TrainConfig()
+    if request.epochs:
+        args += ["--epochs", f"{request.epochs:g}"]
+        config = config.replace(iterations=defaults.iterations)  # --epochs and --iters exclude each other
+    args += config_arguments(config, defaults)
+    preset = augment_preset_name(config.augment) or "flips"
+    args += ["--augment", preset, *config_arguments(config.augment, AUGMENT_PRESETS[preset])]
+    if request.from_current and weights:
         args += ["--weights", hub.absolute_unless_alias(weights)]
-    if options.val_split > 0:
-        args += ["--val-split", f"{options.val_split:g}"]
-    args += ["--batch-size", str(options.batch_size), "--augment", options.augment]
-    if options.input_size:
-        args += ["--input-size", str(options.input_size)]
-    if options.max_size:
-        args += ["--max-size", str(options.max_size)]
-    args += ["--threads", str(options.threads or worker_threads())]
-    return args + list(options.extra)
+    if request.val_split > 0:
+        args += ["--val-split", f"{request.val_split:g}"]
+    if request.input_size:
+        args += ["--input-size", str(request.input_size)]
+    if request.max_size:
+        args += ["--max-size", str(request.max_size)]
+    args += ["--threads", str(request.threads or worker_threads())]
+    return args + list(request.extra)
 
 
 def new_run_folder(project_root: Path) -> Path:
@@ -96,17 +100,17 @@ def error_line(stderr: str) -> str:
 
 
 class TrainingRun(QObject):
-    """One training process. ``event`` carries each JSON object; ``ended`` (outcome, message, model path)
+    """One training process. ``event`` carries each TrainEvent; ``ended`` (outcome, message, model path)
     with outcome "done", "cancelled" or "failed" comes once, after the process has exited."""
 
-    event = Signal(dict)
+    event = Signal(object)  # TrainEvent
     ended = Signal(str, str, str)
 
     def __init__(self, out_dir: Path, parent: QObject | None = None, kill_after_ms: int = 60_000) -> None:
         super().__init__(parent)
         self.out_dir = Path(out_dir)
         self.kill_after_ms = kill_after_ms
-        self.events: list[dict] = []
+        self.events: list[TrainEvent] = []
         self.stderr = ""
         self.cancel_requested = False
         self._stdout = b""
@@ -152,11 +156,8 @@ class TrainingRun(QObject):
             self._parse(line)
 
     def _parse(self, line: bytes) -> None:
-        try:
-            event = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return  # not an event (a library printed something)
-        if isinstance(event, dict) and "kind" in event:
+        event = TrainEvent.from_json(line)
+        if event is not None:  # else not an event (a library printed something)
             self.events.append(event)
             self.event.emit(event)
 
@@ -174,7 +175,7 @@ class TrainingRun(QObject):
         if self._stdout.strip():
             self._parse(self._stdout)
             self._stdout = b""
-        kinds = [e["kind"] for e in self.events]
+        kinds = [e.kind for e in self.events]
         model = self.out_dir / MODEL_FILE
         path = str(model) if model.is_file() else ""
         if exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and "done" in kinds:

@@ -137,7 +137,7 @@ def test_intensity_augmentation_flags_reach_the_run_and_bad_values_are_one_line(
     flags += ["--invert", "0.3", "--grayscale", "0.3", "--blur", "0.3"]
     assert main(["train", "--data", str(data), "--out", str(out), *flags, *ARGS]) == 0
     _, info = load_checkpoint(out / "model.safetensors")
-    saved = info.extra["train_config"]
+    saved = info.extra["train_config"]["augment"]
     assert (saved["gamma_jitter"], saved["contrast_jitter"], saved["brightness_jitter"]) == (0.7, 0.3, 0.1)
     assert (saved["invert"], saved["grayscale"], saved["blur"]) == (0.3, 0.3, 0.3)
     assert all(h["loss"] > 0 for h in info.history if "loss" in h)
@@ -150,16 +150,16 @@ def test_intensity_augmentation_flags_reach_the_run_and_bad_values_are_one_line(
 
 def test_augment_preset_and_single_flags_over_it():
     from engine.cli.train import augmentation, build_parser
-    from engine.config import AUGMENT_PRESETS, TrainConfig
+    from engine.config import AUGMENT_PRESETS, AugmentConfig, TrainConfig
 
     base = ["--data", "d", "--out", "o"]
-    assert augmentation(build_parser().parse_args(base)) == {}  # flips: TrainConfig's defaults
+    assert augmentation(build_parser().parse_args(base)) == AugmentConfig()  # flips: TrainConfig's defaults
     values = augmentation(
         build_parser().parse_args([*base, "--augment", "microscopy", "--blur", "0", "--vflip", "0.2"])
     )
-    assert values == {**AUGMENT_PRESETS["microscopy"], "blur": 0.0, "vflip": 0.2}
-    cfg = TrainConfig(**values)
-    assert cfg.photometric().gamma == 0.7 and cfg.photometric().blur == 0.0 and cfg.vflip == 0.2
+    assert values == AUGMENT_PRESETS["microscopy"].replace(blur=0.0, vflip=0.2)
+    cfg = TrainConfig(augment=values)
+    assert cfg.augment.gamma_jitter == 0.7 and cfg.augment.blur == 0.0 and cfg.augment.vflip == 0.2
 
 
 def test_the_preset_a_saved_train_config_used():
@@ -169,6 +169,81 @@ def test_the_preset_a_saved_train_config_used():
 
     assert augment_preset_of(None) is None and augment_preset_of({}) is None
     assert augment_preset_of(dataclasses.asdict(TrainConfig())) == "flips"
-    microscopy = dataclasses.asdict(TrainConfig(**AUGMENT_PRESETS["microscopy"]))
+    microscopy = dataclasses.asdict(TrainConfig(augment=AUGMENT_PRESETS["microscopy"]))
     assert augment_preset_of(microscopy) == "microscopy"
-    assert augment_preset_of({**microscopy, "invert": 0.0}) is None  # a mix of its own
+    mix = {**microscopy, "augment": {**microscopy["augment"], "invert": 0.0}}
+    assert augment_preset_of(mix) is None  # a mix of its own
+    with_jitter = {**microscopy, "augment": {**microscopy["augment"], "scale_jitter": 0.5}}
+    assert augment_preset_of(with_jitter) == "microscopy"  # no preset sets scale jitter: it does not count
+
+
+# What an earlier version saved as train_config: augmentation fields flat beside lr (the bundled model has this).
+FLAT_MICROSCOPY = {
+    "iterations": 600, "batch_size": 2, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001,
+    "warmup_iters": 20, "warmup_factor": 0.001, "schedule": "cosine", "lr_steps": [0.67, 0.89], "grad_clip": 10.0,
+    "amp": True, "hflip": 0.5, "vflip": 0.5, "gamma_jitter": 0.7, "contrast_jitter": 0.3, "brightness_jitter": 0.1,
+    "invert": 0.3, "grayscale": 0.3, "blur": 0.3, "seed": 0, "val_every": 100, "checkpoint_every": 100,
+    "max_bad_steps": 20,
+}  # fmt: skip
+
+
+def test_a_flat_train_config_of_an_earlier_version_reads_into_the_nested_form(tmp_path):
+    from engine import MaskRCNN, ModelConfig
+    from engine.checkpoint import read_info
+    from engine.config import AUGMENT_PRESETS, TrainConfig, augment_preset_of
+
+    cfg = TrainConfig.from_dict(FLAT_MICROSCOPY)
+    assert cfg.augment == AUGMENT_PRESETS["microscopy"] and cfg.lr_steps == (0.67, 0.89) and cfg.iterations == 600
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert augment_preset_of(FLAT_MICROSCOPY) == "microscopy"
+    assert augment_preset_of({**FLAT_MICROSCOPY, "blur": 0.1}) is None
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(MaskRCNN(ModelConfig(min_size=(64,), max_size=64)), path, extra={"train_config": FLAT_MICROSCOPY})
+    saved = read_info(path).extra["train_config"]
+    assert saved["augment"]["gamma_jitter"] == 0.7 and "gamma_jitter" not in saved and saved["lr"] == 0.01
+    assert augment_preset_of(saved) == "microscopy"
+    odd = {**FLAT_MICROSCOPY, "a_field_of_another_version": 1}  # not a TrainConfig: left as it was, still loads
+    save_checkpoint(MaskRCNN(ModelConfig(min_size=(64,), max_size=64)), path, extra={"train_config": odd})
+    assert read_info(path).extra["train_config"] == odd and augment_preset_of(odd) is None
+
+
+def test_every_config_field_is_a_flag_and_a_config_writes_back_as_flags():
+    import dataclasses
+
+    from engine.cli.flags import config_arguments, flag_name, given
+    from engine.cli.train import augmentation, build_parser, train_config
+    from engine.config import AUGMENT_PRESETS, AugmentConfig, TrainConfig
+
+    parser, base = build_parser(), ["--data", "d", "--out", "o"]
+    flags = {a for action in parser._actions for a in action.option_strings}
+    for cls in (TrainConfig, AugmentConfig):
+        for f in dataclasses.fields(cls):
+            if f.name != "augment":
+                assert flag_name(f) in flags, f.name
+    args = parser.parse_args([*base, "--momentum", "0.8", "--lr-steps", "0.5", "0.75", "--no-amp", "--blur-sigma", "2"])
+    assert given(args, TrainConfig) == {"momentum": 0.8, "lr_steps": (0.5, 0.75), "amp": False}
+    cfg = train_config(args, num_images=10)
+    assert (cfg.momentum, cfg.lr_steps, cfg.amp, cfg.augment.blur_sigma) == (0.8, (0.5, 0.75), False, 2.0)
+    assert cfg.iterations == 60 and cfg.warmup_iters == 30 and cfg.lr == 0.01  # 12 epochs of 10 images, batch 2
+    adamw = train_config(parser.parse_args([*base, "--optimizer", "adamw", "--iters", "7"]), num_images=10)
+    assert adamw.lr == 1e-4 and adamw.iterations == 7 and adamw.warmup_iters == 3
+    wanted = TrainConfig(iterations=33, lr=0.02, momentum=0.85, amp=False, lr_steps=(0.5,), seed=3)
+    wanted = wanted.replace(augment=AUGMENT_PRESETS["microscopy"].replace(blur=0.1, scale_jitter=0.25))
+    argv = [*base, "--augment", "microscopy", *config_arguments(wanted, TrainConfig())]
+    argv += config_arguments(wanted.augment, AUGMENT_PRESETS["microscopy"])
+    parsed = parser.parse_args(argv)
+    assert train_config(parsed, num_images=1).replace(warmup_iters=100) == wanted
+    assert augmentation(parsed) == wanted.augment
+
+
+def test_scale_jitter_is_an_augmentation_setting(tmp_path, capsys):
+    data = _data(tmp_path)
+    out = tmp_path / "jitter"
+    assert main(["train", "--data", str(data), "--out", str(out), "--scale-jitter", "0.5", *ARGS]) == 0
+    model, info = load_checkpoint(out / "model.safetensors")
+    assert model.config.min_size == (32, 64)  # short sides drawn per image; 64 (the input size) at test time
+    assert info.extra["train_config"]["augment"]["scale_jitter"] == 0.5
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--scale-jitter", "1.5", *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: augmentation scale_jitter out of range")

@@ -15,7 +15,7 @@ from test_training import TINY
 
 from engine import MaskRCNN
 from engine.checkpoint import load_checkpoint, read_info
-from engine.config import TrainConfig
+from engine.config import AugmentConfig, TrainConfig
 from engine.training.loop import LAST, STATE, TrainingError, train
 
 FAST = TrainConfig(iterations=4, batch_size=2, lr=0.01, warmup_iters=2, amp=False)
@@ -107,12 +107,12 @@ sys.path.insert(0, {tests!r})
 from synthetic import make_dataset
 from test_training import TINY
 from engine import MaskRCNN
-from engine.config import TrainConfig
+from engine.config import AugmentConfig, TrainConfig
 from engine.training.loop import train
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = MaskRCNN(TINY.replace(backbone_norm="gn"))
-cfg = TrainConfig(iterations=3, batch_size=2, lr=0.02, warmup_iters=1, amp=False, hflip=0.5)
+cfg = TrainConfig(iterations=3, batch_size=2, lr=0.02, warmup_iters=1, amp=False, augment=AugmentConfig(hflip=0.5))
 for _ in train(model, make_dataset({data!r}, n_images=4), cfg, {out!r}):
     pass
 """
@@ -155,3 +155,15 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
     for (k, a), b in zip(one.state_dict().items(), two.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), k
+
+
+def test_scale_jitter_gives_the_network_its_input_sizes(dataset, tmp_path):
+    from engine.training.loop import scale_jitter_sizes
+
+    assert scale_jitter_sizes(512, 0.5) == tuple(range(256, 513, 32)) and scale_jitter_sizes(800, 0.0) == (800,)
+    model = _model()
+    cfg = FAST.replace(iterations=1, augment=AugmentConfig(scale_jitter=0.5))
+    assert [e.kind for e in train(model, dataset, cfg, tmp_path / "run")][-1] == "done"
+    assert model.config.min_size == (32, 64, 96)  # drawn per image in training; 96, the largest, at test time
+    saved, info = load_checkpoint(tmp_path / "run" / LAST)
+    assert saved.config.min_size == (32, 64, 96) and info.extra["train_config"]["augment"]["scale_jitter"] == 0.5

@@ -46,7 +46,7 @@ def set_up_panel(qtbot, window, iterations: int):  # noqa: ANN001, ANN201
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     assert panel.start_from.currentData() is True  # fine-tune the model on screen
     options = panel.options()
-    assert options.iterations == iterations and options.input_size == 64 and options.device == "cpu"
+    assert options.config.iterations == iterations and options.input_size == 64 and options.device == "cpu"
     return panel
 
 
@@ -57,8 +57,8 @@ def wait_until_ended(qtbot, window) -> str:  # noqa: ANN001
     return trainer.last_outcome
 
 
-def steps(window) -> list[dict]:  # noqa: ANN001
-    return [e for e in window.trainer.run.events if e["kind"] == "step"]
+def steps(window) -> list:  # noqa: ANN001 (TrainEvents)
+    return [e for e in window.trainer.run.events if e.kind == "step"]
 
 
 @pytest.fixture
@@ -76,11 +76,11 @@ def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_i
     outcome = wait_until_ended(qtbot, window)
     assert outcome == "done", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
 
-    kinds = [e["kind"] for e in window.trainer.run.events]
+    kinds = [e.kind for e in window.trainer.run.events]
     assert kinds[0] == "start" and kinds[-1] == "done" and len(steps(window)) == 2
     x, y = panel.plot.points("loss")
     assert list(x) == [1.0, 2.0] and np.isfinite(y).all() and (y > 0).all()
-    assert list(y) == [s["losses"]["loss"] for s in steps(window)]
+    assert list(y) == [s.losses["loss"] for s in steps(window)]
     assert len(panel.plot.points("loss_mask")[0]) == 2
     assert panel.progress.value() == panel.progress.maximum() == 2
 
@@ -114,7 +114,7 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
     assert outcome == "cancelled", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
 
     events = window.trainer.run.events
-    assert events[-1]["kind"] == "cancelled" and "done" not in [e["kind"] for e in events]
+    assert events[-1].kind == "cancelled" and "done" not in [e.kind for e in events]
     assert 0 < len(steps(window)) < 500
     assert len(panel.plot.points("loss")[0]) == len(steps(window))
     assert "cancelled" in panel.status.text().lower()
@@ -130,11 +130,11 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
 
 
 def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_path, monkeypatch):
-    from gui.training.process import TrainOptions, train_arguments
+    from gui.training.process import TrainRequest, train_arguments
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
-    args = train_arguments(Path("ann.json"), Path("models/run"), "models/start.safetensors", TrainOptions())
+    args = train_arguments(Path("ann.json"), Path("models/run"), "models/start.safetensors", TrainRequest())
     for flag in ("--data", "--out", "--weights"):
         value = Path(args[args.index(flag) + 1])
         assert value.is_absolute() and value.is_relative_to(tmp_path), (flag, value)
@@ -148,7 +148,7 @@ def test_the_augmentation_choice_reaches_the_trainer(qtbot, window):
     from gui.training.process import train_arguments
 
     panel = window.train_panel
-    assert panel.options().augment == "flips"
+    assert panel.options().config.augment == AUGMENT_PRESETS["flips"]
     panel.augment.setCurrentIndex(panel.augment.findData("microscopy"))
     args = train_arguments(Path("a.json"), Path("run"), None, panel.options())
     parsed = build_parser().parse_args(args[3:])  # what the trainer process parses
@@ -168,12 +168,14 @@ def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
 
 
 def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, window, tmp_path):
+    import dataclasses
+
     from engine.checkpoint import save_checkpoint
     from engine.config import AUGMENT_PRESETS
     from tests.gui.conftest import CLASS_NAMES, tiny_model
 
     trained = tmp_path / "microscopy.safetensors"
-    record = {"lr": 0.01, "hflip": 0.5, **AUGMENT_PRESETS["microscopy"]}
+    record = {"lr": 0.01, **dataclasses.asdict(AUGMENT_PRESETS["microscopy"])}  # flat, as earlier versions saved
     save_checkpoint(tiny_model(), trained, class_names=CLASS_NAMES, extra={"train_config": record})
     window.load_weights(trained)
     qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
@@ -184,3 +186,53 @@ def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, wind
     window.load_weights(plain)  # a mix of its own matches no preset: the panel keeps the user's choice
     qtbot.waitUntil(lambda: window.inference.model is not None and str(window.inference.model.path) == str(plain))
     assert window.train_panel.augment.currentData() == "flips"
+
+
+def test_the_panel_starts_on_the_trainers_defaults(qtbot, window):
+    from engine.cli.train import build_parser, train_config
+    from engine.config import DEFAULT_EPOCHS, TrainConfig
+    from gui.training.process import train_arguments
+
+    panel = window.train_panel
+    request = panel.options()
+    assert request.config == TrainConfig() and request.epochs == DEFAULT_EPOCHS  # one set of defaults: the CLI's
+    args = train_arguments(Path("a.json"), Path("run"), None, request)
+    assert "--lr" not in args and "--batch-size" not in args and "--iters" not in args
+    parsed, plain = build_parser().parse_args(args[3:]), build_parser().parse_args(["--data", "a", "--out", "o"])
+    assert train_config(parsed, num_images=10) == train_config(plain, num_images=10)  # 12 epochs, lr 0.01
+    panel.unit.setCurrentText("iterations")
+    panel.length.setValue(7)
+    panel.lr.setValue(0.02)
+    panel.batch_size.setValue(1)
+    parsed = build_parser().parse_args(train_arguments(Path("a.json"), Path("run"), None, panel.options())[3:])
+    cfg = train_config(parsed, num_images=10)
+    assert (cfg.iterations, cfg.lr, cfg.batch_size) == (7, 0.02, 1)
+
+
+def test_the_panel_counts_the_images_the_trainer_trains_on(qtbot, window, tmp_path):
+    import dataclasses
+
+    from engine.data import Category, Instance, read_dataset, write_coco
+    from engine.training.subsets import training_ids
+    from tests.gui.conftest import write_images
+
+    folder = tmp_path / "project"
+    write_images(folder, count=4)
+    dataset = read_dataset(folder)
+    dataset.categories = [Category(1, "cell")]
+    square = Instance(1, [[10.0, 10.0, 40.0, 10.0, 40.0, 40.0, 10.0, 40.0]])
+    first, second, third, fourth = dataset.images
+    first.state, first.instances = "reviewed", [square]  # trains in both subsets
+    second.state, second.instances = "predicted", [dataclasses.replace(square, origin="predicted")]  # in neither
+    third.instances = [dataclasses.replace(square, iscrowd=True)]  # a crowd region only: in neither
+    fourth.instances = [dataclasses.replace(square, origin="accepted")]  # annotated, not reviewed
+    write_coco(dataset, folder / "annotations.json")
+    assert window.open_path(folder)
+    qtbot.waitUntil(lambda: window.project is not None and window.is_idle(), timeout=30000)
+    window.trainer.refresh()
+    saved = read_dataset(folder / "annotations.json").images  # what the trainer process reads
+    subset = window.train_panel.subset
+    for row, name in enumerate(("reviewed", "annotated")):
+        assert subset.itemData(row) == name
+        assert f"({len(training_ids(saved, name))})" in subset.itemText(row), (name, subset.itemText(row))
+    assert "(1)" in subset.itemText(0) and "(2)" in subset.itemText(1)

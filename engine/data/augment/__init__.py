@@ -1,1 +1,1 @@
-"""Training augmentations: geometric (flips, resizes, jitter) and photometric (exposure, contrast, ...)."""
+"""Training augmentations: geometric (flips, the resize to the network's input) and photometric (exposure, ...)."""

@@ -4,7 +4,8 @@ Every transform is called as ``transform(image, target) -> (image, target)`` wit
 (3,H,W) and ``target`` holding ``boxes`` (N,4) float32 xyxy, ``labels`` (N,) int64 and optionally
 ``masks`` (N,H,W) uint8. Boxes follow the COCO pixel convention: a mask covering columns 2..4 has
 x0 = 2, x1 = 5. When masks are present, boxes are recomputed from them after a resize, so boxes and
-masks always agree; instances whose mask vanishes when shrinking are dropped.
+masks always agree; instances whose mask vanishes when shrinking are dropped. (Scale jitter is the
+network's: engine.config.AugmentConfig.scale_jitter gives it several input sizes to draw from.)
 
 Randomness comes from the ``generator`` given to a transform, else torch's global RNG (seeded per
 DataLoader worker by torch), so ``torch.manual_seed`` makes runs reproducible. Leave ``generator``
@@ -96,42 +97,16 @@ class RandomVerticalFlip:
         return image.flip(-2), target
 
 
-class ScaleJitter:
-    """Resize so the short side is a random integer in [min_short_side, max_short_side], long side <= cap."""
-
-    def __init__(
-        self,
-        min_short_side: int,
-        max_short_side: int,
-        max_long_side: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        if not 0 < min_short_side <= max_short_side:
-            raise ValueError(f"need 0 < min_short_side <= max_short_side, got {min_short_side}, {max_short_side}")
-        self.min_short_side, self.max_short_side = min_short_side, max_short_side
-        self.max_long_side = max_long_side
-        self.generator = generator
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """Draw a short side and return the new (height, width)."""
-        short_side = int(torch.randint(self.min_short_side, self.max_short_side + 1, (), generator=self.generator))
-        scale = short_side / min(height, width)
-        if self.max_long_side is not None and max(height, width) * scale > self.max_long_side:
-            scale = self.max_long_side / max(height, width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
-
-    def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
-        """(3,H,W) image, target -> resized image (3,H',W') and target with boxes/masks to match."""
-        height, width = image.shape[-2:]
-        new_height, new_width = self.output_size(height, width)
-        resized = F.interpolate(
-            image[None], size=(new_height, new_width), mode="bilinear", align_corners=False, antialias=True
-        )[0].clamp_(0.0, 1.0)
-        return resized, resize_target(target, (height, width), (new_height, new_width))
+def resize_sample(image: torch.Tensor, target: Target, size: tuple[int, int]) -> tuple[torch.Tensor, Target]:
+    """(3,H,W) image and its target -> the image resized to ``size`` (H',W') (bilinear, antialiased) and its target
+    by resize_masks_refit_boxes."""
+    resized = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    return resized, resize_masks_refit_boxes(target, tuple(image.shape[-2:]), size)
 
 
-def resize_target(target: Target, old_size: tuple[int, int], new_size: tuple[int, int]) -> Target:
-    """Target of an (H,W) image -> target of the image resized to new_size (masks nearest, boxes from masks)."""
+def resize_masks_refit_boxes(target: Target, old_size: tuple[int, int], new_size: tuple[int, int]) -> Target:
+    """Target of an (H,W) image -> target of the image resized to new_size: masks nearest, boxes recomputed from
+    them, instances whose mask vanished dropped (without masks: boxes scaled per axis)."""
     target = dict(target)
     if "masks" not in target:
         scale_y, scale_x = new_size[0] / old_size[0], new_size[1] / old_size[1]

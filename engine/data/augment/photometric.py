@@ -5,6 +5,14 @@ vary more in exposure, stain and focus than in anything else: a model trained on
 crisp images fails on a dim, blurred one that a person reads at a glance. Drawing these per sample
 teaches the network the shapes rather than one exposure.
 
+The strengths are engine.config.AugmentConfig's fields (0 turns a part off):
+gamma_jitter: log-range, gamma = exp(U(-x, x)) (0.7 -> gamma in [0.50, 2.01]);
+contrast_jitter: factor U(1 - x, 1 + x) around the image's mean;
+brightness_jitter: offset U(-x, x);
+invert: probability of 1 - image (bright objects on dark and the reverse);
+grayscale: probability of replacing the colours by their mean (stained and fluorescent images alike);
+blur: probability of a Gaussian blur with sigma U(0.5, blur_sigma).
+
 Every draw comes from the ``generator`` given (else torch's global RNG), so a seeded sample is
 reproducible. Images are float (3,H,W) in [0, 1] in and out.
 """
@@ -12,43 +20,12 @@ reproducible. Images are float (3,H,W) in [0, 1] in and out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class PhotometricSettings:
-    """How strong each draw is; 0 turns that part off.
-
-    gamma: log-range, gamma = exp(U(-gamma, gamma)) (0.7 -> gamma in [0.50, 2.01]);
-    contrast: factor U(1 - contrast, 1 + contrast) around the image's mean;
-    brightness: offset U(-brightness, brightness);
-    invert: probability of 1 - image (bright objects on dark and the reverse);
-    grayscale: probability of replacing the colours by their mean (stained and fluorescent images alike);
-    blur: probability of a Gaussian blur with sigma U(0.5, blur_sigma).
-    """
-
-    gamma: float = 0.0
-    contrast: float = 0.0
-    brightness: float = 0.0
-    invert: float = 0.0
-    grayscale: float = 0.0
-    blur: float = 0.0
-    blur_sigma: float = 1.5
-
-    def __post_init__(self) -> None:
-        for name in ("gamma", "contrast", "brightness", "invert", "grayscale", "blur"):
-            if not 0.0 <= getattr(self, name) <= (5.0 if name == "gamma" else 1.0):
-                raise ValueError(f"photometric {name} out of range: {getattr(self, name)}")
-        if self.blur_sigma < 0.5:
-            raise ValueError(f"blur_sigma must be >= 0.5, got {self.blur_sigma}")
-
-    @property
-    def active(self) -> bool:
-        return any((self.gamma, self.contrast, self.brightness, self.invert, self.grayscale, self.blur))
+from engine.config import AugmentConfig
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -75,37 +52,37 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 class PhotometricJitter:
-    """``transform(image, target) -> (image, target)``: the draws of ``settings`` applied in a fixed order
+    """``transform(image, target) -> (image, target)``: the intensity draws of ``augment`` applied in a fixed order
     (grayscale, invert, gamma, contrast, brightness, blur); the target is returned as it came."""
 
-    def __init__(self, settings: PhotometricSettings, generator: torch.Generator | None = None) -> None:
-        self.settings = settings
+    def __init__(self, augment: AugmentConfig, generator: torch.Generator | None = None) -> None:
+        self.augment = augment
         self.generator = generator
 
     def __call__(self, image: torch.Tensor, target: Any) -> tuple[torch.Tensor, Any]:
         """(3,H,W) float in [0,1] -> (3,H,W) float in [0,1]."""
-        s, g = self.settings, self.generator
-        if not s.active:
+        a, g = self.augment, self.generator
+        if not a.photometric:
             return image, target
         # Every draw is made whether or not it is used, so one setting does not shift the others' randomness.
-        grayscale = _uniform(0.0, 1.0, g) < s.grayscale
-        invert = _uniform(0.0, 1.0, g) < s.invert
-        gamma = math.exp(_uniform(-s.gamma, s.gamma, g))
-        contrast = _uniform(1.0 - s.contrast, 1.0 + s.contrast, g)
-        brightness = _uniform(-s.brightness, s.brightness, g)
-        blur = _uniform(0.0, 1.0, g) < s.blur
-        sigma = _uniform(0.5, s.blur_sigma, g)
+        grayscale = _uniform(0.0, 1.0, g) < a.grayscale
+        invert = _uniform(0.0, 1.0, g) < a.invert
+        gamma = math.exp(_uniform(-a.gamma_jitter, a.gamma_jitter, g))
+        contrast = _uniform(1.0 - a.contrast_jitter, 1.0 + a.contrast_jitter, g)
+        brightness = _uniform(-a.brightness_jitter, a.brightness_jitter, g)
+        blur = _uniform(0.0, 1.0, g) < a.blur
+        sigma = _uniform(0.5, a.blur_sigma, g)
         out = image.clamp(0.0, 1.0)
         if grayscale:
             out = out.mean(dim=0, keepdim=True).expand_as(out)
         if invert:
             out = 1.0 - out
-        if s.gamma:
+        if a.gamma_jitter:
             out = out.pow(gamma)
-        if s.contrast:
+        if a.contrast_jitter:
             mean = out.mean()
             out = (out - mean) * contrast + mean
-        if s.brightness:
+        if a.brightness_jitter:
             out = out + brightness
         out = out.clamp(0.0, 1.0)
         if blur:
