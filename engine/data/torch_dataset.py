@@ -50,12 +50,7 @@ class DetectionDataset(TorchDataset):
         """Item ``index`` -> (image float32 (3,H,W) in [0,1], target dict as in the class doc)."""
         record = self._records[self.image_ids[index]]
         path = self.dataset.image_path(record)
-        pixels = load_image(path)
-        if pixels.shape[:2] != (record.height, record.width):
-            raise ValueError(
-                f"{path}: the image is {pixels.shape[1]}x{pixels.shape[0]} but the annotations say "
-                f"{record.width}x{record.height}; fix the annotation file or the image"
-            )
+        pixels = load_image(path, expected_size=(record.width, record.height))  # ImageLoadError when not that size
         image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
         target = self.target(record)
         if self.transforms is not None:

@@ -6,22 +6,46 @@ Image ``file_name``s are resolved against the JSON's folder, then ``images/``, t
 the parent's other subfolders (``train2017/``, ``JPEGImages/``, ...). The keys under ``"studio"``
 (image state, instance origin and score, category colour) written by ``write_coco`` are read back;
 a file without them is taken as human ground truth (images "reviewed", instances "manual").
+
+What the file holds beyond that is kept for ``write_coco``: the keys the studio does not use (``info``,
+``licenses``, an image's ``coco_url``, a category's ``supercategory``, ...) go to the ``extra`` dicts.
+
+Hostile or broken content: a bad ``images`` or ``categories`` entry stops the file with a DatasetError
+naming it. A bad annotation (unknown image or category, a segmentation or box that is not one, numbers
+too large for any image) is skipped with a warning naming it, and kept as it was in
+``dataset.extra["annotations"]`` so that saving writes it back unchanged. Polygons and boxes that reach
+far outside the image are clipped to a window one image size around it (engine.data.masks.fit_polygons),
+with a warning; nothing is drawn before that.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any
 
 from engine.data.annotations import IMAGE_STATES, INSTANCE_ORIGINS, Category, Dataset, ImageRecord, Instance
 from engine.data.errors import DatasetError
-from engine.data.io.json_files import load_json, require
-from engine.data.masks import normalize_rle, polygon_problem
+from engine.data.io.images import declared_size_problem, is_existing_dir, is_existing_file
+from engine.data.io.json_files import MAX_ID, load_json, require
+from engine.data.masks import fit_polygons, normalize_rle
 
 BACKGROUND_NAMES = ("_background_", "__background__")
 STUDIO_KEY = "studio"
+SKIPPED_ANNOTATIONS_KEY = "annotations"
+"""Key of ``Dataset.extra`` that holds the annotations read_coco could not use, as they were in the file."""
+DATASET_KEYS = ("images", "annotations", "categories", STUDIO_KEY)
+IMAGE_KEYS = ("id", "file_name", "width", "height", STUDIO_KEY)
+CATEGORY_KEYS = ("id", "name", STUDIO_KEY)
+ANNOTATION_KEYS = ("id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd", STUDIO_KEY)
+MAX_WARNINGS_LISTED = 20
 _PREFERRED_IMAGE_FOLDERS = ("images", "train2017", "val2017", "test2017", "JPEGImages", "imgs", "img")
+
+
+class _SkippedAnnotation(Exception):
+    """An annotation that cannot be used; the message says why."""
 
 
 def read_coco(json_path: str | Path, document: Any = None) -> Dataset:
@@ -33,30 +57,17 @@ def read_coco(json_path: str | Path, document: Any = None) -> Dataset:
     warnings: list[str] = []
     categories, background_ids = _read_categories(document, path, warnings)
     images = _read_images(document, path, warnings)
-    by_id = {image.id: image for image in images}
-    known_categories = {category.id for category in categories}
     annotations = document.get("annotations", [])
     if not isinstance(annotations, list):
         raise DatasetError(path, "'annotations' must be a list")
-    studio = STUDIO_KEY in document
-    rectangles = 0
+    reader = _AnnotationReader(path, {image.id: image for image in images}, categories, background_ids, document)
     for index, annotation in enumerate(annotations):
-        where = f"annotation #{index} (id {annotation.get('id') if isinstance(annotation, dict) else '?'})"
-        image = by_id.get(require(annotation, "image_id", int, path, where))
-        if image is None:
-            raise DatasetError(path, f"{where} refers to image id {annotation['image_id']}, which is not in 'images'")
-        category_id = require(annotation, "category_id", int, path, where)
-        if category_id in background_ids:
-            warnings.append(f"{path.name}: {where} is labelled as background; skipped")
-            continue
-        if category_id not in known_categories:
-            raise DatasetError(path, f"{where} refers to category id {category_id}, which is not in 'categories'")
-        mask, is_rectangle = _read_segmentation(annotation, image, path, where)
-        rectangles += is_rectangle
-        image.instances.append(_instance(annotation, category_id, mask, studio, path, where, warnings))
-    if rectangles:
-        warnings.append(f"{path.name}: {rectangles} annotation(s) without a segmentation were read as their box")
-    return Dataset(path.parent, images, categories, warnings, source_format="coco", source_path=path)
+        reader.read(index, annotation)
+    warnings += reader.report()
+    extra = {key: value for key, value in document.items() if key not in DATASET_KEYS}
+    if reader.skipped:
+        extra[SKIPPED_ANNOTATIONS_KEY] = reader.skipped
+    return Dataset(path.parent, images, categories, warnings, source_format="coco", source_path=path, extra=extra)
 
 
 def _read_categories(document: dict, path: Path, warnings: list[str]) -> tuple[list[Category], set[int]]:
@@ -78,9 +89,10 @@ def _read_categories(document: dict, path: Path, warnings: list[str]) -> tuple[l
             continue
         color = _studio(entry).get("color")
         if color is not None and not _is_rgb(color):
-            warnings.append(f"{path.name}: {where} has an invalid colour {color!r}; a default is used")
+            warnings.append(f"{path.name}: {where} has an invalid colour {_short(color)}; a default is used")
             color = None
-        categories.append(Category(category_id, name, tuple(color) if color else None))
+        extra = {key: value for key, value in entry.items() if key not in CATEGORY_KEYS}
+        categories.append(Category(category_id, name, tuple(color) if color else None, extra=extra))
     return categories, background_ids
 
 
@@ -100,74 +112,185 @@ def _read_images(document: dict, path: Path, warnings: list[str]) -> list[ImageR
         file_name = require(entry, "file_name", str, path, where)
         width = require(entry, "width", int, path, where)
         height = require(entry, "height", int, path, where)
-        if width <= 0 or height <= 0:
-            raise DatasetError(path, f"{where} ({file_name}) has a size of {width}x{height}")
+        problem = declared_size_problem(width, height)
+        if problem:
+            raise DatasetError(path, f"{where} ({_short(file_name)}) {problem}")
+        if not file_name or "\0" in file_name:
+            raise DatasetError(path, f"{where}: 'file_name' {_short(file_name)} is not a file name")
         found = resolver.resolve(file_name)
         if found is None:
             missing.append(file_name)
             found = path.parent / file_name
         state = _studio(entry).get("state", "reviewed") if studio else "reviewed"
         if state not in IMAGE_STATES:
-            warnings.append(f"{path.name}: {where} has an unknown state {state!r}; 'reviewed' is used")
+            warnings.append(f"{path.name}: {where} has an unknown state {_short(state)}; 'reviewed' is used")
             state = "reviewed"
         relative = Path(os.path.relpath(found, path.parent)).as_posix()
-        images.append(ImageRecord(relative, width, height, [], state, image_id))
+        extra = {key: value for key, value in entry.items() if key not in IMAGE_KEYS}
+        images.append(ImageRecord(relative, width, height, [], state, image_id, extra=extra))
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         warnings.append(f"{path.name}: {len(missing)} image file(s) not found near the JSON: {shown}")
     return images
 
 
-def _read_segmentation(annotation: dict, image: ImageRecord, path: Path, where: str) -> tuple[Any, bool]:
+class _AnnotationReader:
+    """Reads annotations into their images' instance lists; keeps the ones it cannot use and why."""
+
+    def __init__(
+        self, path: Path, images: dict[int, ImageRecord], categories: list[Category], background: set[int], doc: dict
+    ) -> None:
+        self.path = path
+        self.images = images
+        self.categories = {category.id for category in categories}
+        self.background = background
+        self.studio = STUDIO_KEY in doc
+        self.skipped: list[Any] = []
+        self.problems: list[str] = []
+        self.clipped: list[str] = []
+        self.notes: list[str] = []
+        self.rectangles = 0
+
+    def read(self, index: int, annotation: Any) -> None:
+        annotation_id = annotation.get("id") if isinstance(annotation, dict) else None
+        where = f"annotation #{index}" + (f" (id {_short(annotation_id)})" if annotation_id is not None else "")
+        try:
+            image, instance, clipped = self._instance(annotation, where)
+        except _SkippedAnnotation as reason:
+            self.skipped.append(annotation)
+            self.problems.append(f"{where} {reason}")
+            return
+        if clipped:
+            self.clipped.append(where)
+        image.instances.append(instance)
+
+    def report(self) -> list[str]:
+        name = self.path.name
+        lines = [f"{name}: {problem}; skipped (kept in the file as it is)" for problem in self.problems]
+        if len(lines) > MAX_WARNINGS_LISTED:
+            more = len(lines) - MAX_WARNINGS_LISTED
+            lines = lines[:MAX_WARNINGS_LISTED] + [f"{name}: {more} more annotation(s) skipped for such reasons"]
+        if self.clipped:
+            shown = ", ".join(self.clipped[:5]) + (", ..." if len(self.clipped) > 5 else "")
+            lines.append(
+                f"{name}: {len(self.clipped)} annotation(s) reach far outside their image and were clipped: {shown}"
+            )
+        lines += [f"{name}: {note}" for note in self.notes[:MAX_WARNINGS_LISTED]]
+        if self.rectangles:
+            lines.append(f"{name}: {self.rectangles} annotation(s) without a segmentation were read as their box")
+        return lines
+
+    def _instance(self, annotation: Any, where: str) -> tuple[ImageRecord, Instance, bool]:
+        if not isinstance(annotation, dict):
+            raise _SkippedAnnotation("is not a JSON object")
+        image_id = _integer(annotation, "image_id")
+        image = self.images.get(image_id)
+        if image is None:
+            raise _SkippedAnnotation(f"refers to image id {_short(image_id)}, which is not in 'images'")
+        category_id = _integer(annotation, "category_id")
+        if category_id in self.background:
+            raise _SkippedAnnotation("is labelled as background")
+        if category_id not in self.categories:
+            raise _SkippedAnnotation(f"refers to category id {_short(category_id)}, which is not in 'categories'")
+        mask, is_rectangle = _segmentation(annotation, image)
+        clipped = False
+        if isinstance(mask, list):
+            try:
+                mask, clipped = fit_polygons(mask, image.height, image.width)
+            except ValueError as error:
+                raise _SkippedAnnotation(f"(image {image.path}): {error}") from None
+            if not mask:
+                raise _SkippedAnnotation(f"lies entirely outside its image {image.path}")
+        self.rectangles += is_rectangle
+        extra = _studio(annotation) if self.studio else {}
+        origin = extra.get("origin", "manual")
+        if origin not in INSTANCE_ORIGINS:
+            self.notes.append(f"{where} has an unknown origin {_short(origin)}; 'manual' is used")
+            origin = "manual"
+        score = extra.get("score")
+        box = annotation.get("bbox") if isinstance(mask, list) and not clipped else None
+        annotation_id = annotation.get("id")
+        instance = Instance(
+            category_id=category_id,
+            mask=mask,
+            box=box if _is_box(box) and _box_within(box, image) else None,
+            score=float(score) if _is_finite(score) else None,
+            origin=origin,
+            iscrowd=annotation.get("iscrowd", 0) in (1, True),
+            id=annotation_id if _is_integer(annotation_id) and -MAX_ID < annotation_id < MAX_ID else None,
+            extra={key: value for key, value in annotation.items() if key not in ANNOTATION_KEYS},
+        )
+        return image, instance, clipped
+
+
+def _segmentation(annotation: dict, image: ImageRecord) -> tuple[Any, bool]:
     """The annotation's mask (polygons or RLE) and whether it was made from the bbox."""
     segmentation = annotation.get("segmentation")
-    if segmentation in (None, [], {}):
+    if segmentation is None or (isinstance(segmentation, (list, dict)) and not segmentation):
         box = annotation.get("bbox")
-        if not (isinstance(box, list) and len(box) == 4 and box[2] > 0 and box[3] > 0):
-            raise DatasetError(path, f"{where} has neither a segmentation nor a usable bbox")
+        if not (_is_box(box) and box[2] > 0 and box[3] > 0):
+            raise _SkippedAnnotation(f"has neither a segmentation nor a usable bbox (bbox {_short(box)})")
         x, y, w, h = (float(v) for v in box)
         return [[x, y, x + w, y, x + w, y + h, x, y + h]], True
     if isinstance(segmentation, dict):
         try:
             return normalize_rle(segmentation, image.height, image.width), False
-        except (KeyError, TypeError, ValueError) as error:
-            raise DatasetError(path, f"{where} has an invalid RLE segmentation: {error}") from error
-    problem = polygon_problem(segmentation)
-    if problem:
-        raise DatasetError(path, f"{where} (image {image.path}): {problem}")
+        except ValueError as error:
+            raise _SkippedAnnotation(f"has an invalid RLE segmentation: {error}") from None
+    if not isinstance(segmentation, list):
+        raise _SkippedAnnotation(f"'segmentation' must be polygons or an RLE, got {type(segmentation).__name__}")
     return segmentation, False
 
 
-def _instance(
-    annotation: dict, category_id: int, mask: Any, studio: bool, path: Path, where: str, warnings: list[str]
-) -> Instance:
-    extra = _studio(annotation) if studio else {}
-    origin = extra.get("origin", "manual")
-    if origin not in INSTANCE_ORIGINS:
-        warnings.append(f"{path.name}: {where} has an unknown origin {origin!r}; 'manual' is used")
-        origin = "manual"
-    score = extra.get("score")
-    box = annotation.get("bbox")
-    box = box if isinstance(box, list) and len(box) == 4 and isinstance(mask, list) else None
-    annotation_id = annotation.get("id")
-    return Instance(
-        category_id=category_id,
-        mask=mask,
-        box=box,
-        score=score if isinstance(score, (int, float)) else None,
-        origin=origin,
-        iscrowd=bool(annotation.get("iscrowd", 0)),
-        id=annotation_id if isinstance(annotation_id, int) else None,
-    )
+def _integer(annotation: dict, key: str) -> int:
+    value = annotation.get(key)
+    if value is None:
+        raise _SkippedAnnotation(f"has no '{key}'")
+    if not _is_integer(value):
+        raise _SkippedAnnotation(f"'{key}' must be an integer, got {_short(value)}")
+    return value
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_box(box: Any) -> bool:
+    """A list [x, y, w, h] of finite numbers with w, h >= 0."""
+    return isinstance(box, list) and len(box) == 4 and all(map(_is_finite, box)) and box[2] >= 0 and box[3] >= 0
+
+
+def _box_within(box: list, image: ImageRecord) -> bool:
+    """True when the box lies within one image size around the image (else the polygons' span is used)."""
+    margin = max(image.width, image.height)
+    x, y, w, h = (float(v) for v in box)
+    return x >= -margin and y >= -margin and x + w <= image.width + margin and y + h <= image.height + margin
 
 
 def _is_rgb(color: Any) -> bool:
-    return isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)
+    return isinstance(color, list) and len(color) == 3 and all(_is_integer(c) and 0 <= c <= 255 for c in color)
 
 
-def _studio(entry: dict) -> dict:
+def _studio(entry: Any) -> dict:
     extra = entry.get(STUDIO_KEY) if isinstance(entry, dict) else None
     return extra if isinstance(extra, dict) else {}
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _ImageResolver:
@@ -183,23 +306,23 @@ class _ImageResolver:
         bases = [json_folder, *(json_folder / name for name in _PREFERRED_IMAGE_FOLDERS), parent]
         bases += [parent / name for name in _PREFERRED_IMAGE_FOLDERS]
         try:
-            bases += sorted(p for p in parent.iterdir() if p.is_dir() and p != json_folder)
+            bases += sorted(p for p in parent.iterdir() if is_existing_dir(p) and p != json_folder)
         except OSError:
             pass
         unique: list[Path] = []
         for base in bases:
-            if base not in unique and base.is_dir():
+            if base not in unique and is_existing_dir(base):
                 unique.append(base)
         return unique
 
     def resolve(self, file_name: str) -> Path | None:
         relative = Path(file_name.replace("\\", "/"))
         if relative.is_absolute():
-            return relative if relative.is_file() else None
+            return relative if is_existing_file(relative) else None
         bases = [self.last_hit] + self.bases if self.last_hit else self.bases
         for base in bases:
             for candidate in (base / relative, base / relative.name):
-                if candidate.is_file():
+                if is_existing_file(candidate):
                     self.last_hit = base
                     return candidate
         return None

@@ -27,7 +27,18 @@ _EXIF_ORIENTATION_TAG = 0x0112
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
-__all__ = ["IMAGE_SUFFIXES", "ImageLoadError", "image_size", "is_image_file", "load_image", "scale_to_uint8"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageLoadError",
+    "declared_size_problem",
+    "image_size",
+    "is_existing_dir",
+    "is_existing_file",
+    "is_image_file",
+    "load_image",
+    "max_image_pixels",
+    "scale_to_uint8",
+]
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -36,15 +47,66 @@ def is_image_file(path: str | Path) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H,W,3) RGB, EXIF orientation applied; raises ImageLoadError."""
+def load_image(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image file as uint8 (H,W,3) RGB, EXIF orientation applied; raises ImageLoadError, also when
+    ``expected_size`` (width, height: what the annotations say) is given and the image is not that size."""
     with _open(path) as opened:
         try:
             opened.load()
             oriented = ImageOps.exif_transpose(opened)
-            return _to_rgb_array(oriented)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            pixels = _to_rgb_array(oriented)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError) as error:
             raise ImageLoadError(path, _unreadable_reason(error)) from error
+    if expected_size is not None and (pixels.shape[1], pixels.shape[0]) != tuple(expected_size):
+        width, height = expected_size
+        raise ImageLoadError(
+            path,
+            f"the image is {pixels.shape[1]}x{pixels.shape[0]} pixels but the annotations say {width}x{height}; "
+            "fix the size in the annotation file or put back the image it was made for",
+        )
+    return pixels
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) that can be opened: twice Pillow's MAX_IMAGE_PIXELS, where it
+    refuses a file as a decompression bomb (2**31 when that check is turned off)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * int(limit) if limit else 2**31
+
+
+def declared_size_problem(width: object, height: object) -> str | None:
+    """Why a width and height read from an annotation file are not an image size that can be opened."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height)):
+        return f"the size {_short(width)}x{_short(height)} is not in whole pixels"
+    if width <= 0 or height <= 0:
+        return f"has a size of {width}x{height}"
+    if width * height > max_image_pixels():
+        return (
+            f"declares {_short(width)}x{_short(height)} pixels, more than the {max_image_pixels():,} "
+            "an image may have to be opened"
+        )
+    return None
+
+
+def is_existing_file(path: str | Path) -> bool:
+    """Path.is_file() that says False, instead of raising, for names the system refuses (too long, NUL)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_existing_dir(path: str | Path) -> bool:
+    """Path.is_dir() that says False, instead of raising, for names the system refuses (too long, NUL)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

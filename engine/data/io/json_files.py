@@ -8,6 +8,10 @@ from typing import Any
 
 from engine.data.errors import DatasetError
 
+MAX_ID = 2**53
+"""Integers read from a file (ids, sizes) must lie strictly between -MAX_ID and MAX_ID: every JSON reader
+and numpy's int64 hold them exactly."""
+
 
 def load_json(path: Path) -> Any:
     """Parse a JSON file; raises DatasetError naming the file, line and column when it is not valid JSON."""
@@ -23,6 +27,12 @@ def load_json(path: Path) -> Any:
         raise DatasetError(
             path, f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}; fix or remove the file"
         ) from error
+    except RecursionError as error:
+        raise DatasetError(path, "its JSON is nested too deeply to be an annotation file") from error
+    except ValueError as error:  # Python refuses integers of more than 4300 digits
+        raise DatasetError(path, "holds a number with thousands of digits; not an annotation file") from error
+    except MemoryError as error:
+        raise DatasetError(path, "the file is too large to read into memory") from error
 
 
 def json_kind(document: Any) -> str:
@@ -47,6 +57,8 @@ def require(mapping: Any, key: str, kinds: type | tuple[type, ...], path: Path, 
         raise DatasetError(path, f"{where}: '{key}' must be {_kind_names(kinds)}, got {value!r}")
     if not isinstance(value, kinds):
         raise DatasetError(path, f"{where}: '{key}' must be {_kind_names(kinds)}, got {type(value).__name__}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_ID < value < MAX_ID:
+        raise DatasetError(path, f"{where}: '{key}' is {len(str(abs(value)))} digits long, too large to be used")
     return value
 
 

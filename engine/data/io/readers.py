@@ -15,7 +15,7 @@ from typing import Any
 from engine.data.annotations import Dataset, ImageRecord
 from engine.data.errors import DatasetError, ImageLoadError
 from engine.data.io.coco_reader import read_coco
-from engine.data.io.images import image_size
+from engine.data.io.images import image_size, is_existing_dir, is_existing_file
 from engine.data.io.json_files import json_kind, load_json
 from engine.data.io.labelme_reader import read_labelme_folder
 from engine.data.io.mask_readers import (
@@ -27,11 +27,16 @@ from engine.data.io.mask_readers import (
     read_label_pairs,
 )
 
+PROJECT_FILE_NAME = "annotations.json"
+"""Where the app saves a project that was not read from a COCO file; never skipped when it is broken."""
+
 
 def read_dataset(path: str | Path) -> Dataset:
     """Read a COCO/labelme JSON file or a folder (COCO, labelme, DSB, label images, plain images)."""
     path = Path(path).expanduser()
     if not path.exists():
+        if path.is_symlink():
+            raise DatasetError(path, "is a symbolic link that leads nowhere or round in a loop; check the link")
         raise DatasetError(path, "does not exist; check the path")
     if path.is_file():
         return _read_json_file(path)
@@ -62,13 +67,25 @@ def _read_json_file(path: Path) -> Dataset:
 
 
 def _read_json_folder(folder: Path, warnings: list[str]) -> Dataset | None:
-    """Dataset from the JSON files in ``folder`` (or a COCO file in ``folder/annotations``); None if none."""
-    documents = _parse_json_files(folder)
-    if not documents and (folder / "annotations").is_dir():
-        documents = {p: d for p, d in _parse_json_files(folder / "annotations").items() if json_kind(d) == "coco"}
+    """Dataset from the JSON files in ``folder`` (or a COCO file in ``folder/annotations``); None if none.
+
+    A JSON file that cannot be parsed is skipped with a warning when the folder is a labelme folder
+    (its other files are labelme files, and the studio never writes over them); otherwise it is an error,
+    as it may be the project's annotation file that the next save would replace (``annotations.json`` is
+    never skipped).
+    """
+    documents, broken = _parse_json_files(folder)
+    if not documents and not broken and is_existing_dir(folder / "annotations"):
+        documents, broken = _parse_json_files(folder / "annotations")
+        documents = {p: d for p, d in documents.items() if json_kind(d) == "coco"}
     by_kind: dict[str, dict[Path, Any]] = {"coco": {}, "labelme": {}, "other": {}}
     for json_path, document in documents.items():
         by_kind[json_kind(document)][json_path] = document
+    if broken:
+        saved_to = [error for error in broken if Path(error.path).name == PROJECT_FILE_NAME]
+        if saved_to or by_kind["coco"] or not by_kind["labelme"]:
+            raise (saved_to or broken)[0]
+        warnings += [f"{error}; the file was skipped" for error in broken]
     for json_path in by_kind["other"]:
         warnings.append(f"{json_path}: neither a COCO nor a labelme file; ignored")
     coco = by_kind["coco"]
@@ -108,15 +125,24 @@ def _add_unlisted_images(dataset: Dataset, folder: Path) -> None:
         next_id += 1
 
 
-def _parse_json_files(folder: Path) -> dict[Path, Any]:
-    paths = sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
+def _parse_json_files(folder: Path) -> tuple[dict[Path, Any], list[DatasetError]]:
+    """The parsed JSON files directly in ``folder`` by path, and the errors of those that did not parse."""
+    try:
+        paths = sorted(p for p in folder.glob("*.json") if is_existing_file(p) and not p.name.startswith("."))
+    except OSError as error:
+        raise DatasetError(folder, f"cannot list the folder ({error.strerror or error})") from error
     documents = {}
+    broken = []
     for json_path in paths:
-        document = load_json(json_path)
+        try:
+            document = load_json(json_path)
+        except DatasetError as error:
+            broken.append(error)
+            continue
         if isinstance(document, dict):
             document.pop("imageData", None)
         documents[json_path] = document
-    return documents
+    return documents, broken
 
 
 def _read_mask_layouts(folder: Path) -> Dataset | None:

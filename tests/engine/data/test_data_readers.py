@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -85,16 +86,35 @@ def test_labelme_group_id_joins_polygon_and_mask_parts(tmp_path):
     assert merged.decode_mask(30, 40).sum() == 16 + 9
 
 
-def test_labelme_polygon_with_two_points_is_an_error(tmp_path):
-    write_labelme_file(tmp_path, "bad", [labelme_shape("cell", [[0, 0], [4, 4]])])
-    with pytest.raises(DatasetError, match=r"bad\.json.*at least 3 points"):
-        read_dataset(tmp_path)
+def test_labelme_polygon_with_two_points_is_skipped_with_a_warning(tmp_path):
+    shapes = [labelme_shape("cell", [[0, 0], [4, 4]]), labelme_shape("cell", [[0, 0], [4, 0], [4, 4]])]
+    write_labelme_file(tmp_path, "bad", shapes)
+    dataset = read_dataset(tmp_path)
+    assert dataset.num_instances == 1
+    assert any(re.search(r"bad\.json: shape #0 .*at least 3 points.*skipped", w) for w in dataset.warnings)
 
 
-def test_broken_json_in_a_labelme_folder_is_an_error(tmp_path):
+def test_broken_json_in_a_labelme_folder_is_skipped_with_a_warning(tmp_path):
     write_labelme_file(tmp_path, "good", [labelme_shape("cell", [[0, 0], [4, 0], [4, 4]])])
+    save_image(tmp_path / "broken.png")
     (tmp_path / "broken.json").write_text('{"shapes": [')
-    with pytest.raises(DatasetError, match=r"broken\.json: not valid JSON.*line 1"):
+    dataset = read_dataset(tmp_path)
+    assert [(image.path, image.state) for image in dataset.images] == [
+        ("broken.png", "not_run"),
+        ("good.png", "reviewed"),
+    ]
+    assert any(re.search(r"broken\.json: not valid JSON.*line 1.*the file was skipped", w) for w in dataset.warnings)
+
+
+def test_a_broken_json_that_the_next_save_would_replace_is_an_error(tmp_path):
+    write_labelme_file(tmp_path, "good", [labelme_shape("cell", [[0, 0], [4, 0], [4, 4]])])
+    (tmp_path / "annotations.json").write_text('{"images": [')
+    with pytest.raises(DatasetError, match=r"annotations\.json: not valid JSON.*line 1"):
+        read_dataset(tmp_path)
+    (tmp_path / "annotations.json").unlink()
+    (tmp_path / "other.json").write_text('{"images": [')
+    write_coco_file(tmp_path, coco_document(), "coco.json")
+    with pytest.raises(DatasetError, match=r"other\.json: not valid JSON"):
         read_dataset(tmp_path)
 
 
@@ -175,6 +195,22 @@ def test_coco_annotation_with_only_a_box_becomes_a_rectangle(tmp_path):
         (lambda d: d["annotations"][0].update(category_id=4), "category id 4, which is not in 'categories'"),
         (lambda d: d["annotations"][0].update(segmentation=[[1, 1, 5, 5]]), "2 points; at least 3"),
         (lambda d: d["annotations"][0].update(segmentation={"size": [3, 3], "counts": "abc"}), "invalid RLE"),
+    ],
+)
+def test_a_malformed_coco_annotation_is_skipped_with_a_warning_and_kept(tmp_path, change, message):
+    document = coco_document()
+    change(document)
+    json_path = write_coco_file(tmp_path, document, name="broken_coco.json")
+    dataset = read_dataset(json_path)
+    (warning,) = [w for w in dataset.warnings if "skipped" in w]
+    assert re.search(message, warning) and warning.startswith("broken_coco.json: annotation #0")
+    assert dataset.num_instances == len(document["annotations"]) - 1
+    assert dataset.extra["annotations"] == [document["annotations"][0]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
         (lambda d: d["images"][1].update(id=1), "image id 1 is used twice"),
         (lambda d: d["images"][0].pop("width"), "image #0 has no 'width'"),
         (lambda d: d["images"][0].update(height="30"), "'height' must be an integer"),

@@ -7,7 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data import Category, Dataset, DetectionDataset, ImageRecord, Instance, collate_fn, read_dataset
+from engine.data import (
+    Category,
+    Dataset,
+    DetectionDataset,
+    ImageLoadError,
+    ImageRecord,
+    Instance,
+    collate_fn,
+    read_dataset,
+)
 from engine.data.augment.geometric import RandomHorizontalFlip
 
 
@@ -60,7 +69,7 @@ def test_image_ids_transforms_and_dataloader(tmp_path):
 def test_size_mismatch_names_the_file(tmp_path):
     dataset = make_dataset(tmp_path)
     dataset.images[1].height = 11
-    with pytest.raises(ValueError, match=r"b\.png: the image is 30x10 but the annotations say 30x11"):
+    with pytest.raises(ImageLoadError, match=r"b\.png': the image is 30x10 pixels but the annotations say 30x11"):
         DetectionDataset(dataset)[1]
 
 
