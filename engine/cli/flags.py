@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -28,7 +29,11 @@ def flag_name(f: dataclasses.Field) -> str:
 
 
 def _type(cls: type, f: dataclasses.Field) -> Any:
-    return typing.get_type_hints(cls)[f.name]
+    """The field's type; ``X | None`` is X (the flag, when given, has a value)."""
+    kind = typing.get_type_hints(cls)[f.name]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+    return kind
 
 
 def add_flags(
