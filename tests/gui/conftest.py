@@ -1,4 +1,6 @@
-"""GUI test fixtures: offscreen Qt, a temporary settings file, a tiny model, a folder of small PNGs."""
+"""GUI test fixtures: offscreen Qt, a temporary settings file, a tiny model, a folder of small PNGs, and the
+``Driver``: the app as a user sees it (tests ask it what is shown, selected and saved instead of reaching
+into the window's insides)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
+import json  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.config import ModelConfig  # noqa: E402
@@ -111,8 +116,309 @@ def window(qtbot, settings):
 @pytest.fixture
 def loaded(qtbot, window, weights_file, image_folder):
     """The window with the tiny model and the image folder open, first prediction on screen."""
-    window.load_weights(weights_file)
-    qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
-    assert window.open_path(image_folder)
-    qtbot.waitUntil(lambda: window.prediction is not None and window.is_idle(), timeout=30000)
+    driver = Driver(qtbot, window)
+    driver.load_model(weights_file)
+    assert driver.open(image_folder, wait_for_prediction=True)
     return window
+
+
+@pytest.fixture
+def driver(qtbot, window) -> Driver:
+    """The fresh window (nothing open), driven as a user does."""
+    return Driver(qtbot, window)
+
+
+@pytest.fixture
+def ready(qtbot, loaded) -> Driver:
+    """The ``loaded`` window (tiny model, image folder, first prediction on screen), driven as a user does."""
+    return Driver(qtbot, loaded)
+
+
+LEFT = Qt.MouseButton.LeftButton
+MOVE_GAP_MS = 15  # pyqtgraph delivers at most one mouse move per 10 ms
+
+
+class Driver:
+    """Does what a user does (open, keys, clicks, drags, sliders) and answers what a user would see: what
+    is shown and selected, the image list's rows, the status line, what is saved on disk. Waits go through
+    ``wait_idle``: nothing loading, nothing inferring, the newest result drawn."""
+
+    def __init__(self, qtbot, window) -> None:  # noqa: ANN001
+        self.qtbot, self.window = qtbot, window
+
+    # ----- what is open (the Session) -----
+    @property
+    def session(self):  # noqa: ANN201 - gui.session.session.Session
+        return self.window.session
+
+    @property
+    def prediction(self):  # noqa: ANN201 - the current image's Prediction, or None
+        return self.session.prediction
+
+    @property
+    def shown(self) -> list[int]:
+        """Indices into ``prediction`` of the detections drawn, in the instance list's order."""
+        return self.session.shown
+
+    @property
+    def index(self) -> int:
+        return self.session.index
+
+    @property
+    def image(self) -> np.ndarray | None:
+        return self.session.image
+
+    @property
+    def project(self):  # noqa: ANN201 - gui.session.project.Project | None
+        return self.session.project
+
+    def class_name(self, label: int) -> str:
+        return self.session.class_name(int(label))
+
+    # ----- doing -----
+    def open(self, path: str | Path, wait: bool = True, wait_for_prediction: bool = False) -> bool:
+        """File > Open (a folder, an annotation file or an image); waits for the image (and its prediction)."""
+        opened = self.window.open_path(path)
+        if opened and wait_for_prediction:
+            self.wait_until(lambda: self.prediction is not None and self.is_idle(), timeout=30000)
+        elif opened and wait:
+            self.wait_until(lambda: self.image is not None and self.is_idle(), timeout=30000)
+        return opened
+
+    def load_model(self, path: str | Path, wait: bool = True) -> None:
+        self.window.load_weights(path)
+        if wait:
+            self.wait_until(lambda: self.model_path() is not None, timeout=30000)
+
+    def drop(self, paths: list[str]) -> None:
+        from gui.window import menus
+
+        menus.open_dropped(self.window, [str(p) for p in paths])
+
+    def go_to(self, index: int) -> None:
+        self.window.controller.go_to(index)
+
+    def step(self, delta: int) -> None:
+        self.window.controller.step(delta)
+
+    def predict_all(self) -> None:
+        self.window.controller.predict_all()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: int = 10000) -> None:
+        self.qtbot.waitUntil(condition, timeout=timeout)
+
+    def is_idle(self) -> bool:
+        return self.window.controller.is_idle()
+
+    def wait_idle(self, timeout: int = 30000) -> None:
+        self.wait_until(self.is_idle, timeout=timeout)
+
+    def set_slider(self, name: str, value: float) -> None:
+        self.window.thresholds.sliders[name].set_value(value)
+
+    def slider(self, name: str) -> float:
+        return self.window.thresholds.sliders[name].value()
+
+    def settings(self):  # noqa: ANN201 - PredictSettings
+        """The thresholds as the sliders say."""
+        return self.window.thresholds.settings()
+
+    def show_layer(self, name: str, on: bool = True) -> None:
+        self.window.overlays.checks[name].setChecked(on)
+
+    def filter_class(self, name: str) -> None:
+        """The instance list's class filter; "" for all classes."""
+        combo = self.window.instances.class_filter
+        combo.setCurrentIndex(0) if not name else combo.setCurrentText(name)
+
+    def pick_row(self, row: int) -> None:
+        """Click a row of the instance list."""
+        self.window.instances.table.selectRow(row)
+
+    def press(self, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
+        """A key press on the canvas (where the focus is while drawing); menu shortcuts fire from there."""
+        self.qtbot.keyClick(self.window.canvas, key, modifier)
+
+    def type_in_window(self, key) -> None:  # noqa: ANN001
+        """A key press on the window itself."""
+        self.qtbot.keyClick(self.window, key)
+
+    def widget_point(self, x: float, y: float) -> QPoint:
+        return self.window.canvas.image_to_widget(x, y)
+
+    def image_point(self, point: QPoint) -> tuple[float, float]:
+        """Where a mouse event at viewport pixel ``point`` lands in the image (what the tools receive)."""
+        canvas = self.window.canvas
+        p = canvas.view.mapSceneToView(canvas.mapToScene(point))
+        return float(p.x()), float(p.y())
+
+    def hover(self, point: QPoint) -> None:
+        """The mouse travels to ``point`` first, as a hand does (without it Qt takes a quick press somewhere
+        else for the second half of a double click, and pyqtgraph drops moves closer than its rate limit)."""
+        self.qtbot.wait(MOVE_GAP_MS)
+        self.qtbot.mouseMove(self.window.canvas.viewport(), point)
+
+    def click(self, x: float, y: float, modifier=Qt.KeyboardModifier.NoModifier) -> tuple[float, float]:  # noqa: ANN001
+        """A left click at image point (x, y); returns where it landed in the image."""
+        point = self.widget_point(x, y)
+        self.hover(point)
+        self.qtbot.mouseClick(self.window.canvas.viewport(), LEFT, modifier, point)
+        return self.image_point(point)
+
+    def drag(self, points: list[tuple[float, float]], steps: int = 4) -> list[tuple[float, float]]:
+        """Press at the first point, move through the others (a few moves per segment), release at the last.
+        Returns the image coordinates the tools saw, press first."""
+        viewport = self.window.canvas.viewport()
+        pixels = [self.widget_point(x, y) for x, y in points]
+        self.hover(pixels[0])
+        self.qtbot.mousePress(viewport, LEFT, pos=pixels[0])
+        for a, b in zip(pixels[:-1], pixels[1:]):
+            for t in np.linspace(0, 1, steps + 1)[1:]:
+                self.qtbot.wait(MOVE_GAP_MS)
+                x, y = round(a.x() + t * (b.x() - a.x())), round(a.y() + t * (b.y() - a.y()))
+                self.qtbot.mouseMove(viewport, QPoint(x, y))
+        self.qtbot.wait(MOVE_GAP_MS)
+        self.qtbot.mouseRelease(viewport, LEFT, pos=pixels[-1])
+        return [self.image_point(p) for p in pixels]
+
+    def hover_image(self, x: float, y: float) -> None:
+        """The mouse over image point (x, y), as the canvas's scene reports it."""
+        canvas = self.window.canvas
+        canvas.scene().sigMouseMoved.emit(canvas.view.mapViewToScene(QPointF(x, y)))
+
+    # ----- what the user sees -----
+    def image_rows(self) -> list[str]:
+        """The image list's rows: "[state]  name"."""
+        images = self.window.images
+        return [images.row_text(r) for r in range(images.list.count())]
+
+    def instance_rows(self) -> list[tuple[str, str, str]]:
+        """The instance list's rows: (class, score, area) as shown."""
+        instances = self.window.instances
+        return [instances.row(r) for r in range(instances.row_count())]
+
+    def shown_count(self) -> int:
+        """How many detections the instance list shows."""
+        return self.window.instances.row_count()
+
+    def selected_row(self) -> int:
+        """The instance list's selected row (-1: none)."""
+        rows = self.window.instances.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def selected_prediction(self) -> int:
+        """The selected prediction's row among those shown (-1: none)."""
+        return self.session.selection.prediction
+
+    def selected_annotations(self) -> list:
+        return list(self.session.selection.annotations)
+
+    def overlay_pixels(self) -> np.ndarray:
+        """The prediction masks layer as full-image (H,W,4) uint8, as drawn."""
+        return self.window.canvas.mask_rgba()
+
+    def layer(self, name: str):  # noqa: ANN201 - the canvas layer's graphics item
+        return self.window.canvas.layers[name]
+
+    def proposals_drawn(self) -> int:
+        return self.layer("proposals").count()
+
+    def highlighted(self) -> int:
+        """The detection drawn highlighted (its box), -1 for none."""
+        return self.layer("boxes").highlighted
+
+    def annotations_drawn(self) -> int:
+        """How many annotations the annotation layer draws."""
+        return len(self.window.editor.shown)
+
+    def status(self) -> str:
+        return self.window.status_text.text()
+
+    def error(self) -> str:
+        """The red banner's text ("" when hidden)."""
+        return self.window.messages.error_text()
+
+    def hint(self) -> str:
+        """The message over the canvas ("" when none)."""
+        return self.window.canvas.message_text()
+
+    def edit_status(self) -> str:
+        return self.window.edit_status.text()
+
+    def title(self) -> str:
+        return self.window.windowTitle()
+
+    def tool(self) -> str:
+        return self.window.editor.tool_name
+
+    def brush_radius(self) -> int:
+        return self.window.editor.brush_radius
+
+    def polygon_points(self) -> list:
+        """The vertices of the polygon being drawn."""
+        return self.window.editor.tools["polygon"].points
+
+    def pending_boxes(self) -> int:
+        """Boxes drawn whose mask the model has not answered yet."""
+        return len(self.window.editor.pending_boxes)
+
+    def class_names_listed(self) -> list[str]:
+        return self.window.classes.names()
+
+    # ----- the model and its worker -----
+    def model_path(self) -> str | None:
+        model = self.window.inference.model
+        return None if model is None else str(model.path)
+
+    def stage_runs(self) -> dict[str, int]:
+        """How often each stage of the model has run since it loaded (what a slider move re-ran)."""
+        return self.window.inference.worker.predictor.stage_runs
+
+    def requests_sent(self) -> int:
+        return self.window.inference.requests_sent
+
+    def inference_busy(self) -> bool:
+        return self.window.inference.busy
+
+    def dropped_results(self) -> int:
+        return self.window.inference.dropped_results
+
+    def hold_inference(self) -> list[int]:
+        """The worker waits before each prediction until ``release_inference``; returns the list the ids of
+        the requests it starts are appended to."""
+        import threading
+
+        worker = self.window.inference.worker
+        started: list[int] = []
+        worker.started.connect(started.append)
+        worker.pause_before_predict = threading.Event()
+        return started
+
+    def release_inference(self) -> None:
+        worker = self.window.inference.worker
+        event, worker.pause_before_predict = worker.pause_before_predict, None
+        if event is not None:
+            event.set()
+
+    def showing_newest_result(self) -> bool:
+        """The result drawn answers the newest request."""
+        client = self.window.inference
+        return client.shown_id == client.latest_id
+
+    # ----- what is saved -----
+    def saved_path(self) -> Path | None:
+        return self.window.saver.path
+
+    def unsaved(self) -> bool:
+        return self.window.saver.dirty
+
+    def saved(self, timeout: int = 5000) -> dict:
+        """Wait for the autosave (no flush: the debounced writer thread does it) and read the file."""
+        saver = self.window.saver
+        self.wait_until(lambda: not saver.dirty and saver.path is not None and saver.path.exists(), timeout)
+        return json.loads(saver.path.read_text())
+
+    def saved_annotations(self, image_name: str = "img_0.png", timeout: int = 5000) -> list[dict]:
+        doc = self.saved(timeout)
+        image = next(i for i in doc["images"] if Path(i["file_name"]).name == image_name)
+        return [a for a in doc["annotations"] if a["image_id"] == image["id"]]

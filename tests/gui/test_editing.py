@@ -1,111 +1,70 @@
-"""Editing as a user does it: mouse and keys on the real canvas of the real window, and what ends up in
-the COCO file the AutoSaver writes next to the images (decoded with pycocotools)."""
+"""Editing as a user does it: mouse and keys on the real canvas of the real window (through the ``Driver`` of
+tests/gui/conftest.py), and what ends up in the COCO file the AutoSaver writes next to the images (decoded
+with pycocotools)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog
 
 from engine.checkpoint import load_weights as load_model_weights
 from engine.data import read_dataset
 from engine.inference import Predictor
-from tests.gui.conftest import write_images
+from tests.gui.conftest import LEFT, Driver, write_images
 
 H, W = 96, 128  # write_images' default size
-LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
-MOVE_GAP_MS = 15  # pyqtgraph delivers at most one mouse move per 10 ms
 
 
 # ----- driving the window -----
+def undo(app: Driver) -> None:
+    app.press(Qt.Key.Key_Z, CTRL)
+
+
+def redo(app: Driver) -> None:
+    app.press(Qt.Key.Key_Z, CTRL | SHIFT)
+
+
+def draw(app: Driver, points, close_by_click: bool = False) -> list[tuple[float, float]]:  # noqa: ANN001
+    if app.tool() != "polygon":
+        app.press(Qt.Key.Key_P)
+    assert app.tool() == "polygon"
+    seen = [app.click(x, y) for x, y in points]
+    if close_by_click:
+        app.click(*points[0])
+    else:
+        app.press(Qt.Key.Key_Return)
+    assert app.polygon_points() == []  # closed
+    return seen
+
+
+# the same, for tests written against (qtbot, window)
 def open_folder(qtbot, window, folder: Path) -> None:  # noqa: ANN001
-    assert window.open_path(folder)
-    qtbot.waitUntil(lambda: window.image is not None and window.is_idle(), timeout=30000)
-
-
-def widget_point(window, x: float, y: float) -> QPoint:  # noqa: ANN001
-    return window.canvas.image_to_widget(x, y)
-
-
-def image_point(window, point: QPoint) -> tuple[float, float]:  # noqa: ANN001
-    """Where a mouse event at viewport pixel ``point`` lands in the image (what the tools receive)."""
-    canvas = window.canvas
-    p = canvas.view.mapSceneToView(canvas.mapToScene(point))
-    return float(p.x()), float(p.y())
-
-
-def hover(qtbot, window, point: QPoint) -> None:  # noqa: ANN001
-    """The mouse travels to ``point`` first, as a hand does (without it Qt takes a quick press somewhere
-    else for the second half of a double click, and pyqtgraph drops moves closer than its rate limit)."""
-    qtbot.wait(MOVE_GAP_MS)
-    qtbot.mouseMove(window.canvas.viewport(), point)
-
-
-def click(qtbot, window, x: float, y: float, modifier=Qt.KeyboardModifier.NoModifier) -> tuple[float, float]:  # noqa: ANN001
-    point = widget_point(window, x, y)
-    hover(qtbot, window, point)
-    qtbot.mouseClick(window.canvas.viewport(), LEFT, modifier, point)
-    return image_point(window, point)
-
-
-def drag(qtbot, window, points: list[tuple[float, float]], steps: int = 4) -> list[tuple[float, float]]:  # noqa: ANN001
-    """Press at the first point, move through the others (a few moves per segment), release at the last.
-    Returns the image coordinates the tools saw, press first."""
-    viewport = window.canvas.viewport()
-    pixels = [widget_point(window, x, y) for x, y in points]
-    hover(qtbot, window, pixels[0])
-    qtbot.mousePress(viewport, LEFT, pos=pixels[0])
-    for a, b in zip(pixels[:-1], pixels[1:]):
-        for t in np.linspace(0, 1, steps + 1)[1:]:
-            qtbot.wait(MOVE_GAP_MS)
-            qtbot.mouseMove(viewport, QPoint(round(a.x() + t * (b.x() - a.x())), round(a.y() + t * (b.y() - a.y()))))
-    qtbot.wait(MOVE_GAP_MS)
-    qtbot.mouseRelease(viewport, LEFT, pos=pixels[-1])
-    return [image_point(window, p) for p in pixels]
+    assert Driver(qtbot, window).open(folder)
 
 
 def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
     """A key press on the canvas (where the focus is while drawing); menu shortcuts fire from there."""
-    qtbot.keyClick(window.canvas, key, modifier)
-
-
-def undo(qtbot, window) -> None:  # noqa: ANN001
-    press(qtbot, window, Qt.Key.Key_Z, CTRL)
-
-
-def redo(qtbot, window) -> None:  # noqa: ANN001
-    press(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+    Driver(qtbot, window).press(key, modifier)
 
 
 def draw_polygon(qtbot, window, points, close_by_click: bool = False) -> list[tuple[float, float]]:  # noqa: ANN001
-    if window.editor.tool_name != "polygon":
-        press(qtbot, window, Qt.Key.Key_P)
-    assert window.editor.tool_name == "polygon"
-    seen = [click(qtbot, window, x, y) for x, y in points]
-    if close_by_click:
-        click(qtbot, window, *points[0])
-    else:
-        press(qtbot, window, Qt.Key.Key_Return)
-    assert window.editor.tools["polygon"].points == []  # closed
-    return seen
+    return draw(Driver(qtbot, window), points, close_by_click)
+
+
+def wait_saved(qtbot, window, timeout: int = 5000) -> dict:  # noqa: ANN001
+    """Wait for the autosave (no flush: the debounced writer thread does it) and read the file."""
+    return Driver(qtbot, window).saved(timeout)
 
 
 # ----- what is on disk -----
-def wait_saved(qtbot, window, timeout: int = 5000) -> dict:  # noqa: ANN001
-    """Wait for the autosave (no flush: the debounced writer thread does it) and read the file."""
-    qtbot.waitUntil(lambda: not window.saver.dirty and window.saver.path is not None and window.saver.path.exists(),
-                    timeout=timeout)  # fmt: skip
-    return json.loads(window.saver.path.read_text())
-
-
 def decode(segmentation, height: int, width: int) -> np.ndarray:  # noqa: ANN001
     if isinstance(segmentation, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
@@ -183,12 +142,13 @@ def folder(tmp_path) -> Path:
 
 
 # ----- 1. polygons, undo, redo -----
-def test_polygons_closed_with_enter_or_the_first_vertex_are_saved_and_undo_redo_reach_the_file(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    rect = draw_polygon(qtbot, window, RECT)
-    triangle = draw_polygon(qtbot, window, TRIANGLE, close_by_click=True)
-    doc = wait_saved(qtbot, window)
-    assert window.saver.path == folder / "annotations.json"
+def test_polygons_closed_with_enter_or_the_first_vertex_are_saved_and_undo_redo_reach_the_file(driver, folder):
+    app = driver
+    app.open(folder)
+    rect = draw(app, RECT)
+    triangle = draw(app, TRIANGLE, close_by_click=True)
+    doc = app.saved()
+    assert app.saved_path() == folder / "annotations.json"
     masks = file_masks(doc)
     assert len(masks) == 2 and file_state(doc) == "reviewed" and file_state(doc, "img_1.png") == "not_run"
     assert_shape(masks[0], convex_polygon_depth(rect))
@@ -196,91 +156,94 @@ def test_polygons_closed_with_enter_or_the_first_vertex_are_saved_and_undo_redo_
     assert abs(int(masks[0].sum()) - 40 * 30) <= 60 and abs(int(masks[1].sum()) - 800) <= 60
     assert not (masks[0] & masks[1]).any()
     assert [a["studio"]["origin"] for a in file_annotations(doc)] == ["manual", "manual"]
-    assert window.images.row_text(0).startswith("[reviewed]")
+    assert app.image_rows()[0].startswith("[reviewed]")
 
-    undo(qtbot, window)  # Ctrl+Z: the triangle goes
-    doc = wait_saved(qtbot, window)
+    undo(app)  # Ctrl+Z: the triangle goes
+    doc = app.saved()
     after_undo = file_masks(doc)
     assert len(after_undo) == 1 and (after_undo[0] == masks[0]).all()
-    assert len(window.editor.shown) == 1
+    assert app.annotations_drawn() == 1
 
-    redo(qtbot, window)  # Ctrl+Shift+Z: it comes back, the same pixels
-    doc = wait_saved(qtbot, window)
+    redo(app)  # Ctrl+Shift+Z: it comes back, the same pixels
+    doc = app.saved()
     after_redo = file_masks(doc)
     assert len(after_redo) == 2 and (after_redo[0] == masks[0]).all() and (after_redo[1] == masks[1]).all()
 
 
-def test_backspace_and_escape_while_drawing_a_polygon(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    press(qtbot, window, Qt.Key.Key_P)
+def test_backspace_and_escape_while_drawing_a_polygon(driver, folder):
+    app = driver
+    app.open(folder)
+    app.press(Qt.Key.Key_P)
     for x, y in [*RECT, (40, 70)]:
-        click(qtbot, window, x, y)
-    press(qtbot, window, Qt.Key.Key_Backspace)  # the stray vertex goes
-    assert len(window.editor.tools["polygon"].points) == 4
-    press(qtbot, window, Qt.Key.Key_Return)
-    doc = wait_saved(qtbot, window)
+        app.click(x, y)
+    app.press(Qt.Key.Key_Backspace)  # the stray vertex goes
+    assert len(app.polygon_points()) == 4
+    app.press(Qt.Key.Key_Return)
+    doc = app.saved()
     assert len(file_masks(doc)) == 1 and abs(int(file_masks(doc)[0].sum()) - 1200) <= 60
     for x, y in TRIANGLE:
-        click(qtbot, window, x, y)
-    press(qtbot, window, Qt.Key.Key_Escape)  # dropped, nothing added
-    assert window.editor.tools["polygon"].points == [] and len(window.project.records[0].instances) == 1
-    assert not window.saver.dirty
+        app.click(x, y)
+    app.press(Qt.Key.Key_Escape)  # dropped, nothing added
+    assert app.polygon_points() == [] and len(app.project.records[0].instances) == 1
+    assert not app.unsaved()
 
 
 # ----- 2. brush, eraser, brush size -----
-def test_brush_strokes_add_pixels_the_eraser_removes_them_and_brackets_resize_the_brush(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    press(qtbot, window, Qt.Key.Key_B)
-    assert window.editor.tool_name == "brush" and window.editor.selection == []
-    radius = window.editor.brush_radius
-    stroke = drag(qtbot, window, [(30, 30), (60, 30)])  # nothing selected: a new mask
-    doc = wait_saved(qtbot, window)
+def test_brush_strokes_add_pixels_the_eraser_removes_them_and_brackets_resize_the_brush(driver, folder):
+    app = driver
+    app.open(folder)
+    app.press(Qt.Key.Key_B)
+    assert app.tool() == "brush" and app.selected_annotations() == []
+    radius = app.brush_radius()
+    stroke = app.drag([(30, 30), (60, 30)])  # nothing selected: a new mask
+    doc = app.saved()
     (first,) = file_masks(doc)
     distance = distance_to_polyline(stroke)
     assert_shape(first, radius - distance, margin=0.5)
     assert first[30, 45] and not first[30, 70] and not first[50, 45]
 
-    second = drag(qtbot, window, [(45, 30), (45, 60)])  # the new mask is selected: this stroke adds to it
-    doc = wait_saved(qtbot, window)
+    second = app.drag([(45, 30), (45, 60)])  # the new mask is selected: this stroke adds to it
+    doc = app.saved()
     (grown,) = file_masks(doc)
     assert (grown >= first).all() and grown.sum() > first.sum()
     assert grown[55, 45] and not first[55, 45]
     assert_shape(grown, radius - np.minimum(distance, distance_to_polyline(second)), margin=0.5)
 
-    press(qtbot, window, Qt.Key.Key_E)  # the eraser takes a disk out of the selected mask
-    assert window.editor.tool_name == "eraser"
-    centre = click(qtbot, window, 58, 30)
-    doc = wait_saved(qtbot, window)
+    app.press(Qt.Key.Key_E)  # the eraser takes a disk out of the selected mask
+    assert app.tool() == "eraser"
+    centre = app.click(58, 30)
+    doc = app.saved()
     (erased,) = file_masks(doc)
     disk = distance_to_polyline([centre])
     assert not erased[disk <= radius - 0.5].any()
     assert (erased[disk > radius + 0.01] == grown[disk > radius + 0.01]).all()
     assert erased.sum() < grown.sum() and erased[30, 35] and not erased[30, 58]
 
-    press(qtbot, window, Qt.Key.Key_B)
+    app.press(Qt.Key.Key_B)
     for _ in range(4):
-        press(qtbot, window, Qt.Key.Key_BracketRight)
-    big = window.editor.brush_radius
-    assert big > radius + 6 and f"brush {big} px" in window.edit_status.text()
-    press(qtbot, window, Qt.Key.Key_Escape)  # nothing selected: the next dab is a new mask
-    dab = click(qtbot, window, 95, 60)
-    doc = wait_saved(qtbot, window)
+        app.press(Qt.Key.Key_BracketRight)
+    big = app.brush_radius()
+    assert big > radius + 6 and f"brush {big} px" in app.edit_status()
+    app.press(Qt.Key.Key_Escape)  # nothing selected: the next dab is a new mask
+    dab = app.click(95, 60)
+    doc = app.saved()
     masks = file_masks(doc)
     assert len(masks) == 2
     assert_shape(masks[1], big - distance_to_polyline([dab]), margin=0.5)
     for _ in range(4):
-        press(qtbot, window, Qt.Key.Key_BracketLeft)
-    assert abs(window.editor.brush_radius - radius) <= 1  # ] then [ as often: back to (about) the start
+        app.press(Qt.Key.Key_BracketLeft)
+    assert abs(app.brush_radius() - radius) <= 1  # ] then [ as often: back to (about) the start
 
 
 # ----- 3. box -----
-def test_without_a_model_a_box_is_the_rectangle(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    assert window.inference.model is None
-    press(qtbot, window, Qt.Key.Key_R)
-    assert window.editor.tool_name == "box"
-    start, end = drag(qtbot, window, [(20, 20), (60, 50)])
-    doc = wait_saved(qtbot, window)
+def test_without_a_model_a_box_is_the_rectangle(driver, folder):
+    app = driver
+    app.open(folder)
+    assert app.model_path() is None
+    app.press(Qt.Key.Key_R)
+    assert app.tool() == "box"
+    start, end = app.drag([(20, 20), (60, 50)])
+    doc = app.saved()
     (mask,) = file_masks(doc)
     x, y = centres()
     expected = (x >= min(start[0], end[0])) & (x <= max(start[0], end[0]))
@@ -291,22 +254,22 @@ def test_without_a_model_a_box_is_the_rectangle(qtbot, window, folder):
     assert abs(len(cols) - 40) <= 5 and abs(len(rows) - 30) <= 5
 
 
-def test_with_a_model_a_box_becomes_the_mask_heads_mask_for_it(qtbot, loaded, weights_file):
-    window = loaded
-    press(qtbot, window, Qt.Key.Key_R)
-    start, end = drag(qtbot, window, [(25, 20), (75, 70)])
-    qtbot.waitUntil(lambda: not window.editor.pending_boxes and window.is_idle(), timeout=30000)
-    assert "rectangle is used" not in window.status_text.text()
-    doc = wait_saved(qtbot, window)
+def test_with_a_model_a_box_becomes_the_mask_heads_mask_for_it(ready, weights_file):
+    app = ready
+    app.press(Qt.Key.Key_R)
+    start, end = app.drag([(25, 20), (75, 70)])
+    app.wait_until(lambda: not app.pending_boxes() and app.is_idle(), timeout=30000)
+    assert "rectangle is used" not in app.status()
+    doc = app.saved()
     (mask,) = file_masks(doc)
     names = category_names(doc)
     (annotation,) = file_annotations(doc)
     assert names[annotation["category_id"]] == "cell"  # the model's first class: its label 1
     model, _info = load_model_weights(weights_file)
     predictor = Predictor(model)
-    predictor.predict(np.array(Image.open(window.project.paths[0]).convert("RGB")))
+    predictor.predict(np.array(Image.open(app.project.paths[0]).convert("RGB")))
     box = (min(start[0], end[0]), min(start[1], end[1]), max(start[0], end[0]), max(start[1], end[1]))
-    crop = predictor.mask_from_box(box, 1, window.thresholds.settings().mask_threshold)
+    crop = predictor.mask_from_box(box, 1, app.settings().mask_threshold)
     expected = np.zeros((H, W), bool)
     expected[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
     x, y = centres()
@@ -319,70 +282,72 @@ def test_with_a_model_a_box_becomes_the_mask_heads_mask_for_it(qtbot, loaded, we
 
 
 # ----- 4. classes and relabelling -----
-def add_class(qtbot, window, monkeypatch, name: str) -> None:  # noqa: ANN001
+def add_class(app: Driver, monkeypatch, name: str) -> None:  # noqa: ANN001
+    """The Classes panel's add button, answering the name dialog with ``name``."""
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *args, **kwargs: (name, True)))
-    qtbot.mouseClick(window.classes.add_button, LEFT)
-    assert name in window.classes.names()
+    app.qtbot.mouseClick(app.window.classes.add_button, LEFT)
+    assert name in app.class_names_listed()
 
 
-def test_a_digit_relabels_the_selected_instance_and_undo_restores_its_class(qtbot, window, folder, monkeypatch):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    draw_polygon(qtbot, window, TRIANGLE)
-    add_class(qtbot, window, monkeypatch, "blob")
-    doc = wait_saved(qtbot, window)
+def test_a_digit_relabels_the_selected_instance_and_undo_restores_its_class(driver, folder, monkeypatch):
+    app = driver
+    app.open(folder)
+    draw(app, RECT)
+    draw(app, TRIANGLE)
+    add_class(app, monkeypatch, "blob")
+    doc = app.saved()
     assert sorted(category_names(doc).values()) == ["blob", "object"]
     old = [a["category_id"] for a in file_annotations(doc)]
     assert {category_names(doc)[c] for c in old} == {"object"}
     masks = file_masks(doc)
-    press(qtbot, window, Qt.Key.Key_J, CTRL)  # edit mode
-    press(qtbot, window, Qt.Key.Key_Escape)
-    click(qtbot, window, 40, 35)  # inside the rectangle
-    assert len(window.editor.selection) == 1
-    press(qtbot, window, Qt.Key.Key_2)  # class row 2: blob
-    doc = wait_saved(qtbot, window)
+    app.press(Qt.Key.Key_J, CTRL)  # edit mode
+    app.press(Qt.Key.Key_Escape)
+    app.click(40, 35)  # inside the rectangle
+    assert len(app.selected_annotations()) == 1
+    app.press(Qt.Key.Key_2)  # class row 2: blob
+    doc = app.saved()
     names = category_names(doc)
     assert [names[a["category_id"]] for a in file_annotations(doc)] == ["blob", "object"]
     assert all((a == b).all() for a, b in zip(file_masks(doc), masks))  # relabelled, not reshaped
-    undo(qtbot, window)
-    doc = wait_saved(qtbot, window)
+    undo(app)
+    doc = app.saved()
     assert [a["category_id"] for a in file_annotations(doc)] == old
 
 
-def test_picking_a_class_in_the_class_list_relabels_the_selection(qtbot, window, folder, monkeypatch):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    add_class(qtbot, window, monkeypatch, "blob")
-    press(qtbot, window, Qt.Key.Key_J, CTRL)
-    click(qtbot, window, 40, 35)
-    assert len(window.editor.selection) == 1
-    row = window.classes.names().index("blob")
-    item = window.classes.list.item(row)
-    qtbot.mouseClick(window.classes.list.viewport(), LEFT, pos=window.classes.list.visualItemRect(item).center())
-    doc = wait_saved(qtbot, window)
+def test_picking_a_class_in_the_class_list_relabels_the_selection(driver, folder, monkeypatch):
+    app = driver
+    app.open(folder)
+    draw(app, RECT)
+    add_class(app, monkeypatch, "blob")
+    app.press(Qt.Key.Key_J, CTRL)
+    app.click(40, 35)
+    assert len(app.selected_annotations()) == 1
+    classes = app.window.classes
+    item = classes.list.item(app.class_names_listed().index("blob"))
+    app.qtbot.mouseClick(classes.list.viewport(), LEFT, pos=classes.list.visualItemRect(item).center())
+    doc = app.saved()
     names = category_names(doc)
     assert [names[a["category_id"]] for a in file_annotations(doc)] == ["blob"]
 
 
 # ----- 5. accept all -----
-def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(qtbot, loaded):
-    window = loaded
-    full = window.prediction
-    slider = window.thresholds.sliders["score_threshold"]
-    slider.set_value(0.7)
-    threshold = slider.value()
+def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(ready):
+    app = ready
+    full = app.prediction
+    app.set_slider("score_threshold", 0.7)
+    threshold = app.slider("score_threshold")
     assert full.settings.score_threshold < threshold
     expected = int((full.scores > threshold).sum())  # the slider hides scores at or below it
     assert 0 < expected < len(full)
-    qtbot.waitUntil(lambda: window.prediction.settings.score_threshold == threshold and window.is_idle(), timeout=10000)
-    pred, shown = window.prediction, list(window.shown)
-    assert window.instances.row_count() == len(shown) == expected
-    press(qtbot, window, Qt.Key.Key_A, SHIFT)  # Accept All Shown
-    assert window.index == 0  # Shift+A is not A (previous image)
-    doc = wait_saved(qtbot, window)
+    app.wait_until(lambda: app.prediction.settings.score_threshold == threshold and app.is_idle(), timeout=10000)
+    pred, shown = app.prediction, list(app.shown)
+    assert app.shown_count() == len(shown) == expected
+    app.press(Qt.Key.Key_A, SHIFT)  # Accept All Shown
+    assert app.index == 0  # Shift+A is not A (previous image)
+    doc = app.saved()
     annotations = file_annotations(doc)
-    assert len(annotations) == expected == len(window.project.records[0].instances)
-    assert file_state(doc) == "reviewed" and window.images.row_text(0).startswith("[reviewed]")
+    assert len(annotations) == expected == len(app.project.records[0].instances)
+    assert file_state(doc) == "reviewed" and app.image_rows()[0].startswith("[reviewed]")
     assert all(a["studio"]["origin"] == "accepted" and a["studio"]["score"] > threshold for a in annotations)
     names = category_names(doc)
     for i, annotation, mask in zip(shown, annotations, file_masks(doc)):  # accepted in the list's order
@@ -391,88 +356,90 @@ def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(qtbo
         full_mask = np.zeros((H, W), bool)
         full_mask[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
         assert (mask == full_mask).all()
-        assert names[annotation["category_id"]] == window.session.class_name(int(pred.labels[i]))
-    assert window.instances.row_count() == 0  # accepted predictions are hidden under their annotations
-    undo(qtbot, window)
-    doc = wait_saved(qtbot, window)
-    assert file_annotations(doc) == [] and window.instances.row_count() == expected
+        assert names[annotation["category_id"]] == app.class_name(int(pred.labels[i]))
+    assert app.shown_count() == 0  # accepted predictions are hidden under their annotations
+    undo(app)
+    doc = app.saved()
+    assert file_annotations(doc) == [] and app.shown_count() == expected
 
 
 # ----- 6. delete -----
-def test_delete_removes_the_selected_instance_and_undo_brings_it_back(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    draw_polygon(qtbot, window, TRIANGLE)
-    masks = file_masks(wait_saved(qtbot, window))
-    press(qtbot, window, Qt.Key.Key_J, CTRL)
-    click(qtbot, window, 100, 30)  # inside the triangle
-    press(qtbot, window, Qt.Key.Key_Delete)
-    left = file_masks(wait_saved(qtbot, window))
+def test_delete_removes_the_selected_instance_and_undo_brings_it_back(driver, folder):
+    app = driver
+    app.open(folder)
+    draw(app, RECT)
+    draw(app, TRIANGLE)
+    masks = file_masks(app.saved())
+    app.press(Qt.Key.Key_J, CTRL)
+    app.click(100, 30)  # inside the triangle
+    app.press(Qt.Key.Key_Delete)
+    left = file_masks(app.saved())
     assert len(left) == 1 and (left[0] == masks[0]).all()
-    undo(qtbot, window)
-    back = file_masks(wait_saved(qtbot, window))
+    undo(app)
+    back = file_masks(app.saved())
     assert len(back) == 2 and all((a == b).all() for a, b in zip(back, masks))
 
 
-def test_delete_on_a_selected_prediction_rejects_it(qtbot, loaded):
-    window = loaded
-    before = window.instances.row_count()
-    crop = window.prediction.masks[window.shown[0]]
+def test_delete_on_a_selected_prediction_rejects_it(ready):
+    app = ready
+    before = app.shown_count()
+    crop = app.prediction.masks[app.shown[0]]
     rows, cols = np.nonzero(crop.mask)
     k = len(rows) // 2
-    click(qtbot, window, crop.x0 + cols[k] + 0.5, crop.y0 + rows[k] + 0.5)
-    selected = window.session.selection.prediction
-    assert selected >= 0 and window.instances.table.selectionModel().selectedRows()[0].row() == selected
-    key = int(window.prediction.keys[window.shown[selected]])
-    press(qtbot, window, Qt.Key.Key_Delete)
-    assert key not in [int(window.prediction.keys[i]) for i in window.shown]
-    assert 0 < window.instances.row_count() < before  # (a near-duplicate of another class may go with it)
-    doc = wait_saved(qtbot, window)
+    app.click(crop.x0 + cols[k] + 0.5, crop.y0 + rows[k] + 0.5)
+    selected = app.selected_prediction()
+    assert selected >= 0 and app.selected_row() == selected
+    key = int(app.prediction.keys[app.shown[selected]])
+    app.press(Qt.Key.Key_Delete)
+    assert key not in [int(app.prediction.keys[i]) for i in app.shown]
+    assert 0 < app.shown_count() < before  # (a near-duplicate of another class may go with it)
+    doc = app.saved()
     assert file_annotations(doc) == [] and file_state(doc) == "reviewed"  # reviewed: nothing to keep there
-    undo(qtbot, window)
-    assert window.instances.row_count() == before
+    undo(app)
+    assert app.shown_count() == before
 
 
 # ----- 7. save and reopen -----
-def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(qtbot, loaded, settings, weights_file, image_folder):
-    window = loaded
-    window.thresholds.sliders["max_detections"].set_value(3)
-    qtbot.waitUntil(lambda: len(window.prediction) == 3 and window.is_idle(), timeout=10000)
-    press(qtbot, window, Qt.Key.Key_A, SHIFT)
-    press(qtbot, window, Qt.Key.Key_D)  # next image: polygon and brush stroke there
-    qtbot.waitUntil(lambda: window.index == 1 and window.prediction is not None and window.is_idle(), timeout=30000)
-    draw_polygon(qtbot, window, TRIANGLE)
-    press(qtbot, window, Qt.Key.Key_B)
-    press(qtbot, window, Qt.Key.Key_Escape)
-    drag(qtbot, window, [(10, 80), (50, 70)])
-    press(qtbot, window, Qt.Key.Key_S, CTRL)
-    assert not window.saver.dirty and "Saved" in window.status_text.text()
-    before = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in window.project.records]
-    categories = {c.id: c.name for c in window.project.dataset.categories}
-    states = [r.state for r in window.project.records]
+def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(ready, settings, weights_file, image_folder):
+    app = ready
+    app.set_slider("max_detections", 3)
+    app.wait_until(lambda: len(app.prediction) == 3 and app.is_idle(), timeout=10000)
+    app.press(Qt.Key.Key_A, SHIFT)
+    app.press(Qt.Key.Key_D)  # next image: polygon and brush stroke there
+    app.wait_until(lambda: app.index == 1 and app.prediction is not None and app.is_idle(), timeout=30000)
+    draw(app, TRIANGLE)
+    app.press(Qt.Key.Key_B)
+    app.press(Qt.Key.Key_Escape)
+    app.drag([(10, 80), (50, 70)])
+    app.press(Qt.Key.Key_S, CTRL)
+    assert not app.unsaved() and "Saved" in app.status()
+    before = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in app.project.records]
+    categories = {c.id: c.name for c in app.project.dataset.categories}
+    states = [r.state for r in app.project.records]
     assert [len(m) for m in before] == [3, 2, 0] and states == ["reviewed", "reviewed", "not_run"]
-    window.close()
-    assert not window.isVisible()
+    app.window.close()
+    assert not app.window.isVisible()
 
     from gui.window.main_window import MainWindow
 
     second = MainWindow(settings, torch_threads=1)
-    qtbot.addWidget(second)
+    app.qtbot.addWidget(second)
     second.resize(1000, 700)
     second.show()
+    again = Driver(app.qtbot, second)
     try:
-        open_folder(qtbot, second, image_folder)
-        records = second.project.records
+        assert again.open(image_folder)
+        records = again.project.records
         after = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in records]
         assert [len(m) for m in after] == [len(m) for m in before]
         assert all((a == b).all() for x, y in zip(before, after) for a, b in zip(x, y))
-        assert {c.id: c.name for c in second.project.dataset.categories} == categories
+        assert {c.id: c.name for c in again.project.dataset.categories} == categories
         assert [r.state for r in records] == states
-        assert second.images.row_text(0).startswith("[reviewed]") and second.images.row_text(1).startswith("[reviewed]")
-        assert second.index == 2  # it reopens on the first image still to annotate
-        second.go_to(0)
-        qtbot.waitUntil(lambda: second.image is not None and second.index == 0 and second.is_idle(), timeout=30000)
-        assert len(second.editor.shown) == 3  # drawn on the annotation layer of image 0
+        assert again.image_rows()[0].startswith("[reviewed]") and again.image_rows()[1].startswith("[reviewed]")
+        assert again.index == 2  # it reopens on the first image still to annotate
+        again.go_to(0)
+        again.wait_until(lambda: again.image is not None and again.index == 0 and again.is_idle(), timeout=30000)
+        assert again.annotations_drawn() == 3  # drawn on the annotation layer of image 0
         dataset = read_dataset(image_folder / "annotations.json")  # the engine reads the same file
         assert [len(r.instances) for r in dataset.images] == [3, 2, 0]
     finally:
@@ -480,46 +447,47 @@ def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(qtbot, loaded, setti
 
 
 # ----- 8. split, merge, cut line -----
-def test_split_merge_and_cut_keep_the_pixels(qtbot, window, folder):
-    open_folder(qtbot, window, folder)
-    press(qtbot, window, Qt.Key.Key_B)
-    drag(qtbot, window, [(20, 30), (40, 30)])
-    drag(qtbot, window, [(80, 65), (100, 65)])  # the first mask is selected: one mask of two parts
-    (whole,) = file_masks(wait_saved(qtbot, window))
-    press(qtbot, window, Qt.Key.Key_S)  # split into parts
-    parts = file_masks(wait_saved(qtbot, window))
+def test_split_merge_and_cut_keep_the_pixels(driver, folder):
+    app = driver
+    app.open(folder)
+    app.press(Qt.Key.Key_B)
+    app.drag([(20, 30), (40, 30)])
+    app.drag([(80, 65), (100, 65)])  # the first mask is selected: one mask of two parts
+    (whole,) = file_masks(app.saved())
+    app.press(Qt.Key.Key_S)  # split into parts
+    parts = file_masks(app.saved())
     assert len(parts) == 2 and not (parts[0] & parts[1]).any() and ((parts[0] | parts[1]) == whole).all()
     assert parts[0][30, 30] != parts[1][30, 30] and parts[0][65, 90] != parts[1][65, 90]
-    assert len(window.editor.selection) == 2
+    assert len(app.selected_annotations()) == 2
 
-    press(qtbot, window, Qt.Key.Key_J, CTRL)
-    press(qtbot, window, Qt.Key.Key_Escape)
-    assert window.editor.selection == []
-    click(qtbot, window, 30, 30)
-    click(qtbot, window, 90, 65, CTRL)
-    assert len(window.editor.selection) == 2
-    press(qtbot, window, Qt.Key.Key_M)  # merge
-    (merged,) = file_masks(wait_saved(qtbot, window))
+    app.press(Qt.Key.Key_J, CTRL)
+    app.press(Qt.Key.Key_Escape)
+    assert app.selected_annotations() == []
+    app.click(30, 30)
+    app.click(90, 65, CTRL)
+    assert len(app.selected_annotations()) == 2
+    app.press(Qt.Key.Key_M)  # merge
+    (merged,) = file_masks(app.saved())
     assert (merged == whole).all()
 
-    undo(qtbot, window)  # back to the two parts, then the one mask again
-    assert len(file_masks(wait_saved(qtbot, window))) == 2
-    undo(qtbot, window)
-    (again,) = file_masks(wait_saved(qtbot, window))
+    undo(app)  # back to the two parts, then the one mask again
+    assert len(file_masks(app.saved())) == 2
+    undo(app)
+    (again,) = file_masks(app.saved())
     assert (again == whole).all()
 
-    undo(qtbot, window)  # back to one stroke only
-    (stroke,) = file_masks(wait_saved(qtbot, window))
+    undo(app)  # back to one stroke only
+    (stroke,) = file_masks(app.saved())
     assert stroke[30, 30] and not stroke[65, 90]
-    press(qtbot, window, Qt.Key.Key_Escape)
-    press(qtbot, window, Qt.Key.Key_L)  # cut line across the stroke at x = 30
-    assert window.editor.tool_name == "line"
-    drag(qtbot, window, [(30.5, 15), (30.5, 45)])
-    halves = file_masks(wait_saved(qtbot, window))
+    app.press(Qt.Key.Key_Escape)
+    app.press(Qt.Key.Key_L)  # cut line across the stroke at x = 30
+    assert app.tool() == "line"
+    app.drag([(30.5, 15), (30.5, 45)])
+    halves = file_masks(app.saved())
     assert len(halves) == 2 and not (halves[0] & halves[1]).any() and ((halves[0] | halves[1]) == stroke).all()
     columns = [np.nonzero(h.any(0))[0] for h in halves]
     left, right = sorted(columns, key=lambda c: c.min())
     assert left.max() <= 31 and right.min() >= 30  # one side of the line each
-    undo(qtbot, window)
-    (joined,) = file_masks(wait_saved(qtbot, window))
+    undo(app)
+    (joined,) = file_masks(app.saved())
     assert (joined == stroke).all()
