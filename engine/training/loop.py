@@ -114,7 +114,9 @@ def train(
 ) -> Iterator[TrainEvent]:
     """Train ``model`` in place on ``dataset``; yields TrainEvents; checkpoints go to ``out_dir``.
 
-    Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``).
+    Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``). Scale jitter
+    (``cfg.augment.scale_jitter``) is the network's own: the model's ``config.min_size`` becomes
+    ``scale_jitter_sizes`` of its largest size, drawn per image in training and saved with the weights.
     """
     dist = _setup_distributed(device)
     out_dir = Path(out_dir)
