@@ -2,7 +2,10 @@
 
 COCO: RLE counts are written as str; image ``file_name``s are relative to the JSON's folder; boxes and
 areas are derived from the masks. Studio-only information sits under ``"studio"`` keys that COCO tools
-ignore: the image state, the instance origin and score, the category colour.
+ignore: the image state, the instance origin and score, the category colour. The ``extra`` keys of the
+dataset, images, categories and instances (what a file read by read_coco held that the studio does not
+use: ``info``, ``licenses``, ``coco_url``, ``supercategory``, ...) are written back as they were, and so
+are the annotations read_coco skipped (``dataset.extra["annotations"]``).
 
 labelme: one ``<image stem>.json`` per image that has instances or was reviewed. Polygon instances are
 written as they are; RLE instances are traced into polygons (engine.data.contours), which reproduces the
@@ -20,7 +23,8 @@ from typing import Any
 from engine.data.annotations import Dataset, ImageRecord, Instance
 from engine.data.contours import mask_to_polygons
 from engine.data.io.atomic import atomic_write_json, atomic_write_text
-from engine.data.io.coco_reader import STUDIO_KEY
+from engine.data.io.coco_reader import SKIPPED_ANNOTATIONS_KEY, STUDIO_KEY
+from engine.data.io.json_files import MAX_ID
 from engine.data.masks import polygons_box, rle_area, rle_box
 
 COCO_FORMAT_VERSION = 1
@@ -36,35 +40,41 @@ def write_coco(dataset: Dataset, path: str | Path) -> None:
 def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
     """The COCO dict for ``dataset``, with image file names relative to ``json_folder``."""
     images, annotations = [], []
-    instance_ids = _instance_ids(dataset)
+    kept_annotations = list(dataset.extra.get(SKIPPED_ANNOTATIONS_KEY, []))
+    instance_ids = _instance_ids(dataset, kept_annotations)
     known_categories = {category.id for category in dataset.categories}
     for image in dataset.images:
         unknown = {instance.category_id for instance in image.instances} - known_categories
         if unknown:
             raise ValueError(f"{image.path}: instances of category ids {sorted(unknown)}, which are not categories")
     for image in dataset.images:
-        images.append(
-            {
-                "id": image.id,
-                "file_name": _relative_name(dataset.image_path(image), json_folder),
-                "width": image.width,
-                "height": image.height,
-                STUDIO_KEY: {"state": image.state},
-            }
-        )
+        entry = {
+            "id": image.id,
+            "file_name": _relative_name(dataset.image_path(image), json_folder),
+            "width": image.width,
+            "height": image.height,
+        }
+        images.append(_with_extra(entry, image.extra, {"state": image.state}))
         for instance in image.instances:
             annotations.append(_annotation(instance, image, instance_ids[id(instance)]))
     categories = [
-        {"id": c.id, "name": c.name, "supercategory": "", STUDIO_KEY: {"color": list(c.color)}}
+        _with_extra({"id": c.id, "name": c.name}, {"supercategory": "", **c.extra}, {"color": list(c.color)})
         for c in dataset.categories
     ]
-    return {
-        "info": {"description": "written by Mask R-CNN Studio"},
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-        STUDIO_KEY: {"format_version": COCO_FORMAT_VERSION},
-    }
+    top = {key: value for key, value in dataset.extra.items() if key != SKIPPED_ANNOTATIONS_KEY}
+    document: dict[str, Any] = {"info": {"description": "written by Mask R-CNN Studio"}, **top}
+    document.update(images=images, annotations=annotations + kept_annotations, categories=categories)
+    document[STUDIO_KEY] = {"format_version": COCO_FORMAT_VERSION}
+    return document
+
+
+def _with_extra(entry: dict[str, Any], extra: dict[str, Any], studio: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` followed by the ``extra`` keys it does not have, then the studio's own keys."""
+    for key, value in extra.items():
+        if key != STUDIO_KEY:
+            entry.setdefault(key, value)
+    entry[STUDIO_KEY] = studio
+    return entry
 
 
 def _annotation(instance: Instance, image: ImageRecord, annotation_id: int) -> dict[str, Any]:
@@ -74,7 +84,7 @@ def _annotation(instance: Instance, image: ImageRecord, annotation_id: int) -> d
     extra: dict[str, Any] = {"origin": instance.origin}
     if instance.score is not None:
         extra["score"] = instance.score
-    return {
+    entry = {
         "id": annotation_id,
         "image_id": image.id,
         "category_id": instance.category_id,
@@ -82,22 +92,25 @@ def _annotation(instance: Instance, image: ImageRecord, annotation_id: int) -> d
         "area": float(rle_area(rle)),
         "bbox": box,
         "iscrowd": int(instance.iscrowd),
-        STUDIO_KEY: extra,
     }
+    return _with_extra(entry, instance.extra, extra)
 
 
-def _instance_ids(dataset: Dataset) -> dict[int, int]:
-    """Python id(instance) -> annotation id: the instance's own id when set and unique, else a new one."""
+def _instance_ids(dataset: Dataset, kept_annotations: list[Any]) -> dict[int, int]:
+    """Python id(instance) -> annotation id: the instance's own id when set and unique, else a new one
+    (never the id of an annotation kept as it was)."""
     instances = [instance for image in dataset.images for instance in image.instances]
-    taken: set[int] = set()
+    taken = {a.get("id") for a in kept_annotations if isinstance(a, dict) and type(a.get("id")) is int}
     result: dict[int, int] = {}
     for instance in instances:
         if instance.id is not None and instance.id not in taken:
             taken.add(instance.id)
             result[id(instance)] = instance.id
-    next_id = max(taken, default=0) + 1
+    next_id = max((i for i in taken if i < MAX_ID), default=0) + 1  # a kept annotation's id may be any int
     for instance in instances:
         if id(instance) not in result:
+            while next_id in taken:
+                next_id += 1
             result[id(instance)] = next_id
             next_id += 1
     return result
