@@ -14,16 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QScrollArea,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from gui.canvas.view import Canvas
 from gui.editing.editor import Editor
@@ -37,7 +28,7 @@ from gui.session.session import Session
 from gui.training.controller import TrainController
 from gui.window import menus, persist
 from gui.window.controller import ImageController
-from gui.window.messages import MessageBar
+from gui.window.messages import MessageBar, ask_discard
 from gui.window.settings import Settings
 from gui.workers.autosave import AutoSaver
 from gui.workers.inference import InferenceClient
@@ -52,11 +43,12 @@ class MainWindow(QMainWindow):
         self.setObjectName("MainWindow")
         self.settings = settings
         self.session = Session()
+        self.messages = MessageBar()
+        self.status_text = self.messages.status  # the status line (scripts and older tests read it here)
         self._build_widgets()
         self.inference = InferenceClient(torch_threads, self)
         self.loader = ImageLoader(self)
         self.saver = AutoSaver(self)
-        self.messages = MessageBar(self.banner, self.status_text)
         self.controller = ImageController(
             self.session, self.inference, self.loader, self.saver, self.messages,
             self.thresholds.settings, self.model_panel.device_value, self,
@@ -73,16 +65,11 @@ class MainWindow(QMainWindow):
     # ----- construction -----
     def _build_widgets(self) -> None:
         self.canvas = Canvas()
-        self.banner = QLabel()
-        self.banner.setObjectName("errorBanner")
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("QLabel#errorBanner { background: #b3261e; color: white; padding: 6px; }")
-        self.banner.hide()
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.banner)
+        layout.addWidget(self.messages.banner)
         layout.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
         self.images, self.instances, self.classes = ImageList(), InstanceList(), ClassList()
@@ -106,14 +93,7 @@ class MainWindow(QMainWindow):
         self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.train_dock.setFeatures(self.train_dock.features() | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.train_dock.hide()
-        self.status_text, self.edit_status, self.timing = QLabel(), QLabel(), QLabel()
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(120)
-        self.busy.setVisible(False)
-        self.statusBar().addWidget(self.status_text, 1)
-        for widget in (self.edit_status, self.timing, self.busy):
-            self.statusBar().addPermanentWidget(widget)
+        self.messages.place_in(self.statusBar())
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -133,10 +113,10 @@ class MainWindow(QMainWindow):
         session.events.selection.connect(lambda _selection: self._update_edit_status())
         session.events.project.connect(self._on_project)
         controller.model_ready.connect(self._on_model_ready)
-        controller.timing.connect(self.timing.setText)
+        controller.timing.connect(messages.timing.setText)
         controller.hint.connect(self.canvas.show_message)
         controller.batch.connect(self.model_panel.set_batch)
-        self.inference.busy_changed.connect(self.busy.setVisible)
+        self.inference.busy_changed.connect(messages.busy.setVisible)
         self.inference.box_mask_ready.connect(editor.on_box_mask)
         self.images.current_changed.connect(controller.go_to)
         self.thresholds.settings_changed.connect(controller.settings_changed)
@@ -188,10 +168,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_model_ready(self, info: ModelInfo) -> None:
-        self.settings.last_weights = info.path
-        for name, value in (("max_detections", info.max_detections), ("num_proposals", info.num_proposals)):
-            if not self.settings.has(f"thresholds/{name}"):  # never chosen: the model's own
-                self.thresholds.sliders[name].set_value(value)
+        persist.model_loaded(self, info)
         if info.augment:  # fine-tuning goes on with the augmentation the model was trained with
             self.train_panel.set_augment(info.augment)
 
@@ -204,7 +181,7 @@ class MainWindow(QMainWindow):
         self._update_edit_status()
 
     def _update_edit_status(self) -> None:
-        self.edit_status.setText(self.editor.status_text())
+        self.messages.edit_status.setText(self.editor.status_text())
 
     def _update_title(self) -> None:
         name = self.session.project.root.name if self.session.project else ""
@@ -221,15 +198,7 @@ class MainWindow(QMainWindow):
 
     def save_or_discard(self) -> bool:
         """Before closing or opening another folder: True when the edits are on disk or the user lets them go."""
-        if self.saver.flush():
-            return True
-        answer = QMessageBox.question(
-            self,
-            "Unsaved edits",
-            f"{self.saver.last_error}\n\nDiscard the unsaved edits?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Discard
+        return self.saver.flush() or ask_discard(self, self.saver.last_error)
 
     def save_settings(self) -> None:
         persist.save(self, self)
@@ -259,7 +228,7 @@ class MainWindow(QMainWindow):
         self.inference.shutdown()
         self.loader.shutdown()
 
-    # ----- shortcuts for scripts and tests that hold only the window (the Session and controller have it) -----
+    # ----- shortcuts for scripts and older tests that hold only the window (the Session, controller have it)
     project = property(lambda self: self.session.project)
     index = property(lambda self: self.session.index)
     image = property(lambda self: self.session.image)

@@ -1,6 +1,6 @@
 """Texts shown to the user in more than one place, and the bar that shows messages."""
 
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QStatusBar, QWidget
 
 NO_FOLDER = "Open a folder of images: File > Open Folder… (Ctrl+O), or drop a folder or an image here."
 
@@ -18,11 +18,26 @@ UNREADABLE = "This image could not be read; see the message above. A / D: other 
 
 
 class MessageBar:
-    """The window's ``Messages`` (gui/session/protocols.py): the status line and the red error banner."""
+    """The window's ``Messages`` (gui/session/protocols.py): the red error banner (the window places it over
+    the canvas) and the status bar: the status line, the editing state, the newest result's timings, a busy
+    indicator."""
 
-    def __init__(self, banner: QLabel, status: QLabel) -> None:
-        self.banner, self.status = banner, status
+    def __init__(self) -> None:
+        self.banner, self.status, self.edit_status, self.timing = QLabel(), QLabel(), QLabel(), QLabel()
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(120)
+        self.busy.setVisible(False)
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel#errorBanner { background: #b3261e; color: white; padding: 6px; }")
+        self.banner.hide()
         self.scope = ""  # what the banner is about: which events take it away
+
+    def place_in(self, bar: QStatusBar) -> None:
+        bar.addWidget(self.status, 1)
+        for widget in (self.edit_status, self.timing, self.busy):
+            bar.addPermanentWidget(widget)
 
     def show_status(self, text: str) -> None:
         self.status.setText(text)
@@ -43,3 +58,10 @@ class MessageBar:
 
     def error_text(self) -> str:
         return self.banner.text() if self.banner.isVisible() else ""
+
+
+def ask_discard(parent: QWidget, error: str) -> bool:
+    """The edits could not be saved: True when the user lets them go."""
+    buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+    answer = QMessageBox.question(parent, "Unsaved edits", f"{error}\n\nDiscard the unsaved edits?", buttons)
+    return answer == QMessageBox.StandardButton.Discard

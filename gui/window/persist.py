@@ -14,6 +14,7 @@ from gui.editing.editor import Editor
 from gui.panels.controls import OverlayPanel, ThresholdPanel
 from gui.panels.model_panel import ModelPanel
 from gui.window.settings import Settings
+from gui.workers.inference_worker import ModelInfo
 
 
 class Persisted(Protocol):
@@ -73,3 +74,11 @@ def save(window: QMainWindow, parts: Persisted) -> None:
     settings.set("edit/brush_radius", parts.editor.brush_radius)
     settings.set("edit/box_uses_model", parts.editor.box_uses_model)
     settings.sync()
+
+
+def model_loaded(parts: Persisted, info: ModelInfo) -> None:
+    """Remember the model; the sliders the user never moved start at its own detection and proposal counts."""
+    parts.settings.last_weights = info.path
+    for name, value in (("max_detections", info.max_detections), ("num_proposals", info.num_proposals)):
+        if not parts.settings.has(f"thresholds/{name}"):  # never chosen: the model's own
+            parts.thresholds.sliders[name].set_value(value)

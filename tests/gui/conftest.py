@@ -332,7 +332,7 @@ class Driver:
         return len(self.window.editor.shown)
 
     def status(self) -> str:
-        return self.window.status_text.text()
+        return self.window.messages.status.text()
 
     def error(self) -> str:
         """The red banner's text ("" when hidden)."""
@@ -343,7 +343,7 @@ class Driver:
         return self.window.canvas.message_text()
 
     def edit_status(self) -> str:
-        return self.window.edit_status.text()
+        return self.window.messages.edit_status.text()
 
     def title(self) -> str:
         return self.window.windowTitle()

@@ -120,7 +120,7 @@ def test_max_detections_and_proposals_start_at_the_models_own_until_the_user_cho
     app.set_slider("max_detections", 250)
     app.set_slider("num_proposals", 600)
     app.window.save_settings()
-    app.window.status_text.setText("")
+    app.window.messages.show_status("")
     app.load_model(path, wait=False)  # a stored choice wins over the model's own
     app.wait_until(lambda: app.status().startswith("Model loaded"), timeout=30000)
     assert app.settings().max_detections == 250
