@@ -1,5 +1,6 @@
-"""The image view: a pyqtgraph ViewBox with layers (image, annotations, prediction masks as ONE RGBA
-image, outlines, proposals, highlight, boxes) and a message shown over it.
+"""The image view: a pyqtgraph ViewBox of z-ordered layers, the tools' mouse hook, a message over it.
+
+Layers: image, annotations, prediction masks as ONE RGBA image, outlines, proposals, highlight, boxes.
 
 Bound to a Session (``bind``), it draws the current image's pixels, the predictions shown and the
 selected one when the Session says they changed; a click on a prediction is only reported (``clicked``):

@@ -1,5 +1,6 @@
-"""Help > Shortcuts: every menu action with its keys (read from the actions themselves, so the list
-cannot go stale), then the mouse gestures and the keys the canvas tools take."""
+"""Help > Shortcuts: every menu action with its keys, then the mouse gestures and the tools' keys.
+
+The menu part is read from the actions themselves, so the list cannot go stale."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Wires the Train panel to a training process and back to the Session: save first, start, plot the
-events, cancel, and when it ends load the new model (through ``ModelLoader``: the app's own
-model-loading path, which re-predicts the image on screen) or show why it failed."""
+"""TrainController: the Train panel, a training process and the Session, wired together.
+
+Save first, start, plot the events, cancel; when a run ends, load the new model (through
+``ModelLoader``: the app's own model-loading path, which re-predicts the image on screen) or show why it
+failed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The main window: canvas in the middle, images and instances on the left, classes and controls on
-the right, the Train panel at the bottom. It builds and wires; it holds no state of its own.
+"""The main window: builds the widgets, the Session, the workers and the controllers, and wires them.
+
+Canvas in the middle, images and instances on the left, classes and controls on the right, the Train
+panel at the bottom. It holds no state of its own.
 
 What is open lives in the ``Session`` (gui/session/session.py), whose events the widgets observe.
 The ``ImageController`` (gui/window/controller.py) opens projects, switches images and applies the

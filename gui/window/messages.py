@@ -1,4 +1,4 @@
-"""Texts shown to the user in more than one place, and the bar that shows messages."""
+"""MessageBar (the error banner and the status bar), and texts shown to the user in more than one place."""
 
 from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QStatusBar, QWidget
 

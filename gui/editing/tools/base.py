@@ -1,6 +1,7 @@
-"""What every editing tool shares: the Session it reads (what is open, the selection), the editor it hands
-its gestures to (through ``ToolHost``, so that tools do not import the editor), hit tolerances in screen
-pixels."""
+"""What every editing tool shares: the Session it reads, the ``ToolHost`` it hands its gestures to.
+
+The Session says what is open and selected; ``ToolHost`` is what the tools see of the Editor (a Protocol,
+so that the tools do not import the editor); hit tolerances are in screen pixels."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Brush (B) and eraser (E): paint into the selected annotation's mask (the brush starts a new one when
-nothing is selected; the eraser works on the selected mask, else the one under the stroke's start).
-A stroke is one undoable edit; ``[`` and ``]`` change the radius (image pixels)."""
+"""Brush (B) and eraser (E): paint into the selected annotation's mask.
+
+The brush starts a new mask when nothing is selected; the eraser works on the selected mask, else the
+one under the stroke's start. A stroke is one undoable edit; ``[`` and ``]`` change the radius (image
+pixels)."""
 
 from __future__ import annotations
 
