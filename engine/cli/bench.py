@@ -16,6 +16,7 @@ import torch
 from engine.interop import from_torchvision
 
 SIZES = {"800x1067": ((800, 1067), 800, 1333), "512x512": ((512, 512), 512, 512)}
+QUICK_SIZES = {"quick 160x224": ((160, 224), 160, 224)}  # --quick: a smoke run (CI, scripts/gpu_check.sh on CPU)
 
 
 def randomise(tv: torch.nn.Module, seed: int = 1, probe_hw: tuple[int, int] = (256, 320)) -> None:
@@ -134,7 +135,7 @@ def compare_detections(expected: list[dict], actual: list[dict]) -> str:
 
 
 def bench_inference(size: str, repeats: int, device: str, amp: bool) -> dict:
-    hw, min_size, max_size = SIZES[size]
+    hw, min_size, max_size = {**SIZES, **QUICK_SIZES}[size]
     tv, ours = build_pair(min_size, max_size, device=device)
     tv.eval()
     ours.eval()
@@ -149,7 +150,7 @@ def bench_inference(size: str, repeats: int, device: str, amp: bool) -> dict:
 
 
 def bench_training(size: str, repeats: int, device: str, amp: bool, batch: int = 2) -> dict:
-    hw, min_size, max_size = SIZES[size]
+    hw, min_size, max_size = {**SIZES, **QUICK_SIZES}[size]
     tv, ours = build_pair(min_size, max_size, device=device)
     tv.train()
     ours.train()
@@ -186,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="autocast float16 (CUDA)")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one 160x224 image, one repeat (replaces --sizes, --repeats)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeats = list(QUICK_SIZES), 1
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda asked for, but torch sees no CUDA GPU; run with --device cpu")
         return 2
