@@ -10,6 +10,8 @@ replaced: the rename alone would ignore the file's permission.
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import json
 import os
 import stat
@@ -33,8 +35,11 @@ class ReadOnlyFileError(PermissionError):
     """The target exists and its permissions do not allow writing; it was left as it is."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(f"{path.name} is read-only (its permissions do not allow writing)")
-        self.filename = str(path)
+        self.message = f"{path.name} is read-only (its permissions do not allow writing)"
+        super().__init__(errno.EACCES, self.message, str(path))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def check_writable(path: str | Path) -> None:
@@ -95,21 +100,25 @@ def atomic_write_json(path: str | Path, document: dict[str, Any]) -> None:
 
 
 def json_chunks(document: dict[str, Any], items_per_chunk: int = JSON_ITEMS_PER_CHUNK) -> Iterator[str]:
-    """``json.dumps(document, separators=(",", ":"))`` in pieces, joined: the same text.
+    """``json.dumps(document, separators=(",", ":"))`` in pieces, joined: the same text. A top-level value
+    may also be an iterator (written as a JSON array), made as it is written.
 
-    The lists at the top level (COCO's images and annotations) are encoded a few items at a time: one
+    The arrays at the top level (COCO's images and annotations) are encoded a few items at a time: one
     ``json.dumps`` of a 100 MB document holds the GIL for seconds (the C encoder never lets go), which
     froze the GUI while the autosave thread wrote; small calls let the GUI thread in between them."""
     encode = json.JSONEncoder(separators=(",", ":")).encode
     yield "{"
     for index, (key, value) in enumerate(document.items()):
         yield ("," if index else "") + encode(str(key)) + ":"
-        if not isinstance(value, list):
+        if not isinstance(value, (list, Iterator)):
             yield encode(value)
             continue
+        items = iter(value)
         yield "["
-        for start in range(0, len(value), items_per_chunk):
-            yield ("," if start else "") + ",".join(map(encode, value[start : start + items_per_chunk]))
+        first = True
+        while batch := list(itertools.islice(items, items_per_chunk)):
+            yield ("" if first else ",") + ",".join(map(encode, batch))
+            first = False
         yield "]"
     yield "}"
 

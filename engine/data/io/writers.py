@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,15 @@ LABELME_VERSION = "5.0.1"
 def write_coco(dataset: Dataset, path: str | Path) -> None:
     """Write ``dataset`` as a COCO instances JSON at ``path`` atomically; reading it back gives the same masks."""
     path = Path(path)
-    atomic_write_json(path, coco_document(dataset, path.parent))  # in pieces: no GIL-long json.dumps
+    # encoded in pieces as the annotations are made: no GIL-long json.dumps, and no millions of dicts
+    # alive at once for the garbage collector to walk (both froze the GUI beside the autosave thread)
+    atomic_write_json(path, coco_document(dataset, path.parent, stream=True))
 
 
-def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
-    """The COCO dict for ``dataset``, with image file names relative to ``json_folder``."""
-    images, annotations = [], []
+def coco_document(dataset: Dataset, json_folder: Path, stream: bool = False) -> dict[str, Any]:
+    """The COCO dict for ``dataset``, with image file names relative to ``json_folder``; ``stream``: the
+    annotations are an iterator that makes them one by one (for ``atomic_write_json``), not a list."""
+    images = []
     kept_annotations = list(dataset.extra.get(SKIPPED_ANNOTATIONS_KEY, []))
     instance_ids = _instance_ids(dataset, kept_annotations)
     known_categories = {category.id for category in dataset.categories}
@@ -55,15 +59,14 @@ def coco_document(dataset: Dataset, json_folder: Path) -> dict[str, Any]:
             "height": image.height,
         }
         images.append(_with_extra(entry, image.extra, {"state": image.state}))
-        for instance in image.instances:
-            annotations.append(_annotation(instance, image, instance_ids[id(instance)]))
+    annotations = _annotations(dataset, instance_ids, kept_annotations)
     categories = [
         _with_extra({"id": c.id, "name": c.name}, {"supercategory": "", **c.extra}, {"color": list(c.color)})
         for c in dataset.categories
     ]
     top = {key: value for key, value in dataset.extra.items() if key != SKIPPED_ANNOTATIONS_KEY}
     document: dict[str, Any] = {"info": {"description": "written by Mask R-CNN Studio"}, **top}
-    document.update(images=images, annotations=annotations + kept_annotations, categories=categories)
+    document.update(images=images, annotations=annotations if stream else list(annotations), categories=categories)
     document[STUDIO_KEY] = {"format_version": COCO_FORMAT_VERSION}
     return document
 
@@ -75,6 +78,14 @@ def _with_extra(entry: dict[str, Any], extra: dict[str, Any], studio: dict[str, 
             entry.setdefault(key, value)
     entry[STUDIO_KEY] = studio
     return entry
+
+
+def _annotations(dataset: Dataset, instance_ids: dict[int, int], kept_annotations: list[Any]) -> Iterator[Any]:
+    """The annotations of the instances, image by image, then those kept as they were."""
+    for image in dataset.images:
+        for instance in image.instances:
+            yield _annotation(instance, image, instance_ids[id(instance)])
+    yield from kept_annotations
 
 
 def _annotation(instance: Instance, image: ImageRecord, annotation_id: int) -> dict[str, Any]:

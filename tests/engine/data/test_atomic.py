@@ -23,6 +23,8 @@ from engine.data.io.atomic import (
     remove_stale_temp_files,
     temp_files,
 )
+from engine.data.io.writers import coco_document, write_coco
+from tests.engine.data.test_data_writers import studio_dataset
 
 LONG_AGO = atomic.PROCESS_START - 3600
 
@@ -61,6 +63,29 @@ json_values = st.recursive(
 def test_json_in_pieces_is_the_same_text_as_json_dumps(document, items_per_chunk):
     text = "".join(json_chunks(document, items_per_chunk))
     assert text == json.dumps(document, separators=(",", ":"))
+
+
+def test_a_top_level_iterator_is_written_as_an_array_as_it_is_made():
+    made = []
+
+    def annotations():  # noqa: ANN202
+        for i in range(5):
+            made.append(i)
+            yield {"id": i}
+
+    pieces = json_chunks({"images": [], "annotations": annotations(), "n": 1}, items_per_chunk=2)
+    assert next(pieces) == "{" and made == []  # nothing made before it is written
+    text = "{" + "".join(pieces)
+    assert text == json.dumps(
+        {"images": [], "annotations": [{"id": i} for i in range(5)], "n": 1}, separators=(",", ":")
+    )
+
+
+def test_write_coco_streams_the_same_bytes_as_the_whole_document(tmp_path):
+    dataset = studio_dataset(tmp_path / "project")
+    write_coco(dataset, tmp_path / "a.json")
+    whole = json.dumps(coco_document(dataset, tmp_path), separators=(",", ":"))
+    assert (tmp_path / "a.json").read_text() == whole
 
 
 def test_atomic_write_json_reads_back(tmp_path):
