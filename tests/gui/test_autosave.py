@@ -179,3 +179,28 @@ def test_the_snapshot_shares_the_instances_and_copies_the_lists(tmp_path):
     record.state = "reviewed"
     assert len(twin.instances) == 1 and twin.state == "not_run"
     assert copy_.categories[0] is not dataset.categories[0] and copy_.categories == dataset.categories
+    assert copy_.root == dataset.root and copy_.source_path == dataset.source_path
+
+
+def test_the_autosave_keeps_what_the_coco_file_held_that_the_studio_does_not_use(qtbot, tmp_path, saver):
+    """The snapshot copies every field (the extra keys too): metadata survives the autosave thread."""
+    folder = tmp_path / "project"
+    document = {
+        "info": {"year": 2017, "description": "mine"},
+        "licenses": [{"id": 1, "name": "CC"}],
+        "images": [{"id": 7, "file_name": "a.png", "width": 100, "height": 100, "coco_url": "http://x/a.png"}],
+        "annotations": [
+            {"id": 3, "image_id": 7, "category_id": 1, "segmentation": [[10, 10, 40, 10, 40, 40]], "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "cell", "supercategory": "thing"}],
+    }
+    folder.mkdir()
+    (folder / "annotations.json").write_text(json.dumps(document))
+    dataset = read_dataset(folder / "annotations.json")
+    saver.attach(dataset, folder / "annotations.json")
+    add_instance(dataset, saver)
+    qtbot.waitUntil(lambda: not saver.dirty, timeout=5000)  # written by the autosave thread
+    written = json.loads((folder / "annotations.json").read_text())
+    assert written["info"] == document["info"] and written["licenses"] == document["licenses"]
+    assert written["images"][0]["coco_url"] == "http://x/a.png" and len(written["annotations"]) == 2
+    assert written["categories"][0]["supercategory"] == "thing"
