@@ -162,7 +162,9 @@ class Canvas(pg.GraphicsView):
         return pg.ImageItem(axisOrder="row-major")
 
     def bind(self, session: Session) -> None:
-        """Draw what the Session says: its image's pixels, the predictions shown, the selected one."""
+        """Draw what the Session says: its image's pixels, the predictions shown, the selected one; a click on
+        a prediction (or on none) selects it."""
+        self.clicked.connect(lambda row: session.select((), row))
         session.events.pixels.connect(self.set_image)
         session.events.shown.connect(lambda _shown: self.draw_prediction(session))
         session.events.selection.connect(lambda selection: self.set_selected(selection.prediction))

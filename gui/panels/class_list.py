@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data import Category
+from gui.editing.editor import Editor
 
 
 class ClassList(QWidget):
@@ -53,6 +54,14 @@ class ClassList(QWidget):
         self.add_button.clicked.connect(self.ask_add)
         self.rename_button.clicked.connect(self.ask_rename)
         self.color_button.clicked.connect(self.ask_color)
+
+    def bind(self, editor: Editor) -> None:
+        """Show the Editor's classes and the one it draws with; what the user does here goes through it."""
+        editor.categories_changed.connect(lambda: self.set_categories(editor.categories(), editor.category_id))
+        self.chosen.connect(editor.set_category)  # relabels the selection, as digit keys do
+        self.add_requested.connect(editor.add_category)
+        self.rename_requested.connect(lambda cid, name: editor.edit_category(cid, name=name))
+        self.recolor_requested.connect(lambda cid, color: editor.edit_category(cid, color=color))
 
     def set_categories(self, categories: Sequence[Category], current: int | None) -> None:
         self.list.blockSignals(True)

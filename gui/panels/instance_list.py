@@ -55,6 +55,8 @@ class InstanceList(QWidget):
         self.class_filter.currentTextChanged.connect(self._on_filter)
 
     def bind(self, session: Session) -> None:
+        """List the Session's shown predictions, select its selected one; a row the user picks selects it."""
+        self.selected.connect(lambda row: session.select((), row))  # a prediction, or none
         session.events.shown.connect(lambda _shown: self.show_prediction(session))
         session.events.selection.connect(lambda selection: self.select(selection.prediction))
         project_classes = lambda: session.class_names or (session.project.category_names() if session.project else [])  # noqa: E731

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         session, controller, editor, messages = self.session, self.controller, self.editor, self.messages
         for widget in (self.images, self.instances, self.model_panel):
             widget.bind(session)
+        self.classes.bind(editor)
         session.events.shown.connect(lambda _shown: self._draw_proposals())
         session.events.selection.connect(lambda _selection: self._update_edit_status())
         session.events.project.connect(self._on_project)
@@ -127,24 +128,18 @@ class MainWindow(QMainWindow):
         self.overlays.opacity_changed.connect(self.canvas.set_mask_opacity)
         self.overlays.hide_matched_check.toggled.connect(lambda on: self._set_view(hide_matched=on))
         self.instances.filter_changed.connect(lambda name: self._set_view(class_filter=name))
-        self.instances.selected.connect(lambda row: session.select((), row))  # a prediction, or none
-        self.canvas.clicked.connect(lambda row: session.select((), row))
         self.canvas.hovered.connect(self._on_hovered)
         self.model_panel.open_requested.connect(lambda: menus.open_weights_dialog(self, self))
         self.model_panel.device_changed.connect(self._on_device_changed)
         self.model_panel.predict_all_requested.connect(controller.predict_all)
         self.model_panel.cancel_requested.connect(self.inference.cancel_batch)
         editor.changed.connect(controller.refilter)  # annotations hide the predictions they match
-        editor.categories_changed.connect(self._on_categories_changed)
+        editor.categories_changed.connect(self._update_edit_status)
         editor.edited.connect(self.saver.edited)
         editor.message.connect(messages.show_status)
         editor.tool_changed.connect(lambda _name: self._update_edit_status())
         editor.brush_changed.connect(lambda _radius: self._update_edit_status())
         self.saver.dirty_changed.connect(lambda _dirty: self._update_title())
-        self.classes.chosen.connect(editor.set_category)  # relabels the selection, as digit keys do
-        self.classes.add_requested.connect(editor.add_category)
-        self.classes.rename_requested.connect(lambda cid, name: editor.edit_category(cid, name=name))
-        self.classes.recolor_requested.connect(lambda cid, color: editor.edit_category(cid, color=color))
 
     # ----- view reactions -----
     def _set_view(self, **view: object) -> None:
@@ -177,10 +172,6 @@ class MainWindow(QMainWindow):
     def _on_device_changed(self, device: str) -> None:
         self.settings.device = device
         self.controller.reload()
-
-    def _on_categories_changed(self) -> None:
-        self.classes.set_categories(self.editor.categories(), self.editor.category_id)
-        self._update_edit_status()
 
     def _update_edit_status(self) -> None:
         self.messages.edit_status.setText(self.editor.status_text())
