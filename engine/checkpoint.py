@@ -80,7 +80,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
         raise WeightsError(f"{path}: a safetensors file, but not a Mask R-CNN Studio checkpoint (no '{FORMAT}' tag)")
     try:
         return CheckpointInfo(
-            config=ModelConfig.from_dict(json.loads(meta["config"])),
+            config=ModelConfig.from_dict(_with_scale_policy(json.loads(meta["config"]))),
             class_names=list(json.loads(meta["class_names"])),
             history=list(json.loads(meta.get("history", "[]"))),
             extra=_nested_train_config(dict(json.loads(meta.get("extra", "{}")))),
@@ -88,6 +88,12 @@ def read_info(path: str | Path) -> CheckpointInfo:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+
+
+def _with_scale_policy(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved ModelConfig; one from before the scale policy existed (issue 12) was trained and is read at
+    ``short-side``, whatever ModelConfig's default becomes."""
+    return {"scale_policy": "short-side", **config}
 
 
 def _nested_train_config(extra: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONE_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}
+SCALE_POLICIES = ("short-side", "pixel-scale")  # ModelConfig.scale_policy
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 (argparse's word)
@@ -56,6 +57,14 @@ class ModelConfig:
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     size_divisible: int = 32
+    # Scale policy (issue 12): "short-side" resizes each image so its short side is min_size (long side at most
+    # max_size), torchvision's and COCO's convention; "pixel-scale" resizes every image by scale_factor, so objects
+    # keep their pixel size (times the factor) whatever the image size, and images larger than tile_size network
+    # pixels are predicted in overlapping tiles (engine.tiling). tile_overlap None: the largest anchor size.
+    scale_policy: str = "short-side"
+    scale_factor: float = 1.0
+    tile_size: int = 1024
+    tile_overlap: int | None = None
     # Anchors (seed section 5): ratio = w / h, as the seed writes it (torchvision's ratio is h / w).
     anchor_sizes: tuple[int, ...] = setting(
         (32, 64, 128, 256), "anchor size per FPN level, e.g. 16 32 64 128 for small objects", changes="the RPN"
@@ -110,6 +119,14 @@ class ModelConfig:
             raise ValueError("loss_reduction must be 'image' or 'batch'")
         if self.rpn_box_loss_norm not in ("positives", "sampled"):
             raise ValueError("rpn_box_loss_norm must be 'positives' or 'sampled'")
+        if self.scale_policy not in SCALE_POLICIES:
+            raise ValueError(f"scale_policy must be one of {SCALE_POLICIES}, got {self.scale_policy!r}")
+        if not 0.01 <= self.scale_factor <= 100:
+            raise ValueError(f"scale_factor must be between 0.01 and 100, got {self.scale_factor}")
+        if self.tile_size < 128:
+            raise ValueError(f"tile_size must be at least 128 network pixels, got {self.tile_size}")
+        if not 0 <= self.tile_overlap_px <= self.tile_size // 2:
+            raise ValueError(f"tile_overlap must be between 0 and tile_size / 2, got {self.tile_overlap_px}")
         n_levels = 4 + int(self.fpn_extra_pool)
         if len(self.anchor_sizes) != n_levels:
             raise ValueError(f"anchor_sizes needs one size per FPN level ({n_levels}), got {self.anchor_sizes}")
@@ -117,6 +134,11 @@ class ModelConfig:
     @property
     def num_anchors(self) -> int:
         return len(self.aspect_ratios)
+
+    @property
+    def tile_overlap_px(self) -> int:
+        """Overlap of neighbouring tiles in network pixels: ``tile_overlap``, or the largest anchor size."""
+        return int(max(self.anchor_sizes)) if self.tile_overlap is None else int(self.tile_overlap)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -41,6 +41,51 @@ def encode_masks(masks: np.ndarray) -> list[dict]:
     return rles
 
 
+def crop_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict:
+    """A mask crop (h,w) bool placed at (x0, y0) of a height x width image -> its COCO RLE (``counts`` as str),
+    without making the full-image mask (a 10k image's instance would need 100 MB)."""
+    h, w = mask.shape
+    if h == 0 or w == 0 or not mask.any():
+        counts = [height * width]
+    else:
+        flat = np.zeros((w, height), dtype=bool)  # the crop's columns, full height: column-major order
+        flat[:, y0 : y0 + h] = mask.T
+        positions = np.flatnonzero(flat.ravel()) + x0 * height
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        starts = positions[np.concatenate(([0], breaks))]
+        ends = positions[np.concatenate((breaks - 1, [len(positions) - 1]))] + 1
+        runs = np.empty(2 * len(starts) + 1, dtype=np.int64)
+        runs[0:-1:2] = starts - np.concatenate(([0], ends[:-1]))
+        runs[1::2] = ends - starts
+        runs[-1] = height * width - ends[-1]
+        counts = runs.tolist() if runs[-1] else runs[:-1].tolist()  # pycocotools writes no trailing empty run
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def prediction_to_coco(pred: Any, image_id: int, label_to_category: dict[int, int] | None = None) -> list[dict]:
+    """An engine.structures.Prediction -> COCO results (xywh boxes, RLE masks from the crops); labels missing
+    from ``label_to_category`` are dropped (identity map when None)."""
+    results = []
+    for i in range(len(pred)):
+        label = int(pred.labels[i])
+        if label_to_category is not None and label not in label_to_category:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in pred.boxes[i])
+        crop = pred.masks[i]
+        results.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(label if label_to_category is None else label_to_category[label]),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "score": float(pred.scores[i]),
+                "segmentation": crop_rle(crop.mask, crop.x0, crop.y0, pred.height, pred.width),
+            }
+        )
+    return results
+
+
 def _quiet_index(coco: COCO) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
@@ -271,6 +316,15 @@ def _run_model(model: Callable, image: torch.Tensor) -> dict[str, torch.Tensor]:
     return model([image])[0]
 
 
+def _predictor_for(model: Any, device: torch.device) -> Any:
+    """An engine.inference.Predictor for one of our models (no features kept between tiles), None for any other
+    callable (tests' stand-ins), which is called on the whole image."""
+    from engine.inference import Predictor
+    from engine.model.mask_rcnn import MaskRCNN
+
+    return Predictor(model, device, feature_budget=0) if isinstance(model, MaskRCNN) else None
+
+
 def _model_class_count(model: Any) -> int | None:
     config = getattr(model, "config", None)
     return getattr(config, "num_classes", None)
@@ -310,6 +364,7 @@ def evaluate_model(
         if original_device is not None and original_device != device:
             module.to(device)
     results: list[dict] = []
+    predictor = _predictor_for(model, device)
     try:
         for done, image_id in enumerate(image_ids, start=1):
             record = dataset.image_by_id(image_id)
@@ -321,8 +376,12 @@ def evaluate_model(
                     f"the image is {pixels.shape[1]}x{pixels.shape[0]} but the annotations say "
                     f"{record.width}x{record.height}; fix the annotation file or the image",
                 )
-            image = torch.from_numpy(pixels).to(device).permute(2, 0, 1).float().div_(255.0)
-            results.extend(detections_to_coco(_run_model(model, image), record.id, mapping))
+            if predictor is not None:  # our model: the Predictor's path, tiled at pixel scale (engine.tiling)
+                pred = predictor.predict(pixels, predictor.model_settings())
+                results.extend(prediction_to_coco(pred, record.id, mapping))
+            else:
+                image = torch.from_numpy(pixels).to(device).permute(2, 0, 1).float().div_(255.0)
+                results.extend(detections_to_coco(_run_model(model, image), record.id, mapping))
             if progress is not None:
                 progress(done, len(image_ids))
     finally:

@@ -36,7 +36,7 @@ from engine.data.errors import DatasetError, ImageLoadError
 from engine.data.io.atomic import atomic_write_text
 from engine.data.io.images import is_image_file, load_image
 from engine.data.io.mask_readers import image_files
-from engine.evaluate import ClassMismatchError, encode_masks, label_to_category_map
+from engine.evaluate import ClassMismatchError, label_to_category_map, prediction_to_coco
 
 
 @dataclass
@@ -127,24 +127,8 @@ def collect_images(source: Path, class_names: list[str], num_classes: int) -> tu
 
 
 def prediction_results(pred, image_id: int, categories: Categories) -> list[dict]:  # noqa: ANN001 - Prediction
-    """engine.inference.Prediction -> COCO results (xywh boxes, RLE masks with str counts)."""
-    results = []
-    for i in range(len(pred)):
-        label = int(pred.labels[i])
-        if label not in categories.by_label:
-            continue
-        x1, y1, x2, y2 = (float(v) for v in pred.boxes[i])
-        full = pred.masks[i].full(pred.height, pred.width)
-        results.append(
-            {
-                "image_id": image_id,
-                "category_id": categories.by_label[label][0],
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "score": float(pred.scores[i]),
-                "segmentation": encode_masks(full[None])[0],
-            }
-        )
-    return results
+    """engine.inference.Prediction -> COCO results (xywh boxes, RLE masks with str counts, made from the crops)."""
+    return prediction_to_coco(pred, image_id, {label: cid for label, (cid, _, _) in categories.by_label.items()})
 
 
 MASK_ALPHA = 0.45
@@ -163,8 +147,10 @@ def draw_overlay(
     names: dict[int, str],
     colors: dict[int, tuple[int, int, int]],
 ) -> Image.Image:
-    """(H,W,3) uint8 image + detections -> RGB image with translucent masks, outlines, boxes, "class score"."""
-    canvas = pixels.astype(np.float32)
+    """(H,W,3) uint8 image + detections -> RGB image with translucent masks, outlines, boxes, "class score".
+
+    Drawn crop by crop on a uint8 copy (a float copy of a 10k x 10k image would take 1.2 GB)."""
+    canvas = np.array(pixels[..., :3], dtype=np.uint8, copy=True)
     order = np.argsort(pred.scores, kind="stable")  # best last: drawn on top
     for i in order:
         crop = pred.masks[i]
@@ -173,9 +159,10 @@ def draw_overlay(
         color = np.array(colors.get(int(pred.labels[i]), default_category_color(int(pred.labels[i]))), np.float32)
         h, w = crop.mask.shape
         region = canvas[crop.y0 : crop.y0 + h, crop.x0 : crop.x0 + w]
-        region[crop.mask] = (1 - MASK_ALPHA) * region[crop.mask] + MASK_ALPHA * color
-        region[_outline(crop.mask)] = color
-    image = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))
+        blended = (1 - MASK_ALPHA) * region[crop.mask].astype(np.float32) + MASK_ALPHA * color
+        region[crop.mask] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        region[_outline(crop.mask)] = color.astype(np.uint8)
+    image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     for i in order:
@@ -200,6 +187,23 @@ def _overlay_name(item: ImageItem, used: set[str]) -> str:
     return name
 
 
+class TileBar:
+    """``progress(done, total)`` of Predictor.predict as a tqdm bar over the tiles, shown for tiled images only."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None and total > 1:
+            self.bar = tqdm(total=total, desc="tiles", unit="tile", file=sys.stderr, leave=False, dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def predict_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from engine.inference import Predictor
@@ -219,7 +223,7 @@ def predict_command(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the run, when it cannot be made
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(model, device)
+    predictor = Predictor(model, device, feature_budget=0)  # one tile's features at a time (engine.tiling)
     settings = PredictSettings(score_threshold=args.score_threshold, mask_threshold=args.mask_threshold)
     results: list[dict] = []
     images_meta: list[dict] = []
@@ -233,7 +237,11 @@ def predict_command(argv: list[str]) -> int:
             warn(f"{error}; skipped", lambda line: tqdm.write(line, file=sys.stderr))
             skipped.append({"file_name": item.file_name, "reason": str(error)})
             continue
-        pred = predictor.predict(pixels, settings)
+        tile_bar = TileBar()
+        try:
+            pred = predictor.predict(pixels, settings, progress=tile_bar)
+        finally:
+            tile_bar.close()
         results.extend(prediction_results(pred, item.id, categories))
         images_meta.append({"id": item.id, "file_name": item.file_name, "width": pred.width, "height": pred.height})
         if overlays is not None:

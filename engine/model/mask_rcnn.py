@@ -17,10 +17,9 @@ from engine.model.roi_heads import RoIHeads
 from engine.model.rpn import RegionProposalNetwork
 from engine.model.transform import (
     batch_images,
-    choose_min_size,
+    input_scale,
     normalize,
     resize,
-    resize_scale,
     scale_target,
 )
 
@@ -72,7 +71,7 @@ class MaskRCNN(nn.Module):
             originals.append((h, w))
             image = normalize(image, cfg.image_mean, cfg.image_std)
             gen = sample_generator(targets[i], 2, torch.device("cpu")) if targets is not None else None
-            scale = resize_scale(h, w, choose_min_size(cfg.min_size, self.training, gen), cfg.max_size)
+            scale = input_scale(h, w, cfg, self.training, gen)
             if (int(h * scale), int(w * scale)) != (h, w):  # the same size would be an exact identity
                 image = resize(image, scale)
             resized.append(image)

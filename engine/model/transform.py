@@ -25,6 +25,15 @@ def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float
     return min(min_size / min(height, width), max_size / max(height, width))
 
 
+def input_scale(height: int, width: int, config, training: bool = False, generator=None) -> float:  # noqa: ANN001
+    """The factor an image of height x width is resized by under ``config``'s scale policy (a ModelConfig):
+    ``pixel-scale`` -> ``scale_factor`` whatever the size; ``short-side`` -> ``resize_scale`` to one of
+    ``min_size`` (drawn in training, see ``choose_min_size``) capped by ``max_size``."""
+    if getattr(config, "scale_policy", "short-side") == "pixel-scale":
+        return float(config.scale_factor)
+    return resize_scale(height, width, choose_min_size(config.min_size, training, generator), config.max_size)
+
+
 def resize(image: Tensor, scale: float) -> Tensor:
     """(C,H,W) -> (C,floor(H*scale),floor(W*scale)), bilinear, align_corners=False."""
     return F.interpolate(
