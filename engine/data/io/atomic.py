@@ -29,6 +29,7 @@ except ImportError:  # Windows: an open file cannot be deleted there anyway
 PROCESS_START = time.time()  # temp files older than this were left by an earlier process
 STALE_AFTER_S = 60.0  # ...or by any writer that has not touched them for this long and holds no lock
 JSON_ITEMS_PER_CHUNK = 1000
+WRITE_SIZE = 1 << 20  # chunks are gathered into writes of about this many bytes
 
 
 class ReadOnlyFileError(PermissionError):
@@ -76,8 +77,16 @@ def atomic_write_chunks(path: str | Path, chunks: Iterable[str | bytes], encodin
     lock = _lock(file_descriptor)  # held until the rename: the temp file is in use
     try:
         with os.fdopen(file_descriptor, "wb") as temp_file:
+            pending, size = [], 0  # gathered into writes of about WRITE_SIZE bytes
             for chunk in chunks:
-                temp_file.write(chunk.encode(encoding) if isinstance(chunk, str) else chunk)
+                data = chunk.encode(encoding) if isinstance(chunk, str) else bytes(chunk)
+                pending.append(data)
+                size += len(data)
+                if size >= WRITE_SIZE:
+                    temp_file.write(b"".join(pending))
+                    pending, size = [], 0
+            if pending:
+                temp_file.write(b"".join(pending))
             temp_file.flush()
             os.fsync(temp_file.fileno())
         _copy_permissions(target, temp_name)
