@@ -160,3 +160,47 @@ def test_the_image_controller_opens_predicts_and_switches_without_a_window(qtbot
     finally:
         for worker in (saver, inference, loader):
             worker.shutdown()
+
+
+class NoModel:
+    """A ``BoxMasks`` without a model: a box is its rectangle."""
+
+    def can_mask_boxes(self) -> bool:
+        return False
+
+    def request_box_mask(self, box, label: int) -> int:  # noqa: ANN001
+        raise AssertionError("not asked without a model")
+
+
+def test_the_editor_and_the_trainer_work_on_a_session_without_a_window(qtbot, tmp_path):
+    from gui.app import create_app
+    from gui.canvas.view import Canvas
+    from gui.editing.editor import Editor
+    from gui.panels.train_panel import TrainPanel
+    from gui.training.controller import TrainController
+
+    create_app()
+    session, canvas, panel, said = Session(), Canvas(), TrainPanel(), Said()
+    qtbot.addWidget(canvas)
+    qtbot.addWidget(panel)
+    canvas.bind(session)
+    shown_images: list[int] = []
+    editor = Editor(session, canvas, NoModel(), shown_images.append)
+    loads: list[str] = []
+    models = type("Models", (), {"load_weights": staticmethod(loads.append)})()  # a ModelLoader
+    trainer = TrainController(session, panel, store=None, messages=said, models=models)
+    session.open_project(project(tmp_path))
+    assert "(0)" in panel.subset.itemText(0)  # the trainer followed the project: nothing reviewed yet
+    session.go_to(0)
+    session.set_pixels(np.zeros((96, 128, 3), np.uint8))
+    added = editor.add_polygon([(10, 10), (40, 10), (40, 30)])
+    record = session.record
+    assert record.instances == [added] and record.state == "reviewed"
+    assert session.selection.annotations == (added,)  # the one selection, held by the Session
+    assert "(1)" in panel.subset.itemText(0)  # an edit is a record event: the counts follow
+    editor.box_drawn((50, 50, 70, 80))  # no model: the rectangle
+    assert len(record.instances) == 2 and session.selection.annotations[0].category_id == added.category_id
+    editor.undo()
+    editor.undo()
+    assert record.instances == [] and not session.selection and record.state == "not_run"
+    assert trainer.session is session and not said.errors and loads == []
