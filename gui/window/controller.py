@@ -237,6 +237,14 @@ class ImageController(QObject):
         text = f"{message}\nYour edits are kept in memory; they are saved with the next edit or Ctrl+S."
         self.messages.show_error(text, scope="save")
 
+    def save_as(self, path: str | Path) -> bool:
+        """File > Save As…: write the annotations to ``path`` and save there from now on (a failure is
+        shown as any failed save is, and nothing changes)."""
+        if not self.saver.save_as(path):
+            return False
+        self.messages.show_status(f"Saved as {self.saver.path}; edits are saved there from now on")
+        return True
+
     def save(self) -> bool:
         """Ctrl+S: write the edits now."""
         if self.saver.flush():

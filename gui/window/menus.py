@@ -90,6 +90,7 @@ def build_menus(window: QMainWindow, host: MenuHost) -> Actions:
     update_recent(recent_menu, host)
     save = _action(window, file_menu, "&Save", controller.save, "Ctrl+S")
     save.setToolTip("Edits are saved automatically; Ctrl+S writes them now")
+    _action(window, file_menu, "Save &As…", lambda: save_as_dialog(window, host), "Ctrl+Shift+S")
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", window.close, "Ctrl+Q")
     edit = edit_menus.build_edit_menu(window, bar, host.editor, host.classes.ask_add)
@@ -177,6 +178,16 @@ def open_image_dialog(window: QMainWindow, host: MenuHost) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Open an image", _start_dir(host), f"Images ({patterns})")
     if path:
         host.open_path(path)
+
+
+def save_as_dialog(window: QMainWindow, host: MenuHost) -> None:
+    """Write the annotations to another COCO file, which the edits are saved to from then on."""
+    current = host.controller.saver.path
+    if current is None:
+        return
+    path, _ = QFileDialog.getSaveFileName(window, "Save the annotations as", str(current), "COCO JSON (*.json)")
+    if path:
+        host.controller.save_as(path)
 
 
 def open_weights_dialog(window: QMainWindow, host: MenuHost) -> None:

@@ -4,6 +4,7 @@ the previous one, byte for byte; the window says so and keeps the edits; the nex
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from engine.data.io import atomic
+from gui.window import menus
 from tests.gui.conftest import write_images
 from tests.gui.test_editing import (
     CTRL,
@@ -167,3 +169,37 @@ def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edi
     cut.failing = False
     press(qtbot, window, Qt.Key.Key_S, CTRL)
     assert len(file_masks(wait_saved(qtbot, window))) == 2
+
+
+def menu_action(window, text: str):  # noqa: ANN001, ANN201
+    for menu_action_ in window.menuBar().actions():
+        for action in menu_action_.menu().actions():
+            if action.text() == text:
+                return action
+    raise AssertionError(f"no menu entry {text!r}")
+
+
+def test_a_read_only_annotations_file_says_so_and_file_save_as_writes_the_edits_elsewhere(
+    qtbot, window, folder, monkeypatch
+):
+    open_folder(qtbot, window, folder)
+    draw_polygon(qtbot, window, RECT)
+    path = window.saver.path
+    assert len(file_masks(wait_saved(qtbot, window))) == 1
+    os.chmod(path, 0o444)  # read-only, in a writable folder
+    old_bytes = path.read_bytes()
+    draw_polygon(qtbot, window, TRIANGLE)
+    qtbot.waitUntil(lambda: "read-only" in window.error_text(), timeout=5000)
+    assert "Save As" in window.error_text() and path.read_bytes() == old_bytes
+    assert (path.stat().st_mode & 0o777) == 0o444 and window.saver.dirty
+
+    elsewhere = folder / "mine.json"
+    monkeypatch.setattr(menus.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(elsewhere), "")))
+    menu_action(window, "Save &As…").trigger()
+    assert window.saver.path == elsewhere and window.project.annotation_path() == elsewhere
+    assert window.error_text() == "" and not window.saver.dirty and "mine.json" in window.status_text.text()
+    assert path.read_bytes() == old_bytes
+    draw_polygon(qtbot, window, [(70, 65), (110, 65), (90, 90)])  # the next edit is saved there too
+    qtbot.waitUntil(lambda: not window.saver.dirty, timeout=5000)
+    assert len(file_masks(json.loads(elsewhere.read_text()))) == 3 and path.read_bytes() == old_bytes
+    assert temp_files(folder) == []
