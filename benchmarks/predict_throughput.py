@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=32, help="largest batch tried (doubling from 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per batch size, after one warm-up")
     p.add_argument("--channels-last", action="store_true", help="the model in channels-last memory format")
-    p.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false")
+    p.add_argument(
+        "--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms per shape (the engine does not)"
+    )
     p.add_argument("--torchvision", action="store_true", help="time torchvision's model on the same inputs too")
     p.add_argument("--profile", action="store_true", help="torch.profiler table of one call at the best batch")
     p.add_argument("--profile-rows", type=int, default=25)

@@ -226,6 +226,8 @@ def summary(work: Path, out: Path) -> None:
             )
             if c.get("skipped") and not info.get("cuda_available"):
                 line += " (skipped: no CUDA here)"
+                if str(meta.get("device", "")).startswith("cuda"):
+                    ok, line = False, line + ", but --device cuda was asked for"
             details += [f"## {STEP_TITLES[key]}", "", f"`{step['command']}`", ""]
             details += [f"- FAILED {t}" for t in parsed["failed"]]
             details += [f"- xfailed (known issue) {t}" for t in parsed["xfailed"]]

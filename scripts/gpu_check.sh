@@ -3,12 +3,14 @@
 # throughput, bench-train with AMP, and optionally a generalist training run. Each step runs under its own
 # time limit and its failure is recorded without stopping the rest; the limits add up to under 8 minutes.
 #
-#   bash scripts/gpu_check.sh [--device cuda|cpu] [--quick] [--out DIR] [--generalist DIR] [--generalist-s N]
+#   bash scripts/gpu_check.sh [--device cuda|cpu] [--quick] [--out DIR] [--only STEPS]
+#                             [--generalist DIR] [--generalist-s N]
 #
 #   --device      cuda (default) or cpu. On the CPU pass --quick: tiny sizes, the CUDA tests skipped
 #                 (tests/test_gpu_check_script.py runs it so in CI).
 #   --quick       smoke-test sizes for every step (CI, CPU).
 #   --out DIR     where summary.md, summary.json and logs.txt go (default: $OUT, else ./gpu_check_out).
+#   --only STEPS  comma-separated subset of tests,bench,throughput,bench-train,generalist (a rerun).
 #   --generalist DIR   step 5: train a model on the dataset folder DIR (anything `python -m engine train
 #                 --data` reads; for the device, a folder of the project that .git/info/exclude ignores, named
 #                 in `carry`, e.g. .pack/generalist/{images,labels}/*.png: one 16-bit label PNG per image,
@@ -27,6 +29,7 @@ QUICK=0
 OUTDIR="${OUT:-}"
 GENERALIST=""
 GENERALIST_S=300
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
@@ -34,7 +37,8 @@ while [ $# -gt 0 ]; do
     --out) OUTDIR="$2"; shift 2 ;;
     --generalist) GENERALIST="$2"; shift 2 ;;
     --generalist-s) GENERALIST_S="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --only) ONLY=",$2,"; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,11 +57,11 @@ printf '{"started": "%s", "device": "%s", "quick": %s, "commit": "%s"}\n' "$(dat
   "$DEVICE" "$([ $QUICK = 1 ] && echo true || echo false)" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
   >"$WORK/meta.json"
 
-# Time limits (seconds). Full (GPU): 30+120+50+50+40+50+120 = 460 s, inside the 8 minutes.
+# Time limits (seconds). Full (GPU): 25 + 150 + 2x45 + 40+50 + 110 = 465 s, inside the 8 minutes.
 if [ "$QUICK" = 1 ]; then
-  T_SETUP=60 T_TESTS=150 T_BENCH=150 T_THROUGHPUT=150 T_TRAIN=240
+  T_SETUP=60 T_TESTS=150 T_BENCH=150 T_THROUGHPUT=150 T_THROUGHPUT_AMP=150 T_TRAIN=240
 else
-  T_SETUP=30 T_TESTS=120 T_BENCH=50 T_THROUGHPUT=45 T_TRAIN=120
+  T_SETUP=25 T_TESTS=150 T_BENCH=45 T_THROUGHPUT=40 T_THROUGHPUT_AMP=50 T_TRAIN=110
 fi
 
 summarise() {
@@ -89,6 +93,9 @@ skip_step() {  # KEY REASON
   summarise
 }
 
+# wanted KEY: whether --only (if given) names the step KEY
+wanted() { [ -z "$ONLY" ] || [[ "$ONLY" == *",$1,"* ]]; }
+
 setup() {
   local site="$WORK/site"
   if ls .whl/*.whl >/dev/null 2>&1 && ! "$PY" -c "import pycocotools" 2>/dev/null; then
@@ -109,7 +116,9 @@ export -f setup
 step setup "$T_SETUP" bash -c setup
 
 # 1. The CUDA tests (and their CPU twins). In --quick mode on the CPU, only the CUDA ones: they skip.
-if [ "$QUICK" = 1 ] && [ "$DEVICE" = cpu ]; then
+if ! wanted tests; then
+  skip_step tests "not selected (--only)"
+elif [ "$QUICK" = 1 ] && [ "$DEVICE" = cpu ]; then
   step tests "$T_TESTS" "$PY" -m pytest tests/engine/test_cuda.py -p no:cacheprovider -v \
     -k "on_cuda or (score_moves and not cpu)"
 else
@@ -122,18 +131,26 @@ if [ "$QUICK" = 1 ]; then
 else
   BENCH_ARGS=(--repeats 5)
 fi
-step bench "$T_BENCH" "$PY" -m engine bench --device "$DEVICE" "${BENCH_ARGS[@]}"
-step bench-amp "$T_BENCH" "$PY" -m engine bench --device "$DEVICE" --amp "${BENCH_ARGS[@]}"
+if wanted bench; then
+  step bench "$T_BENCH" "$PY" -m engine bench --device "$DEVICE" "${BENCH_ARGS[@]}"
+  step bench-amp "$T_BENCH" "$PY" -m engine bench --device "$DEVICE" --amp "${BENCH_ARGS[@]}"
+else
+  skip_step bench "not selected (--only)"
+  skip_step bench-amp "not selected (--only)"
+fi
 
 # 3. Batch prediction throughput at 800x1333, batches doubling until memory runs out.
-if [ "$QUICK" = 1 ]; then
+if ! wanted throughput; then
+  skip_step throughput "not selected (--only)"
+  skip_step throughput-amp "not selected (--only)"
+elif [ "$QUICK" = 1 ]; then
   step throughput "$T_THROUGHPUT" "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --sizes 128x160 \
     --max-batch 2 --repeats 1 --profile --profile-rows 8
   skip_step throughput-amp "--quick: the --amp throughput runs on the GPU only"
 else
   step throughput "$T_THROUGHPUT" "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --sizes 800x1333 \
     --max-batch 64 --repeats 3
-  step throughput-amp $((T_THROUGHPUT + 5)) "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --amp \
+  step throughput-amp "$T_THROUGHPUT_AMP" "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --amp \
     --sizes 800x1333 --max-batch 64 --repeats 3 --profile
 fi
 
@@ -142,10 +159,14 @@ fi
 if [ "$QUICK" = 1 ]; then
   TRAIN_ARGS=(--iters 4 --input-size 128 --max-size 160 --roi-samples 64)
 else
-  TRAIN_ARGS=(--iters 300)
+  TRAIN_ARGS=(--iters 200)
 fi
-step bench-train "$T_TRAIN" "$PY" -m engine bench-train --device "$DEVICE" --data "$WORK/nuclei" \
-  --out "$WORK/bench-train-out" "${TRAIN_ARGS[@]}"
+if wanted bench-train; then
+  step bench-train "$T_TRAIN" "$PY" -m engine bench-train --device "$DEVICE" --data "$WORK/nuclei" \
+    --out "$WORK/bench-train-out" "${TRAIN_ARGS[@]}"
+else
+  skip_step bench-train "not selected (--only)"
+fi
 
 # 5. Optional: the generalist model, stopped cleanly after GENERALIST_S seconds, checkpoint back in parts.
 generalist() {
@@ -168,7 +189,7 @@ generalist() {
   fi
   return $rc
 }
-if [ -n "$GENERALIST" ]; then
+if [ -n "$GENERALIST" ] && wanted generalist; then
   export -f generalist
   step generalist $((GENERALIST_S + 90)) bash -c generalist
 else
