@@ -52,14 +52,25 @@ class Selection:
 
 @dataclass
 class SessionEvents:
-    project: Event = field(default_factory=Event)  # a project was opened (or closed)
-    image: Event = field(default_factory=Event)  # the current image changed (index; pixels may follow)
-    pixels: Event = field(default_factory=Event)  # the current image's pixels arrived (or failed: None)
-    prediction: Event = field(default_factory=Event)  # a new prediction for the current image (or None)
-    shown: Event = field(default_factory=Event)  # which predictions are shown changed
-    selection: Event = field(default_factory=Event)  # the selection changed
-    model: Event = field(default_factory=Event)  # the model reference or its class names changed
-    record: Event = field(default_factory=Event)  # an image's instances or state changed (its row)
+    """What changed, and (in the app as the window wires it) who redraws."""
+
+    # a project was opened: Editor (reset), ImageList, InstanceList (class filter), TrainController, window title
+    project: Event = field(default_factory=Event)
+    # the current image changed (its index; pixels come later): ImageList (current row), Editor (drops a drawing)
+    image: Event = field(default_factory=Event)
+    # the current image's pixels arrived (None: unreadable): Canvas (the picture), Editor (annotation layer)
+    pixels: Event = field(default_factory=Event)
+    # a new prediction for the current image (or None); what is drawn follows with ``shown``
+    prediction: Event = field(default_factory=Event)
+    # which predictions are shown: Canvas (masks, boxes), InstanceList (rows), window (proposals)
+    shown: Event = field(default_factory=Event)
+    # the selection changed: Canvas and InstanceList (the selected prediction), Editor (selection layer, tool
+    # handles, class to draw with), window (edit status)
+    selection: Event = field(default_factory=Event)
+    # the model reference, its description or class names changed: ModelPanel, InstanceList, TrainController
+    model: Event = field(default_factory=Event)
+    # an image's instances or state changed (its row): ImageList (its state), TrainController (counts)
+    record: Event = field(default_factory=Event)
 
 
 class Session:
