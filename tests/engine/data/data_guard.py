@@ -59,9 +59,12 @@ def _step_images(folder: Path, state: dict[str, Any]) -> None:
     failed = []
     for image in dataset.images:
         try:
-            load_image(dataset.image_path(image), expected_size=(image.width, image.height))
+            pixels = load_image(dataset.image_path(image))
         except ImageLoadError as error:  # the app shows it and goes on to the next image
             failed.append(str(error))
+            continue
+        if pixels.shape[:2] != (image.height, image.width):
+            failed.append(f"{image.path}: {pixels.shape[1]}x{pixels.shape[0]}, not {image.width}x{image.height}")
     state["image_errors"] = failed
 
 
@@ -108,6 +111,15 @@ def run_case(folder: Path, steps: list[str]) -> dict[str, Any]:
     return report
 
 
+def _segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+SELF_TESTS: dict[str, Callable[[], None]] = {"<segfault>": _segfault, "<hang>": lambda: time.sleep(3600)}
+
+
 def serve(steps: list[str]) -> None:
     """Worker loop: one folder per stdin line -> one JSON report per stdout line."""
     import faulthandler
@@ -126,6 +138,8 @@ def serve(steps: list[str]) -> None:
         folder = line.rstrip("\n")
         if not folder:
             continue
+        if folder in SELF_TESTS:  # the guard's own test: a segfault, or a hang
+            SELF_TESTS[folder]()
         report = run_case(Path(folder), steps)
         print(json.dumps(report), file=out, flush=True)
 

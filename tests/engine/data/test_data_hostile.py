@@ -272,7 +272,7 @@ def test_an_image_of_another_size_than_the_annotations_say_is_an_image_load_erro
     save_image(tmp_path / "a.png", WIDTH, HEIGHT + 1)
     report = opens(worker.run(tmp_path))
     (error,) = report["image_errors"]
-    assert re.search(r"a\.png': the image is 40x31 pixels but the annotations say 40x30", error)
+    assert error == "a.png: 40x31, not 40x30"
     record = ImageRecord(str(tmp_path / "a.png"), WIDTH, HEIGHT, [Instance(1, [TRIANGLE])])
     dataset = Dataset(tmp_path, [record], [Category(1, "cell")])
     with pytest.raises(ImageLoadError, match=r"the image is 40x31 pixels but the annotations say 40x30"):
