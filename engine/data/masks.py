@@ -117,10 +117,15 @@ def rle_problem(counts: str, num_pixels: int) -> str | None:
 
 def _runs_problem(runs: Any, num_pixels: int) -> str | None:
     """Why uncompressed run lengths do not cover ``num_pixels`` pixels (None when they do)."""
-    if isinstance(runs, np.ndarray):
-        if runs.ndim != 1 or (runs.size and runs.dtype.kind not in "iu"):
-            return "must be a list of whole numbers"
-        values = runs.astype(np.int64)
+    if not isinstance(runs, np.ndarray) and all(type(v) is int for v in runs[:1]):
+        try:  # the common case, fast: a list of Python ints
+            runs = np.asarray(runs)
+        except (OverflowError, ValueError):
+            pass
+    if isinstance(runs, np.ndarray) and runs.ndim == 1 and runs.dtype.kind in "iu" or not len(runs):
+        values = np.asarray(runs, dtype=np.int64) if len(runs) else np.zeros(0, dtype=np.int64)
+    elif isinstance(runs, np.ndarray):
+        return "must be a list of whole numbers"
     else:
         if not all(_is_integer(v) for v in runs):
             return "must be a list of whole numbers"

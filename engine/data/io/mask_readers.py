@@ -34,6 +34,7 @@ _IMAGE_WORDS = re.compile(r"images?|imgs?|raw", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[_\-. ]")
 _LABEL_SUFFIX = re.compile(r"[_\-](masks?|labels?)$", re.IGNORECASE)
 _PREFERRED_IMAGE_FOLDERS = ("images", "image", "imgs", "img", "raw")
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -82,7 +83,7 @@ def _read_binary_mask(path: Path, height: int, width: int, warnings: list[str]) 
     try:
         with Image.open(path) as png:
             mask = np.asarray(png)
-    except (OSError, ValueError) as error:
+    except _UNREADABLE as error:
         warnings.append(f"{path}: not a readable mask PNG ({error}); skipped")
         return None
     mask = mask.any(axis=2) if mask.ndim == 3 else mask > 0
@@ -158,7 +159,7 @@ def read_label_image(path: Path, warnings: list[str]) -> np.ndarray | None:
     try:
         with Image.open(path) as label_file:
             labels = np.asarray(label_file)
-    except (OSError, ValueError) as error:
+    except _UNREADABLE as error:
         warnings.append(f"{path}: not a readable label image ({error}); skipped")
         return None
     if labels.ndim == 3:
