@@ -59,9 +59,13 @@ class InstanceList(QWidget):
         self.selected.connect(lambda row: session.select((), row))  # a prediction, or none
         session.events.shown.connect(lambda _shown: self.show_prediction(session))
         session.events.selection.connect(lambda selection: self.select(selection.prediction))
-        project_classes = lambda: session.class_names or (session.project.category_names() if session.project else [])  # noqa: E731
-        session.events.project.connect(lambda _project: self.set_classes(project_classes()))
-        session.events.model.connect(lambda _path: session.class_names and self.set_classes(session.class_names))
+
+        def classes(*_args: object) -> None:  # the model's, else (no model yet) the project's
+            project_names = session.project.category_names() if session.project else []
+            self.set_classes(session.class_names or project_names)
+
+        session.events.project.connect(classes)
+        session.events.model.connect(classes)
 
     def show_prediction(self, session: Session) -> None:
         """The Session's shown predictions, one row each (class, score, area, colour swatch)."""
