@@ -16,6 +16,10 @@ the editor does), then times what the GUI thread spends:
 - flush: ``flush()`` after one more edit, which writes on the calling thread (Ctrl+S, closing, and
   the image switch as long as the window flushes there).
 
+The longest garbage collection during the write is printed too: the app collects from a GUI-thread
+timer (``create_app``), and a full collection walks every object of the project (about 1 s for a
+million instances) whoever made the garbage; that part of a stall is not the autosave's own.
+
 Run it on an older commit (a ``git worktree``) for the "before" figures: it only uses the public
 AutoSaver interface.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import os
 import statistics
 import sys
@@ -104,18 +109,29 @@ def main() -> None:
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(5)
     timer.timeout.connect(tick)
+    collections: list[tuple[int, float]] = []  # (generation, ms) of each garbage collection
+    collection_start = [0.0]
+
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            collection_start[0] = time.perf_counter()
+        else:
+            collections.append((info["generation"], (time.perf_counter() - collection_start[0]) * 1000))
+
+    gc.callbacks.append(on_collection)
 
     def edit(round_index: int) -> None:
         record = dataset.images[round_index % len(dataset.images)]
         record.instances = record.instances[1:] + record.instances[:1]  # a new list, as the editor does
         saver.edited()
 
-    hand_overs, stalls, writes, flushes = [], [], [], []
+    hand_overs, stalls, writes, flushes, collected = [], [], [], [], []
     for round_index in range(args.rounds):
         edit(round_index)
         saved.clear()
         last[0] = clock.nsecsElapsed() / 1e6
         gaps.clear()
+        collections.clear()
         timer.start()
         began = time.perf_counter()
         saver.save_soon()
@@ -127,13 +143,15 @@ def main() -> None:
         if saver.last_error:
             sys.exit(f"save failed: {saver.last_error}")
         stalls.append(max(gaps, default=0.0))
+        collected.append(max(collections, key=lambda c: c[1], default=(0, 0.0)))
         edit(round_index + 1)
         began = time.perf_counter()
         saver.flush()
         flushes.append(time.perf_counter() - began)
         print(
             f"round {round_index + 1}: hand-over {hand_overs[-1]:.1f} ms, longest GUI stall "
-            f"{stalls[-1]:.0f} ms, write {writes[-1]:.1f} s, flush on the GUI thread {flushes[-1]:.1f} s"
+            f"{stalls[-1]:.0f} ms (longest garbage collection meanwhile: {collected[-1][1]:.0f} ms, generation "
+            f"{collected[-1][0]}), write {writes[-1]:.1f} s, flush on the GUI thread {flushes[-1]:.1f} s"
         )
     size = (folder / "annotations.json").stat().st_size / 1e6
     print(

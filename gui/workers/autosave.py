@@ -98,7 +98,7 @@ class AutoSaver(QObject):
     saved = Signal(str)  # path
     failed = Signal(str)  # message
     dirty_changed = Signal(bool)
-    _written = Signal(int, str)  # version, error message ("" when saved): from the autosave thread
+    _written = Signal(int, int, str)  # project, version, error message ("" when saved): from the thread
 
     def __init__(
         self, parent: QObject | None = None, debounce_ms: int = DEBOUNCE_MS, max_wait_ms: int = MAX_WAIT_MS
@@ -110,8 +110,9 @@ class AutoSaver(QObject):
         self.saved_version = 0
         self.last_error = ""
         self._failed_version = 0  # the version that last_error is about
+        self._project = 0  # attach() counts projects: a report about an earlier one is dropped
         self._writer = _Writer()
-        self._written.connect(self._on_done)
+        self._written.connect(self._on_report)
         self.jobs = LatestWins("autosave", self._write, parent=self)
         self.jobs.failed.connect(self._on_bug)
         self._timer = QTimer(self)  # the debounce: restarted by each edit
@@ -132,6 +133,7 @@ class AutoSaver(QObject):
             self.version = self.saved_version = self._writer.written = 0
         self.last_error = ""
         self._failed_version = 0
+        self._project += 1
         self.dirty_changed.emit(False)
         if path is not None:
             self.jobs.call(remove_stale_temp_files, path)
@@ -154,12 +156,16 @@ class AutoSaver(QObject):
         self._stop_timers()
         if self.dataset is None or self.path is None or not self.dirty:
             return
-        self.jobs.put((self.version, snapshot(self.dataset), self.path))
+        self.jobs.put((self.version, snapshot(self.dataset), self.path, self._project))
 
-    def _write(self, job: tuple[int, Dataset, Path]) -> None:
+    def _write(self, job: tuple[int, Dataset, Path, int]) -> None:
         """On the autosave thread."""
-        version, dataset, path = job
-        self._written.emit(version, self._writer.write(version, dataset, path) or "")
+        version, dataset, path, project = job
+        self._written.emit(project, version, self._writer.write(version, dataset, path) or "")
+
+    def _on_report(self, project: int, version: int, error: str) -> None:
+        if project == self._project:
+            self._on_done(version, error)
 
     def flush(self) -> bool:
         """Write now (waiting for a write under way); True when everything is on disk."""
@@ -213,8 +219,8 @@ class AutoSaver(QObject):
             self.dirty_changed.emit(False)
 
     def _on_bug(self, job: object, message: str) -> None:
-        if isinstance(job, tuple):  # a save job (version, dataset, path); a failed call() is only printed
-            self._on_done(job[0], f"Could not save {job[2].name}: {message}")
+        if isinstance(job, tuple):  # a save job (version, dataset, path, project); a failed call() is printed
+            self._on_report(job[3], job[0], f"Could not save {job[2].name}: {message}")
 
     def _stop_timers(self) -> None:
         self._timer.stop()

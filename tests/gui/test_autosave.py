@@ -204,3 +204,25 @@ def test_the_autosave_keeps_what_the_coco_file_held_that_the_studio_does_not_use
     assert written["info"] == document["info"] and written["licenses"] == document["licenses"]
     assert written["images"][0]["coco_url"] == "http://x/a.png" and len(written["annotations"]) == 2
     assert written["categories"][0]["supercategory"] == "thing"
+
+
+def test_a_report_about_the_previous_project_is_dropped(qtbot, tmp_path, saver, monkeypatch):
+    first, second = small_dataset(tmp_path / "first"), small_dataset(tmp_path / "second")
+    saver.attach(first, first.source_path)
+
+    def full_disk(data, path):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(autosave, "write_coco", full_disk)
+    add_instance(first, saver)
+    saver.save_soon()
+    served = threading.Event()
+    saver.jobs.call(served.set)
+    assert served.wait(10)  # the first project's failure is on its way to the GUI thread
+    monkeypatch.undo()
+    saver.attach(second, second.source_path)  # another project opens (the user discarded the edits)
+    add_instance(second, saver)  # version 1 again
+    qtbot.wait(200)
+    assert saver.last_error == "" and "failed" not in [kind for kind, _ in saver.events]
+    qtbot.waitUntil(lambda: not saver.dirty, timeout=5000)
+    assert annotations_in(second.source_path) == 2 and not first.source_path.exists()
