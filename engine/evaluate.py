@@ -48,9 +48,8 @@ def crop_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dic
     if h == 0 or w == 0 or not mask.any():
         counts = [height * width]
     else:
-        flat = np.zeros((w, height), dtype=bool)  # the crop's columns, full height: column-major order
-        flat[:, y0 : y0 + h] = mask.T
-        positions = np.flatnonzero(flat.ravel()) + x0 * height
+        cols, rows = np.nonzero(mask.T)  # column-major order, as COCO counts run
+        positions = (x0 + cols).astype(np.int64) * height + (y0 + rows)
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
         starts = positions[np.concatenate(([0], breaks))]
         ends = positions[np.concatenate((breaks - 1, [len(positions) - 1]))] + 1

@@ -26,6 +26,13 @@ two sides of a core boundary in the two tiles (an object straddling it, boxes a 
 ``seam_nms``: class-aware NMS at the box-NMS IoU among the kept detections that reach across a core boundary.
 Per tile: at most ``detections_per_image`` detections, chosen before the seam rule.
 
+Measured with the bundled model on a 3 x 3 mosaic of a 256 px nuclei image, tiles of 256 + 128 px
+(tests/engine/test_tiling.py): 9 x the single image's count (+-1 %), no two detections overlapping by box IoU
+> 0.5, each object cut by a tile edge one instance, its mask at IoU 0.97 (median) with the untiled run's. Masks
+are not identical across tiles because that model normalises with GroupNorm, whose statistics span the whole
+input: the same nucleus predicted in the 256 px image and inside the untiled mosaic already differs as much
+(median IoU 0.96). A model with frozen BatchNorm has only the receptive field's context to lose.
+
 The staged cache (engine.inference.Predictor) keeps per tile the RPN candidates, the box head outputs of the
 candidates it has seen, the mask probabilities (28 x 28) of the detections it has seen and the thresholded crops;
 FPN features are kept only within a memory budget (always for a single-tile image). A move of
