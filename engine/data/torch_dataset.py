@@ -11,7 +11,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from engine.data.annotations import Dataset, ImageRecord
 from engine.data.augment.geometric import masks_to_boxes_xyxy
-from engine.data.io.images import load_image
+from engine.data.io.images import image_size, load_image, wrong_size_error
 
 
 class DetectionDataset(TorchDataset):
@@ -19,7 +19,9 @@ class DetectionDataset(TorchDataset):
 
     The target holds ``boxes`` (N,4) float32 xyxy (tight around the mask, x1/y1 exclusive), ``labels``
     (N,) int64, ``masks`` (N,H,W) uint8 and ``image_id`` (int). Crowd regions and empty masks are left
-    out. ``transforms(image, target)`` (engine.data.augment.geometric) runs last.
+    out. ``transforms(image, target)`` (engine.data.augment.geometric) runs last. Every image's header is read
+    when the dataset is made: a missing file or one of another size than the annotations say is an
+    ImageLoadError then, before training starts.
     """
 
     def __init__(
@@ -33,10 +35,20 @@ class DetectionDataset(TorchDataset):
         if unknown:
             raise KeyError(f"image ids not in the dataset: {unknown[:10]}")
         self._records = records
+        for image_id in self.image_ids:
+            self._check_size(records[image_id])
         category_ids = sorted(category.id for category in dataset.categories)
         self.label_to_category_id: dict[int, int] = {label: cid for label, cid in enumerate(category_ids, start=1)}
         self.category_id_to_label: dict[int, int] = {cid: label for label, cid in self.label_to_category_id.items()}
         self.class_names: list[str] = [dataset.category_by_id(cid).name for cid in category_ids]
+
+    def _check_size(self, record: ImageRecord) -> None:
+        """ImageLoadError now, not at the image's turn mid-training, when the file is missing, unreadable or
+        not the size the annotations say (its header is read, not its pixels)."""
+        path = self.dataset.image_path(record)
+        width, height = image_size(path)
+        if (width, height) != (record.width, record.height):
+            raise wrong_size_error(path, (width, height), (record.width, record.height))
 
     @property
     def num_classes(self) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "max_image_pixels",
     "scale_to_uint8",
+    "wrong_size_error",
 ]
 
 
@@ -58,13 +59,17 @@ def load_image(path: str | Path, expected_size: tuple[int, int] | None = None) -
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError) as error:
             raise ImageLoadError(path, _unreadable_reason(error)) from error
     if expected_size is not None and (pixels.shape[1], pixels.shape[0]) != tuple(expected_size):
-        width, height = expected_size
-        raise ImageLoadError(
-            path,
-            f"the image is {pixels.shape[1]}x{pixels.shape[0]} pixels but the annotations say {width}x{height}; "
-            "fix the size in the annotation file or put back the image it was made for",
-        )
+        raise wrong_size_error(path, (pixels.shape[1], pixels.shape[0]), expected_size)
     return pixels
+
+
+def wrong_size_error(path: str | Path, size: tuple[int, int], expected_size: tuple[int, int]) -> ImageLoadError:
+    """The error for an image of ``size`` (width, height) where the annotations say ``expected_size``."""
+    return ImageLoadError(
+        path,
+        f"the image is {size[0]}x{size[1]} pixels but the annotations say {expected_size[0]}x{expected_size[1]}; "
+        "fix the size in the annotation file or put back the image it was made for",
+    )
 
 
 def max_image_pixels() -> int:

@@ -277,3 +277,25 @@ def test_an_image_of_another_size_than_the_annotations_say_is_an_image_load_erro
     dataset = Dataset(tmp_path, [record], [Category(1, "cell")])
     with pytest.raises(ImageLoadError, match=r"the image is 40x31 pixels but the annotations say 40x30"):
         DetectionDataset(dataset)[0]
+
+
+def test_training_on_an_image_of_another_size_stops_before_it_starts_with_one_line(tmp_path, capsys):
+    from engine.__main__ import main
+
+    images, annotations = [], []
+    for index in range(3):
+        Image.fromarray(np.full((64, 64, 3), 40 * index, dtype=np.uint8)).save(tmp_path / f"{index}.png")
+        images.append({"id": index + 1, "file_name": f"{index}.png", "width": 64, "height": 64})
+        annotations.append(annotation(id=index + 1, image_id=index + 1, segmentation=[[8, 8, 40, 8, 40, 40, 8, 40]]))
+    coco_folder(tmp_path, annotations, images)
+    (tmp_path / "a.png").unlink()
+    save_image(tmp_path / "2.png", 64, 65)
+    args = ["--iters", "2", "--input-size", "64", "--max-size", "64", "--warmup", "1", "--threads", "1"]
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--val-split", "0", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "0/2" in err  # before the first iteration
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert re.search(
+        r"error: Cannot load image '.*/2\.png': the image is 64x65 pixels but the annotations say 64x64",
+        line,
+    )
