@@ -298,3 +298,24 @@ def test_an_object_cut_by_a_tile_edge_is_one_instance_with_the_untiled_mask():
             floor.append(_mask_iou(moved, one.masks[j], one.height, one.width))
     assert len(floor) > 15
     assert _fraction_above(mask_ious) >= _fraction_above(floor)
+
+
+def test_defaults_then_predict_on_a_mosaic_runs_in_tiles(tmp_path, capsys):
+    from PIL import Image
+
+    from engine.cli import predict
+
+    pixel = tmp_path / "pixel.safetensors"
+    assert (
+        defaults.main(["--weights", str(BUNDLED), "--out", str(pixel), "--scale-factor", "1", "--tile-size", "256"])
+        == 0
+    )
+    single = load_image(SPARSE)
+    Image.fromarray(np.ascontiguousarray(np.tile(single, (2, 2, 1)))).save(tmp_path / "mosaic.png")
+    out = tmp_path / "preds.json"
+    args = ["--weights", str(pixel), "--images", str(tmp_path / "mosaic.png"), "--out", str(out), "--device", "cpu"]
+    assert predict.main(args) == 0
+    results = json.loads(out.read_text())
+    assert results and all(r["segmentation"]["size"] == [512, 512] for r in results)
+    expected = 4 * len(Predictor(_bundled(4096)).predict(single, PredictSettings(score_threshold=0.5)))
+    assert abs(len(results) - expected) <= 0.1 * expected
