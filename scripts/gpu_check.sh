@@ -82,7 +82,7 @@ step() {
   timeout -k 10 "$budget" "$@" >"$WORK/$key.log" 2>&1
   rc=$?
   end=$(date +%s%N)
-  printf '%s\t%s\t%s\t%s\t%s\n' "$key" "$rc" "$(((end - start) / 1000000))" "$budget" "$*" >>"$WORK/steps.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$key" "$rc" "$(((end - start) / 1000000))" "$budget" "$(printf '%q ' "$@")" >>"$WORK/steps.tsv"
   echo "   rc $rc, $(tail -n 1 "$WORK/$key.log")"
   summarise
 }

@@ -33,6 +33,8 @@ from engine.interop import from_torchvision
 from engine.structures import PredictSettings
 
 REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "resources" / "models" / "nuclei_r18_gn.safetensors"
+bundled = pytest.mark.skipif(not BUNDLED.is_file(), reason="the bundled model is not in this checkout")
 HAS_CUDA = torch.cuda.is_available()
 cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 CPU_AND_CUDA = ["cpu", pytest.param("cuda", marks=cuda)]
@@ -452,12 +454,13 @@ def test_amp_resume_continues_on_cuda(dataset, tmp_path):
 
 # ----- the bundled model and the command line on CUDA -----
 @cuda
+@bundled
 def test_bundled_model_scores_the_same_on_cuda():
     from engine.checkpoint import load_checkpoint
     from engine.data import read_dataset
     from engine.evaluate import evaluate_model
 
-    weights = REPO / "resources" / "models" / "nuclei_r18_gn.safetensors"
+    weights = BUNDLED
     val = read_dataset(REPO / "resources" / "sample" / "splits" / "val.json")
     model, info = load_checkpoint(weights)
     on_cpu = evaluate_model(copy.deepcopy(model), val, class_names=info.class_names)
@@ -469,10 +472,11 @@ def test_bundled_model_scores_the_same_on_cuda():
 
 
 @cuda
+@bundled
 def test_predict_command_on_cuda(tmp_path):
     from engine.__main__ import main
 
-    weights = REPO / "resources" / "models" / "nuclei_r18_gn.safetensors"
+    weights = BUNDLED
     image = sorted((REPO / "resources" / "sample").glob("*.png"))[0]
     out = tmp_path / "preds.json"
     assert (
