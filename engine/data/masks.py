@@ -175,24 +175,30 @@ def fit_polygons(polygons: Any, height: int, width: int) -> tuple[Polygons, bool
     window = (-margin, -margin, width + margin, height + margin)
     fitted: Polygons = []
     clipped = False
-    outline = 0.0
     for polygon in polygons:
-        points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-        low, high = points.min(axis=0), points.max(axis=0)
-        if low[0] < window[0] or low[1] < window[1] or high[0] > window[2] or high[1] > window[3]:
-            clipped = True
-            points = _clip_to_window(points, window)
-            if len(points) < 3 or not np.isfinite(points).all():
-                continue
-        closed = np.concatenate([points, points[:1]])
-        outline += float(np.abs(np.diff(closed, axis=0)).max(axis=1).sum())
-        fitted.append(points.ravel().tolist())
-    if outline > MAX_POLYGON_OUTLINE:
-        raise ValueError(
-            f"the outline is {outline:.3g} pixels long, more than the {MAX_POLYGON_OUTLINE:,} that are drawn; "
-            "simplify the polygon"
-        )
+        xs, ys = polygon[0::2], polygon[1::2]
+        if min(xs) >= window[0] and min(ys) >= window[1] and max(xs) <= window[2] and max(ys) <= window[3]:
+            fitted.append(polygon)
+            continue
+        clipped = True
+        points = _clip_to_window(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), window)
+        if len(points) >= 3 and np.isfinite(points).all():
+            fitted.append(points.ravel().tolist())
+    longest_edge = 3 * margin  # in the window, an edge spans at most this many pixels along x or y
+    if sum(len(polygon) // 2 for polygon in fitted) * longest_edge > MAX_POLYGON_OUTLINE:
+        outline = sum(_outline(polygon) for polygon in fitted)
+        if outline > MAX_POLYGON_OUTLINE:
+            raise ValueError(
+                f"the outline is {outline:.3g} pixels long, more than the {MAX_POLYGON_OUTLINE:,} that are drawn; "
+                "simplify the polygon"
+            )
     return fitted, clipped
+
+
+def _outline(polygon: list[float]) -> float:
+    """Sum over the edges of max(|dx|, |dy|): how many steps pycocotools takes around the polygon."""
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    return float(np.abs(points - np.roll(points, 1, axis=0)).max(axis=1).sum())
 
 
 def _clip_to_window(points: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
