@@ -55,9 +55,12 @@ def paste_masks(masks: Tensor, boxes: Tensor, height: int, width: int, chunk: in
         return out
     padded = F.pad(masks.to(torch.float32), (1, 1, 1, 1))
     box = expand_boxes_to_int(boxes.to(torch.float32), float(m + 2) / m)
-    for s in range(0, n, chunk):  # bounded temporaries; the product itself is batched
-        sl = slice(s, s + chunk)
-        ry = interpolation_matrix(box[sl, 1], box[sl, 3], m + 2, height)
-        rx = interpolation_matrix(box[sl, 0], box[sl, 2], m + 2, width)
-        torch.bmm(ry, torch.bmm(padded[sl], rx.transpose(1, 2)), out=out[sl])
+    # In float32 even under autocast: the output is float32 (autocast would run bmm in half precision and
+    # refuse the float32 ``out``), and a mask threshold of 0.5 should not move with the precision.
+    with torch.autocast(masks.device.type, enabled=False):
+        for s in range(0, n, chunk):  # bounded temporaries; the product itself is batched
+            sl = slice(s, s + chunk)
+            ry = interpolation_matrix(box[sl, 1], box[sl, 3], m + 2, height)
+            rx = interpolation_matrix(box[sl, 0], box[sl, 2], m + 2, width)
+            torch.bmm(ry, torch.bmm(padded[sl], rx.transpose(1, 2)), out=out[sl])
     return out

@@ -42,13 +42,6 @@ AUTOCAST_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # Under autocast a detection may move a little and its score by a few hundredths; near-tied ones may
 # swap in NMS or top-k. Matched: same label, box IoU >= 0.9, score within SCORE_TOLERANCE.
 SCORE_TOLERANCE = {torch.float16: 0.03, torch.bfloat16: 0.08}
-PASTE_UNDER_AUTOCAST = pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="engine/model/paste.py paste_masks: torch.bmm(..., out=float32) under autocast computes in "
-    "float16/bfloat16 and refuses the float32 out tensor (found by this test on the CPU with bfloat16; "
-    "`python -m engine bench --amp` fails the same way). Fix: run the paste with autocast disabled.",
-)
 
 
 # ----- helpers -----
@@ -216,13 +209,11 @@ def _autocast_check(device: str, dtype: torch.dtype, images: list[torch.Tensor],
 
 
 @cuda
-@PASTE_UNDER_AUTOCAST
 @pytest.mark.parametrize("dtype", list(AUTOCAST_DTYPES))
 def test_detections_under_autocast_on_cuda(dtype, real_images, exact_float32):
     _autocast_check("cuda", AUTOCAST_DTYPES[dtype], real_images, f"autocast cuda {dtype}")
 
 
-@PASTE_UNDER_AUTOCAST
 def test_detections_under_autocast_on_cpu(real_images, monkeypatch):
     """The CPU twin: bfloat16 autocast (the CPU's), one image. RoIAlign on one thread: autocast is
     thread-local, and the threads of pooler.parallel_roi_align (CPU only) would hand bfloat16 features to
