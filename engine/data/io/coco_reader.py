@@ -10,10 +10,11 @@ a file without them is taken as human ground truth (images "reviewed", instances
 What the file holds beyond that is kept for ``write_coco``: the keys the studio does not use (``info``,
 ``licenses``, an image's ``coco_url``, a category's ``supercategory``, ...) go to the ``extra`` dicts.
 
-Hostile or broken content: a bad ``images`` or ``categories`` entry stops the file with a DatasetError
-naming it. A bad annotation (unknown image or category, a segmentation or box that is not one, numbers
-too large for any image) is skipped with a warning naming it, and kept as it was in
-``dataset.extra["annotations"]`` so that saving writes it back unchanged. Polygons and boxes that reach
+Hostile or broken content: a bad ``categories`` entry stops the file with a DatasetError naming it. A
+bad image entry (a size that is not one, an id used twice, ...) or annotation (unknown image or category,
+a segmentation or box that is not one, numbers too large for any image) is skipped with a warning
+naming it, and kept as it was in ``dataset.extra["images"]`` / ``["annotations"]`` so that saving
+writes it back unchanged (the annotations of a skipped image are kept so too). Polygons and boxes that reach
 far outside the image are clipped to a window one image size around it (engine.data.masks.fit_polygons),
 with a warning; nothing is drawn before that.
 """
@@ -36,6 +37,8 @@ BACKGROUND_NAMES = ("_background_", "__background__")
 STUDIO_KEY = "studio"
 SKIPPED_ANNOTATIONS_KEY = "annotations"
 """Key of ``Dataset.extra`` that holds the annotations read_coco could not use, as they were in the file."""
+SKIPPED_IMAGES_KEY = "images"
+"""Key of ``Dataset.extra`` that holds the image entries read_coco could not use, as they were in the file."""
 DATASET_KEYS = ("images", "annotations", "categories", STUDIO_KEY)
 IMAGE_KEYS = ("id", "file_name", "width", "height", STUDIO_KEY)
 CATEGORY_KEYS = ("id", "name", STUDIO_KEY)
@@ -56,15 +59,18 @@ def read_coco(json_path: str | Path, document: Any = None) -> Dataset:
         raise DatasetError(path, "a COCO file must hold a JSON object with 'images', 'annotations', 'categories'")
     warnings: list[str] = []
     categories, background_ids = _read_categories(document, path, warnings)
-    images = _read_images(document, path, warnings)
+    images, skipped_images = _read_images(document, path, warnings)
     annotations = document.get("annotations", [])
     if not isinstance(annotations, list):
         raise DatasetError(path, "'annotations' must be a list")
     reader = _AnnotationReader(path, {image.id: image for image in images}, categories, background_ids, document)
+    reader.skipped_image_ids = {e.get("id") for e in skipped_images if isinstance(e, dict) and _is_integer(e.get("id"))}
     for index, annotation in enumerate(annotations):
         reader.read(index, annotation)
     warnings += reader.report()
     extra = {key: value for key, value in document.items() if key not in DATASET_KEYS}
+    if skipped_images:
+        extra[SKIPPED_IMAGES_KEY] = skipped_images
     if reader.skipped:
         extra[SKIPPED_ANNOTATIONS_KEY] = reader.skipped
     return Dataset(path.parent, images, categories, warnings, source_format="coco", source_path=path, extra=extra)
@@ -96,42 +102,59 @@ def _read_categories(document: dict, path: Path, warnings: list[str]) -> tuple[l
     return categories, background_ids
 
 
-def _read_images(document: dict, path: Path, warnings: list[str]) -> list[ImageRecord]:
+def _read_images(document: dict, path: Path, warnings: list[str]) -> tuple[list[ImageRecord], list[Any]]:
+    """The image records, and the entries that could not be used (each with a warning), as they were."""
     entries = require(document, "images", list, path, "the file")
     resolver = _ImageResolver(path.parent)
     images: list[ImageRecord] = []
+    skipped: list[Any] = []
+    problems: list[str] = []
     seen: set[int] = set()
     missing: list[str] = []
     studio = STUDIO_KEY in document
     for index, entry in enumerate(entries):
-        where = f"image #{index}"
-        image_id = require(entry, "id", int, path, where)
-        if image_id in seen:
-            raise DatasetError(path, f"{where}: image id {image_id} is used twice")
-        seen.add(image_id)
-        file_name = require(entry, "file_name", str, path, where)
-        width = require(entry, "width", int, path, where)
-        height = require(entry, "height", int, path, where)
-        problem = declared_size_problem(width, height)
-        if problem:
-            raise DatasetError(path, f"{where} ({_short(file_name)}) {problem}")
-        if not file_name or "\0" in file_name:
-            raise DatasetError(path, f"{where}: 'file_name' {_short(file_name)} is not a file name")
-        found = resolver.resolve(file_name)
+        try:
+            image = _image(entry, f"image #{index}", path, seen, studio, warnings)
+        except DatasetError as error:
+            skipped.append(entry)
+            problems.append(f"{path.name}: {error.problem}; the image was skipped (kept in the file as it is)")
+            continue
+        seen.add(image.id)
+        found = resolver.resolve(image.path)
         if found is None:
-            missing.append(file_name)
-            found = path.parent / file_name
-        state = _studio(entry).get("state", "reviewed") if studio else "reviewed"
-        if state not in IMAGE_STATES:
-            warnings.append(f"{path.name}: {where} has an unknown state {_short(state)}; 'reviewed' is used")
-            state = "reviewed"
-        relative = Path(os.path.relpath(found, path.parent)).as_posix()
-        extra = {key: value for key, value in entry.items() if key not in IMAGE_KEYS}
-        images.append(ImageRecord(relative, width, height, [], state, image_id, extra=extra))
+            missing.append(image.path)
+            found = path.parent / image.path
+        image.path = Path(os.path.relpath(found, path.parent)).as_posix()
+        images.append(image)
+    if len(problems) > MAX_WARNINGS_LISTED:
+        more = len(problems) - MAX_WARNINGS_LISTED
+        problems = problems[:MAX_WARNINGS_LISTED] + [f"{path.name}: {more} more image(s) skipped for such reasons"]
+    warnings += problems
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         warnings.append(f"{path.name}: {len(missing)} image file(s) not found near the JSON: {shown}")
-    return images
+    return images, skipped
+
+
+def _image(entry: Any, where: str, path: Path, seen: set[int], studio: bool, warnings: list[str]) -> ImageRecord:
+    """One ``images`` entry -> an ImageRecord (its path as in the file); DatasetError when it cannot be used."""
+    image_id = require(entry, "id", int, path, where)
+    if image_id in seen:
+        raise DatasetError(path, f"{where}: image id {image_id} is used twice")
+    file_name = require(entry, "file_name", str, path, where)
+    width = require(entry, "width", int, path, where)
+    height = require(entry, "height", int, path, where)
+    problem = declared_size_problem(width, height)
+    if problem:
+        raise DatasetError(path, f"{where} ({_short(file_name)}) {problem}")
+    if not file_name or "\0" in file_name:
+        raise DatasetError(path, f"{where}: 'file_name' {_short(file_name)} is not a file name")
+    state = _studio(entry).get("state", "reviewed") if studio else "reviewed"
+    if state not in IMAGE_STATES:
+        warnings.append(f"{path.name}: {where} has an unknown state {_short(state)}; 'reviewed' is used")
+        state = "reviewed"
+    extra = {key: value for key, value in entry.items() if key not in IMAGE_KEYS}
+    return ImageRecord(file_name, width, height, [], state, image_id, extra=extra)
 
 
 class _AnnotationReader:
@@ -150,6 +173,7 @@ class _AnnotationReader:
         self.clipped: list[str] = []
         self.notes: list[str] = []
         self.rectangles = 0
+        self.skipped_image_ids: set[int] = set()
 
     def read(self, index: int, annotation: Any) -> None:
         annotation_id = annotation.get("id") if isinstance(annotation, dict) else None
@@ -185,6 +209,8 @@ class _AnnotationReader:
             raise _SkippedAnnotation("is not a JSON object")
         image_id = _integer(annotation, "image_id")
         image = self.images.get(image_id)
+        if image is None and image_id in self.skipped_image_ids:
+            raise _SkippedAnnotation(f"belongs to image id {image_id}, which was skipped")
         if image is None:
             raise _SkippedAnnotation(f"refers to image id {_short(image_id)}, which is not in 'images'")
         category_id = _integer(annotation, "category_id")

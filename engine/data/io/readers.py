@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.data.annotations import Dataset, ImageRecord
 from engine.data.errors import DatasetError, ImageLoadError
-from engine.data.io.coco_reader import SKIPPED_ANNOTATIONS_KEY, read_coco
+from engine.data.io.coco_reader import SKIPPED_ANNOTATIONS_KEY, SKIPPED_IMAGES_KEY, read_coco
 from engine.data.io.images import image_size, is_existing_dir, is_existing_file
 from engine.data.io.json_files import json_kind, load_json
 from engine.data.io.labelme_reader import read_labelme_folder
@@ -114,8 +114,11 @@ def _add_unlisted_images(dataset: Dataset, folder: Path) -> None:
     next_id = max((image.id for image in dataset.images), default=0) + 1
     kept = dataset.extra.get(SKIPPED_ANNOTATIONS_KEY, [])
     referenced = {a.get("image_id") for a in kept if isinstance(a, dict) and type(a.get("image_id")) is int}
+    kept_images = [entry for entry in dataset.extra.get(SKIPPED_IMAGES_KEY, []) if isinstance(entry, dict)]
+    referenced |= {entry.get("id") for entry in kept_images if type(entry.get("id")) is int}
+    kept_names = {Path(str(entry.get("file_name")).replace("\\", "/")).name for entry in kept_images}
     for image_path in image_files(folder):
-        if image_path in listed:
+        if image_path in listed or image_path.name in kept_names:  # a skipped entry's image stays out
             continue
         while next_id in referenced:  # an annotation kept as it was must not come to name this image
             next_id += 1

@@ -5,7 +5,7 @@ areas are derived from the masks. Studio-only information sits under ``"studio"`
 ignore: the image state, the instance origin and score, the category colour. The ``extra`` keys of the
 dataset, images, categories and instances (what a file read by read_coco held that the studio does not
 use: ``info``, ``licenses``, ``coco_url``, ``supercategory``, ...) are written back as they were, and so
-are the annotations read_coco skipped (``dataset.extra["annotations"]``).
+are the image entries and annotations read_coco skipped (``dataset.extra["images"]``, ``["annotations"]``).
 
 labelme: one ``<image stem>.json`` per image that has instances or was reviewed. Polygon instances are
 written as they are; RLE instances are traced into polygons (engine.data.contours), which reproduces the
@@ -24,7 +24,7 @@ from typing import Any
 from engine.data.annotations import Dataset, ImageRecord, Instance
 from engine.data.contours import mask_to_polygons
 from engine.data.io.atomic import atomic_write_json, atomic_write_text
-from engine.data.io.coco_reader import SKIPPED_ANNOTATIONS_KEY, STUDIO_KEY
+from engine.data.io.coco_reader import SKIPPED_ANNOTATIONS_KEY, SKIPPED_IMAGES_KEY, STUDIO_KEY
 from engine.data.io.json_files import MAX_ID
 from engine.data.masks import polygons_box, rle_area, rle_box
 
@@ -64,7 +64,8 @@ def coco_document(dataset: Dataset, json_folder: Path, stream: bool = False) -> 
         _with_extra({"id": c.id, "name": c.name}, {"supercategory": "", **c.extra}, {"color": list(c.color)})
         for c in dataset.categories
     ]
-    top = {key: value for key, value in dataset.extra.items() if key != SKIPPED_ANNOTATIONS_KEY}
+    images += dataset.extra.get(SKIPPED_IMAGES_KEY, [])  # kept as they were in the file read
+    top = {k: v for k, v in dataset.extra.items() if k not in (SKIPPED_ANNOTATIONS_KEY, SKIPPED_IMAGES_KEY)}
     document: dict[str, Any] = {"info": {"description": "written by Mask R-CNN Studio"}, **top}
     document.update(images=images, annotations=annotations if stream else list(annotations), categories=categories)
     document[STUDIO_KEY] = {"format_version": COCO_FORMAT_VERSION}

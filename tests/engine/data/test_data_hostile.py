@@ -138,18 +138,16 @@ def test_integers_of_hundreds_of_digits_in_an_annotation_skip_it(worker, tmp_pat
     warned(report, r"annotation #0 .*" + pattern)
 
 
-@pytest.mark.parametrize(
-    ("where", "pattern"),
-    [
-        ("width", r"image #0: 'width' is 401 digits long"),
-        ("id", r"image #0: 'id' is 401 digits long"),
-    ],
-)
-def test_integers_of_hundreds_of_digits_in_an_image_entry_are_a_dataset_error(worker, tmp_path, where, pattern):
-    image = {"id": 1, "file_name": "a.png", "width": WIDTH, "height": HEIGHT, where: 10**400}
-    report = worker.run(coco_folder(tmp_path, [], images=[image]))
-    assert report["outcome"] == "project_error" and report["type"] == "DatasetError", report
-    assert re.search(r"annotations\.json: " + pattern, report["message"])
+@pytest.mark.parametrize(("where", "digits"), [("width", "'width' is 401 digits long"), ("id", "'id' is 401")])
+def test_integers_of_hundreds_of_digits_in_an_image_entry_skip_the_image(worker, tmp_path, where, digits):
+    images = [
+        {"id": 1, "file_name": "a.png", "width": WIDTH, "height": HEIGHT, where: 10**400},
+        {"id": 2, "file_name": "b.png", "width": WIDTH, "height": HEIGHT},
+    ]
+    save_image(tmp_path / "b.png")
+    report = opens(worker.run(coco_folder(tmp_path, [annotation(image_id=2, segmentation=[TRIANGLE])], images)))
+    assert report["instances"] == 1
+    warned(report, r"annotations\.json: image #0: " + digits + r".*the image was skipped \(kept in the file as it is\)")
 
 
 def test_an_integer_of_thousands_of_digits_is_a_dataset_error(worker, tmp_path):
@@ -239,13 +237,13 @@ def test_a_huge_labelme_image_size_in_the_file_opened_is_a_dataset_error(worker,
     assert report["outcome"] == "project_error" and "a.json: imageWidth x imageHeight: declares" in report["message"]
 
 
-def test_a_huge_coco_image_size_is_a_dataset_error(worker, tmp_path):
+def test_a_huge_coco_image_size_skips_the_image(worker, tmp_path):
     image = {"id": 1, "file_name": "a.png", "width": 10**9, "height": 10**9}
-    report = worker.run(
-        coco_folder(tmp_path, [annotation(segmentation={"size": [10**9, 10**9], "counts": "0"})], [image])
-    )
-    assert report["outcome"] == "project_error", report
-    assert "annotations.json: image #0 ('a.png') declares 1000000000x1000000000 pixels" in report["message"]
+    rle = {"size": [10**9, 10**9], "counts": "0"}
+    report = opens(worker.run(coco_folder(tmp_path, [annotation(segmentation=rle)], [image])))
+    assert report["instances"] == 0
+    warned(report, r"annotations\.json: image #0 \('a\.png'\) declares 1000000000x1000000000 pixels")
+    warned(report, r"annotation #0 \(id 7\) belongs to image id 1, which was skipped")
 
 
 def test_symlink_loops_in_the_folder_are_passed_over(worker, tmp_path):

@@ -128,3 +128,16 @@ def test_saving_coco128_keeps_its_metadata(coco128_json, tmp_path):
         assert without(kept, OURS | {"segmentation"}) == without(annotation, OURS | {"segmentation"})
         if isinstance(annotation["segmentation"], list):
             assert kept["segmentation"] == annotation["segmentation"]
+
+
+def test_a_skipped_image_entry_and_its_annotations_are_saved_as_they_were(tmp_path):
+    path = write_hand_made(tmp_path)
+    document = hand_made_document()
+    document["images"][1]["width"] = "40"  # b.png: skipped when read, and its annotation 12 with it
+    path.write_text(json.dumps(document))
+    dataset = read_dataset(path)
+    assert [image.path for image in dataset.images] == ["a.png"]  # b.png is not added back as a new image
+    write_coco(dataset, path)
+    saved = json.loads(path.read_text())
+    assert by_id(saved["images"])[6] == document["images"][1]
+    assert by_id(saved["annotations"])[12] == document["annotations"][1]

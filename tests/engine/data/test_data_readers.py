@@ -209,12 +209,32 @@ def test_a_malformed_coco_annotation_is_skipped_with_a_warning_and_kept(tmp_path
 
 
 @pytest.mark.parametrize(
+    ("change", "message", "annotations"),
+    [
+        (lambda d: d["images"][1].update(id=1), "image #1: image id 1 is used twice", 1),
+        (lambda d: d["images"][0].pop("width"), "image #0 has no 'width'", 0),
+        (lambda d: d["images"][0].update(height="30"), "image #0: 'height' must be an integer", 0),
+    ],
+)
+def test_a_malformed_coco_image_entry_is_skipped_with_a_warning_and_kept(tmp_path, change, message, annotations):
+    document = coco_document()
+    change(document)
+    json_path = write_coco_file(tmp_path, document, name="broken_coco.json")
+    dataset = read_dataset(json_path)
+    skipped = [w for w in dataset.warnings if "the image was skipped (kept in the file as it is)" in w]
+    assert len(skipped) == 1 and skipped[0].startswith(f"broken_coco.json: {message}"), dataset.warnings
+    assert len(dataset.images) == 1 and dataset.num_instances == annotations
+    assert len(dataset.extra["images"]) == 1 and len(dataset.extra.get("annotations", [])) == 1 - annotations
+    if not annotations:
+        assert any("annotation #0 (id 1) belongs to image id 1, which was skipped" in w for w in dataset.warnings)
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["images"][1].update(id=1), "image id 1 is used twice"),
-        (lambda d: d["images"][0].pop("width"), "image #0 has no 'width'"),
-        (lambda d: d["images"][0].update(height="30"), "'height' must be an integer"),
         (lambda d: d.update(annotations={}), "'annotations' must be a list"),
+        (lambda d: d.update(images={}), "'images' must be a list"),
+        (lambda d: d["categories"][1].update(id="3"), "category #1: 'id' must be an integer"),
     ],
 )
 def test_malformed_coco_raises_dataset_error_naming_the_file(tmp_path, change, message):
