@@ -89,7 +89,7 @@ def _read_file(json_path: Path, document: Any, folder: Path, warnings: list[str]
     shapes = require(document, "shapes", list, json_path, "the file")
     image_file = _image_file(json_path, document, warnings)
     width, height = document.get("imageWidth"), document.get("imageHeight")
-    if width is None or height is None:
+    if not all(type(v) is int and v > 0 for v in (width, height)):  # missing or not a size: the image's own
         try:
             width, height = image_size(image_file)
         except ImageLoadError as error:

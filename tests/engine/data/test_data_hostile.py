@@ -297,3 +297,9 @@ def test_training_on_an_image_of_another_size_stops_before_it_starts_with_one_li
         r"error: Cannot load image '.*/2\.png': the image is 64x65 pixels but the annotations say 64x64",
         line,
     )
+
+
+@pytest.mark.parametrize("width", [None, 0, 40.0, "40", True])
+def test_a_labelme_image_size_that_is_not_one_is_read_from_the_image(worker, tmp_path, width):
+    report = opens(worker.run(labelme_folder(tmp_path, [shape([[1, 1], [9, 1], [9, 9]])], imageWidth=width)))
+    assert report["instances"] == 1 and report["image_errors"] == []
