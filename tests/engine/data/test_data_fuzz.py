@@ -116,7 +116,9 @@ hostile_values = st.one_of(
     ),
     st.integers(1, 3000).map(lambda depth: f"{DEEP}{depth}"),
 )
-edits = st.tuples(st.sampled_from(["replace", "delete", "wrap"]), st.integers(0, 10**6), hostile_values)
+edits = st.tuples(
+    st.sampled_from(["replace", "delete", "wrap", "perturb", "perturb"]), st.integers(0, 10**6), hostile_values
+)
 byte_flips = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=4)
 image_changes = st.sampled_from(["none", "none", "flip", "truncate", "resize", "empty", "text", "huge_header"])
 
@@ -135,13 +137,28 @@ def apply_edit(document: Any, paths: list[tuple], edit: tuple) -> Any:
     key = path[-1]
     if not _has(parent, key):
         return document
-    if operation == "delete":
+    if operation == "perturb":
+        parent[key] = perturb(parent[key], pick)
+    elif operation == "delete":
         del parent[key]
     elif operation == "wrap":
         parent[key] = [parent[key]]
     else:
         parent[key] = value
     return document
+
+
+def perturb(value: Any, pick: int) -> Any:
+    """A near miss of ``value``: one character of a string changed (RLE counts stay in their alphabet), a
+    number scaled, shifted or negated, a list one item shorter or with an item twice."""
+    if isinstance(value, str) and value and not value.startswith(DEEP):
+        where = pick % len(value)
+        return value[:where] + chr(48 + (pick // 7) % 64) + value[where + 1 :]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value + 1, -value, value * 2, value * 10**6, value + 0.5, value * 1e30][pick % 6]
+    if isinstance(value, list) and value:
+        return value[:-1] if pick % 2 else [*value, value[pick % len(value)]]
+    return value
 
 
 def _has(container: Any, key: Any) -> bool:
