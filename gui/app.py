@@ -4,6 +4,11 @@ What opens with no arguments: the last folder and weights (settings), else the b
 (resources/sample/ and resources/models/*.safetensors) when present, else an empty window that says
 what to do. Smoke mode (``--screenshot OUT.png --quit-after-load``) runs the model on the first image,
 saves a picture of the window, prints ``detections: N`` and exits 0 (1 when something failed).
+
+The start-up guard (issue 15): opening a folder marks it in the settings until its first image is shown
+(``Settings.mark_opening``). A mark still there at start-up means the app ended while opening that folder
+(a file in it crashed a native library, say), so a plain start (no path given) opens nothing, says so,
+and offers to open it anyway: one bad file cannot make every restart crash.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ def choose_startup(args: argparse.Namespace, settings) -> tuple[str | None, str 
     if weights is None and sample_model is not None:
         weights = str(sample_model)
     return path, weights
+
+
+def interrupted_open(args: argparse.Namespace, settings) -> str:  # noqa: ANN001 - gui.window.settings.Settings
+    """What the last start was opening when it ended (a crash, a kill), for a plain start not to reopen it;
+    "" when it got to its first image, or when a path is given (the user chose what to open)."""
+    return settings.opening if args.path is None else ""
 
 
 def configure_torch_threads(threads: int | None) -> int:
@@ -103,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = configure_torch_threads(args.threads)
     window = MainWindow(settings, torch_threads=threads)
     path, weights = choose_startup(args, settings)
+    crashed = interrupted_open(args, settings)
+    if crashed:
+        path = None  # not what crashed the last start, nor anything else in its place: the user chooses
     smoke = None
     if args.quit_after_load or args.screenshot:
         from gui.smoke import SmokeRun
@@ -110,15 +124,30 @@ def main(argv: list[str] | None = None) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
         window.resize(width, height)
         smoke = SmokeRun(window, args.screenshot, expect_model=weights is not None)
-    window.show()
-    if weights:
-        window.load_weights(weights)
-    if path:
-        window.open_path(path)
-    if smoke is not None:
-        smoke.start()
-    code = app.exec()
+    try:
+        window.show()
+        if weights:
+            window.load_weights(weights)
+        if path:
+            window.open_path(path)
+        elif crashed:
+            offer_reopen(window, crashed)
+        if smoke is not None:
+            smoke.start()
+        code = app.exec()
+    except BaseException:
+        window.shutdown()  # its threads joined: a QThread destroyed while running aborts the process
+        raise
     return smoke.exit_code if smoke is not None else code
+
+
+def offer_reopen(window, path: str) -> None:  # noqa: ANN001 - MainWindow
+    """The last start ended while opening ``path``: say so, and offer to open it anyway."""
+    text = (
+        f"Mask R-CNN Studio closed unexpectedly while opening {path} last time, so it was not opened again "
+        "(a file in it may crash the app). Open it anyway, or open another folder (File > Open Folder…)."
+    )
+    window.messages.offer(text, "Open anyway", lambda: window.open_path(path))
 
 
 if __name__ == "__main__":

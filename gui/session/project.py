@@ -31,11 +31,17 @@ class Project:
     start_index: int = 0
     rejected: dict[int, list[InstanceMask]] = field(default_factory=dict)  # per image, this session only
     _crops: dict[int, tuple[Instance, InstanceMask]] = field(default_factory=dict)
+    mask_errors: list[str] = field(default_factory=list)  # masks that could not be decoded, not yet reported
 
     @classmethod
     def open(cls, path: str | Path) -> Project:
         """A folder, an annotation .json or an image file (its folder opens, with the image selected)."""
-        path = Path(path).expanduser().resolve()
+        try:
+            path = Path(path).expanduser().resolve()
+        except RuntimeError as exc:  # Python 3.11's Path.resolve: "Symlink loop from ..."
+            raise DatasetError(path, "is a symbolic link that leads round in a loop; check the link") from exc
+        except OSError as exc:
+            raise DatasetError(path, f"cannot be resolved ({exc})") from exc
         if path.is_file() and is_image_file(path):
             return cls._open_image(path)
         dataset = read_dataset(path)
@@ -98,7 +104,15 @@ class Project:
         if cached is not None and cached[0] is instance:
             return cached[1]
         record = self.records[index]
-        crop = crop_of(instance.decode_mask(record.height, record.width))
+        try:
+            crop = crop_of(instance.decode_mask(record.height, record.width))
+        except Exception as exc:  # noqa: BLE001 - a mask the reader let through must not stop the image showing
+            crop = InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))  # empty: not drawn, matched or selectable
+            name = Path(record.path).name
+            which = f"id {instance.id}" if instance.id is not None else "an annotation"
+            self.mask_errors.append(
+                f"The mask of {which} on {name} could not be decoded ({type(exc).__name__}: {exc}); it is not shown"
+            )
         if len(self._crops) > 50_000:
             self._crops.clear()
         self._crops[id(instance)] = (instance, crop)

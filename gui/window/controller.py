@@ -35,6 +35,7 @@ class ImageController(QObject):
     hint = Signal(str)  # what the canvas should say over the image ("" for nothing)
     batch = Signal(bool, int, int)  # Predict all: running, done, total
     model_ready = Signal(object)  # ModelInfo, before the image on screen is predicted with it
+    first_shown = Signal()  # the project just opened has shown its first image (or failed to, or has none)
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class ImageController(QObject):
         self._load_token = 0
         self._pending: Result | None = None
         self._batch = (0, 0)
+        self._first_pending = False  # first_shown not emitted yet for the project just opened
         inference.prediction_ready.connect(self._on_result)
         inference.request_failed.connect(lambda message: messages.show_error(message, scope="result"))
         inference.batch_failed.connect(messages.show_error)
@@ -76,13 +78,33 @@ class ImageController(QObject):
         except (DatasetError, ImageLoadError, OSError) as exc:
             self.messages.show_error(f"Cannot open {path}: {exc}")
             return False
+        except Exception as exc:  # noqa: BLE001 - a reader's bug (or a file it did not foresee) is one message too
+            self.messages.show_error(f"Cannot open {path}: {type(exc).__name__}: {exc}")
+            return False
         self.saver.attach(project.dataset, project.annotation_path())
         self.session.open_project(project)
         if project.warnings:
             self.messages.show_status(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
+        self._first_pending = True
         if len(project):
             self.go_to(project.start_index)
+        else:
+            self._first_done()
         return True
+
+    def _first_done(self) -> None:
+        if self._first_pending:
+            self._first_pending = False
+            self.first_shown.emit()
+
+    def report_mask_errors(self) -> None:
+        """Masks the project could not decode (skipped, not drawn): one message for all found so far."""
+        project = self.session.project
+        if project is None or not project.mask_errors:
+            return
+        errors, project.mask_errors = project.mask_errors, []
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        self.messages.show_error(f"{errors[0]}{more}. The other annotations are shown.", scope="image")
 
     def go_to(self, index: int) -> None:
         """Show image ``index``: decoded in the loader thread, then predicted in the inference thread."""
@@ -107,11 +129,19 @@ class ImageController(QObject):
         if token != self._load_token:
             return  # the user has moved on
         self.loading = False
-        self.messages.hide_error("action", "image", "result")  # a model or save failure stays until resolved
+        self.messages.hide_error("action", "image", "result", "offer")  # a model or save failure stays
         self.messages.show_status("")
-        self.session.set_pixels(image)
+        try:
+            self.session.set_pixels(image)  # the canvas draws it, the editor the annotations
+        except Exception as exc:  # noqa: BLE001 - whatever failed to draw, the image is still predicted
+            import traceback
+
+            traceback.print_exc()
+            self.messages.show_error(f"Could not draw {Path(path).name}: {type(exc).__name__}: {exc}", scope="image")
+        self.report_mask_errors()
         self.inference.set_image(path, image, self.settings())
         self.update_hint()
+        self._first_done()
 
     def _on_image_failed(self, token: int, path: str, message: str) -> None:
         if token != self._load_token:
@@ -120,6 +150,7 @@ class ImageController(QObject):
         self.session.set_pixels(None)
         self.messages.show_error(message, scope="image")
         self.update_hint()
+        self._first_done()
 
     # ----- inference results -----
     def settings_changed(self) -> None:
@@ -147,6 +178,7 @@ class ImageController(QObject):
             return
         names = [self.session.class_name(int(label)) for label in pred.labels]
         hidden = self.hidden_predictions(pred) if self.hide_matched else np.zeros(len(pred), bool)
+        self.report_mask_errors()
         wanted = self.class_filter
         self.session.set_shown([i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i]])
 

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.messages.banner)
+        layout.addWidget(self.messages.banner_row)
         layout.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
         self.images, self.instances, self.classes = ImageList(), InstanceList(), ClassList()
@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         session.events.selection.connect(lambda _selection: self._update_edit_status())
         session.events.project.connect(self._on_project)
         controller.model_ready.connect(self._on_model_ready)
+        controller.first_shown.connect(self.settings.clear_opening)
         controller.timing.connect(messages.timing.setText)
         controller.hint.connect(self.canvas.show_message)
         controller.batch.connect(self.model_panel.set_batch)
@@ -183,8 +184,17 @@ class MainWindow(QMainWindow):
 
     # ----- what the app entry point, the menus and drops call -----
     def open_path(self, path: str | Path) -> bool:
-        """A folder, an annotation file or an image; False (and a message) when it cannot be read."""
-        return self.save_or_discard() and self.controller.open_path(path)
+        """A folder, an annotation file or an image; False (and a message) when it cannot be read.
+
+        The settings say "opening <path>" until its first image is shown (``first_shown``): a crash in
+        between leaves the mark, and the next plain start does not open it again (gui/app.py)."""
+        if not self.save_or_discard():
+            return False
+        self.settings.mark_opening(Path(path).expanduser().absolute())
+        opened = self.controller.open_path(path)
+        if not opened:
+            self.settings.clear_opening()
+        return opened
 
     def load_weights(self, path: str | Path) -> None:
         self.controller.load_weights(path)

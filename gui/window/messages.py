@@ -1,6 +1,8 @@
 """MessageBar (the error banner and the status bar), and texts shown to the user in more than one place."""
 
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QStatusBar, QWidget
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar, QWidget
 
 NO_FOLDER = "Open a folder of images: File > Open Folder… (Ctrl+O), or drop a folder or an image here."
 
@@ -33,6 +35,15 @@ class MessageBar:
         self.banner.setStyleSheet("QLabel#errorBanner { background: #b3261e; color: white; padding: 6px; }")
         self.banner.hide()
         self.scope = ""  # what the banner is about: which events take it away
+        self.offer_button = QPushButton()  # beside the banner: what the banner offers to do (``offer``)
+        self.offer_button.hide()
+        self._offer: Callable[[], object] | None = None
+        self.offer_button.clicked.connect(self._take_offer)
+        self.banner_row = QWidget()  # the banner and its button, for the window to place over the canvas
+        row = QHBoxLayout(self.banner_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.banner, 1)
+        row.addWidget(self.offer_button)
 
     def place_in(self, bar: QStatusBar) -> None:
         bar.addWidget(self.status, 1)
@@ -47,6 +58,8 @@ class MessageBar:
         inference error: the next good result), "image" (the next image that loads), "model" (a model
         that loads), "save" (the next successful save), "action" (anything else: the next image)."""
         self.scope = scope
+        self._offer = None
+        self.offer_button.hide()
         self.banner.setText(message)
         self.banner.show()
         self.status.setText(message.splitlines()[0] if message else "")
@@ -55,6 +68,21 @@ class MessageBar:
         """Hide the banner; with ``scopes``, only when it is about one of them."""
         if not scopes or self.scope in scopes:
             self.banner.hide()
+            self.offer_button.hide()
+            self._offer = None
+
+    def offer(self, message: str, label: str, action: Callable[[], object]) -> None:
+        """The banner with a button beside it that runs ``action`` (scope "offer": the next image hides it)."""
+        self.show_error(message, scope="offer")
+        self._offer = action
+        self.offer_button.setText(label)
+        self.offer_button.show()
+
+    def _take_offer(self) -> None:
+        action, self._offer = self._offer, None
+        self.hide_error()
+        if action is not None:
+            action()
 
     def error_text(self) -> str:
         return self.banner.text() if self.banner.isVisible() else ""

@@ -10,8 +10,9 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from engine.structures import PredictSettings
 from PySide6.QtCore import QByteArray, QSettings
+
+from engine.structures import PredictSettings
 
 ENV_VAR = "MASKRCNN_STUDIO_SETTINGS"
 RECENT_LIMIT = 8
@@ -66,6 +67,23 @@ class Settings:
         if isinstance(value, str):
             value = [value]
         return [str(v) for v in (value or []) if v]
+
+    # ----- the start-up guard (issue 15): a folder that crashed the app is not reopened without asking -----
+    @property
+    def opening(self) -> str:
+        """The path being opened, set before reading it and cleared once its first image is shown: still
+        set at start-up, it names what was being opened when the app last ended without clearing it
+        (a crash, a kill)."""
+        return self.get("paths/opening", "")
+
+    def mark_opening(self, path: str | Path) -> None:
+        self.set("paths/opening", str(path))
+        self.sync()  # on disk before the reading starts: a segfault there must find it
+
+    def clear_opening(self) -> None:
+        if self.has("paths/opening"):
+            self.qsettings.remove("paths/opening")
+            self.sync()
 
     @property
     def last_weights(self) -> str:
