@@ -95,9 +95,20 @@ class EditOperations:
             self.message.emit(f"No class {number}: add classes in the Classes panel")
 
     def mark_reviewed(self) -> None:
+        """Ctrl+Return: a person says the image is done ("reviewed": what the Train panel trains on by
+        default; no edit sets it). On a reviewed image it takes that back: the image is "annotated" (or
+        "predicted"/"not run" when it holds nothing that trains). Undoable either way."""
         record = self.record
-        if record is not None and record.state != "reviewed":
-            self.undo_stack.push(SetImageState(record, "reviewed", self._notify))
+        if record is None:
+            return
+        if record.state != "reviewed":
+            self.undo_stack.push(SetImageState(record, "reviewed", self._notify, "Mark image reviewed"))
+            self.message.emit("Marked reviewed: the image trains as it is (Ctrl+Return again takes it back)")
+            return
+        back = "predicted" if self.session.prediction is not None else "not_run"
+        self.undo_stack.push(SetImageState(record, back, self._notify, "Unmark image reviewed"))
+        shown = self.project.display_state(self.index).replace("_", " ")
+        self.message.emit(f"No longer reviewed: the image is {shown} now (Ctrl+Return marks it reviewed again)")
 
     # ----- drawing -----
     def add_polygon(self, points: list[tuple[float, float]]) -> Instance | None:

@@ -4,7 +4,8 @@ Rules that keep undo exact and saving safe:
 - an ``Instance`` is frozen and never changed in place: an edit builds new instances (the pure
   functions of gui/editing/edits.py) and swaps the image's instance list, so undo puts the old list
   (the same objects) back, and a snapshot taken for the autosave thread never sees a half-made edit;
-- an edit of an image's instances marks the image "reviewed"; undo restores its previous state;
+- an edit of an image's instances never changes the image's state: "reviewed" means a person said so
+  (Ctrl+Return, ``SetImageState``); an edited image shows "annotated" (gui/session/project.py);
 - each command tells the ``notify`` callback which image (or None: categories) it touched.
 """
 
@@ -29,22 +30,21 @@ class SetInstances(QUndoCommand):
         self.record, self.notify = record, notify
         self.before = tuple(record.instances)
         self.after = tuple(instances)
-        self.state_before = record.state
 
     def redo(self) -> None:
         self.record.instances = list(self.after)
-        self.record.state = "reviewed"
         self.notify(self.record)
 
     def undo(self) -> None:
         self.record.instances = list(self.before)
-        self.record.state = self.state_before
         self.notify(self.record)
 
 
 class SetImageState(QUndoCommand):
-    def __init__(self, record: ImageRecord, state: str, notify: Notify) -> None:
-        super().__init__(f"Mark image {state}")
+    """Set an image's state (Ctrl+Return: "reviewed", or back from it)."""
+
+    def __init__(self, record: ImageRecord, state: str, notify: Notify, text: str = "") -> None:
+        super().__init__(text or f"Mark image {state}")
         self.record, self.state, self.notify = record, state, notify
         self.state_before = record.state
 
@@ -91,19 +91,16 @@ class EditCategory(QUndoCommand):
 
 
 class RejectPredictions(QUndoCommand):
-    """Hide predictions (as crops) of one image for this session; the image counts as reviewed."""
+    """Hide predictions (as crops) of one image for this session (the image's state is left as it is)."""
 
     def __init__(self, rejected: list, crops: Sequence, record: ImageRecord, notify: Notify) -> None:
         super().__init__(f"Reject {len(crops)} prediction(s)")
         self.rejected, self.crops, self.record, self.notify = rejected, list(crops), record, notify
-        self.state_before = record.state
 
     def redo(self) -> None:
         self.rejected.extend(self.crops)
-        self.record.state = "reviewed"
         self.notify(self.record)
 
     def undo(self) -> None:
         del self.rejected[len(self.rejected) - len(self.crops) :]
-        self.record.state = self.state_before
         self.notify(self.record)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.canvas.overlay import instance_color
+from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
 
 ALL_CLASSES = "All classes"
@@ -53,6 +54,7 @@ class InstanceList(QWidget):
         layout.addWidget(self.table)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.class_filter.currentTextChanged.connect(self._on_filter)
+        guard_wheel(self)
 
     def bind(self, session: Session) -> None:
         """List the Session's shown predictions, select its selected one; a row the user picks selects it."""

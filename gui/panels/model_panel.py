@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
 
 DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("CPU", "cpu"))
@@ -56,6 +57,7 @@ class ModelPanel(QGroupBox):
         row.addWidget(self.cancel)
         layout.addLayout(row)
         layout.addWidget(self.progress)
+        guard_wheel(self)  # in the scrolling Controls dock: the wheel scrolls it unless the combo has focus
         self.open_button.clicked.connect(self.open_requested)
         self.device.currentIndexChanged.connect(lambda _i: self.device_changed.emit(self.device_value()))
         self.predict_all.clicked.connect(self.predict_all_requested)

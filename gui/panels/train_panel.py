@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, TrainConfig
 from gui.panels.loss_plot import LossPlot
 from gui.panels.model_panel import DEVICES
+from gui.panels.wheel_guard import guard_wheel
 from gui.training.process import TrainRequest
 
 
@@ -88,13 +89,14 @@ class TrainPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.status = QLabel("Accept or correct masks, then train on the reviewed images.")
+        self.status = QLabel("Accept or correct masks, mark the images you checked reviewed (Ctrl+Return), then train.")
         self.status.setWordWrap(True)
         self.plot = LossPlot()
         self.models = QListWidget()
         self.models.setMaximumHeight(90)
         self.use_model = QPushButton("Use this model")
         self._layout()
+        guard_wheel(self)  # the wheel scrolls the options; it changes a spin box or combo only once focused
         self.train_button.clicked.connect(self.train_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.use_model.clicked.connect(self._on_use)

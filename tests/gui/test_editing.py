@@ -150,13 +150,13 @@ def test_polygons_closed_with_enter_or_the_first_vertex_are_saved_and_undo_redo_
     doc = app.saved()
     assert app.saved_path() == folder / "annotations.json"
     masks = file_masks(doc)
-    assert len(masks) == 2 and file_state(doc) == "reviewed" and file_state(doc, "img_1.png") == "not_run"
+    assert len(masks) == 2 and file_state(doc) == "not_run" and file_state(doc, "img_1.png") == "not_run"
     assert_shape(masks[0], convex_polygon_depth(rect))
     assert_shape(masks[1], convex_polygon_depth(triangle))
     assert abs(int(masks[0].sum()) - 40 * 30) <= 60 and abs(int(masks[1].sum()) - 800) <= 60
     assert not (masks[0] & masks[1]).any()
     assert [a["studio"]["origin"] for a in file_annotations(doc)] == ["manual", "manual"]
-    assert app.image_rows()[0].startswith("[reviewed]")
+    assert app.image_rows()[0].startswith("[annotated]")  # reviewed only when a person says so (Ctrl+Return)
 
     undo(app)  # Ctrl+Z: the triangle goes
     doc = app.saved()
@@ -347,7 +347,7 @@ def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(read
     doc = app.saved()
     annotations = file_annotations(doc)
     assert len(annotations) == expected == len(app.project.records[0].instances)
-    assert file_state(doc) == "reviewed" and app.image_rows()[0].startswith("[reviewed]")
+    assert file_state(doc) == "predicted" and app.image_rows()[0].startswith("[annotated]")
     assert all(a["studio"]["origin"] == "accepted" and a["studio"]["score"] > threshold for a in annotations)
     names = category_names(doc)
     for i, annotation, mask in zip(shown, annotations, file_masks(doc)):  # accepted in the list's order
@@ -394,7 +394,7 @@ def test_delete_on_a_selected_prediction_rejects_it(ready):
     assert key not in [int(app.prediction.keys[i]) for i in app.shown]
     assert 0 < app.shown_count() < before  # (a near-duplicate of another class may go with it)
     doc = app.saved()
-    assert file_annotations(doc) == [] and file_state(doc) == "reviewed"  # reviewed: nothing to keep there
+    assert file_annotations(doc) == [] and file_state(doc) == "predicted"  # a rejection is no review
     undo(app)
     assert app.shown_count() == before
 
@@ -405,6 +405,7 @@ def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(ready, settings, wei
     app.set_slider("max_detections", 3)
     app.wait_until(lambda: len(app.prediction) == 3 and app.is_idle(), timeout=10000)
     app.press(Qt.Key.Key_A, SHIFT)
+    app.press(Qt.Key.Key_Return, CTRL)  # checked: reviewed
     app.press(Qt.Key.Key_D)  # next image: polygon and brush stroke there
     app.wait_until(lambda: app.index == 1 and app.prediction is not None and app.is_idle(), timeout=30000)
     draw(app, TRIANGLE)
@@ -416,7 +417,7 @@ def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(ready, settings, wei
     before = [[i.decode_mask(r.height, r.width) for i in r.instances] for r in app.project.records]
     categories = {c.id: c.name for c in app.project.dataset.categories}
     states = [r.state for r in app.project.records]
-    assert [len(m) for m in before] == [3, 2, 0] and states == ["reviewed", "reviewed", "not_run"]
+    assert [len(m) for m in before] == [3, 2, 0] and states == ["reviewed", "predicted", "not_run"]
     app.window.close()
     assert not app.window.isVisible()
 
@@ -435,7 +436,7 @@ def test_saved_edits_reopen_pixel_for_pixel_in_a_new_window(ready, settings, wei
         assert all((a == b).all() for x, y in zip(before, after) for a, b in zip(x, y))
         assert {c.id: c.name for c in again.project.dataset.categories} == categories
         assert [r.state for r in records] == states
-        assert again.image_rows()[0].startswith("[reviewed]") and again.image_rows()[1].startswith("[reviewed]")
+        assert again.image_rows()[0].startswith("[reviewed]") and again.image_rows()[1].startswith("[annotated]")
         assert again.index == 2  # it reopens on the first image still to annotate
         again.go_to(0)
         again.wait_until(lambda: again.image is not None and again.index == 0 and again.is_idle(), timeout=30000)

@@ -195,9 +195,9 @@ def test_the_editor_and_the_trainer_work_on_a_session_without_a_window(qtbot, tm
     session.set_pixels(np.zeros((96, 128, 3), np.uint8))
     added = editor.add_polygon([(10, 10), (40, 10), (40, 30)])
     record = session.record
-    assert record.instances == [added] and record.state == "reviewed"
+    assert record.instances == [added] and record.state == "not_run"  # an edit is no review
     assert session.selection.annotations == (added,)  # the one selection, held by the Session
-    assert "(1)" in panel.subset.itemText(0)  # an edit is a record event: the counts follow
+    assert "(2)" in panel.subset.itemText(1)  # an edit is a record event: the counts follow (1 annotated before)
     editor.box_drawn((50, 50, 70, 80))  # no model: the rectangle
     assert len(record.instances) == 2 and session.selection.annotations[0].category_id == added.category_id
     editor.undo()

@@ -18,13 +18,15 @@ TRAIN_TIMEOUT_MS = 180_000
 
 
 def accept_on_two_images(qtbot, window) -> None:  # noqa: ANN001
-    """A few predictions accepted on images 0 and 1: two reviewed images to train on."""
+    """A few predictions accepted on images 0 and 1, each marked reviewed: two reviewed images to train on."""
     window.thresholds.sliders["max_detections"].set_value(4)
     qtbot.waitUntil(lambda: len(window.prediction) == 4 and window.is_idle(), timeout=10000)
     press(qtbot, window, Qt.Key.Key_A, SHIFT)
+    press(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     press(qtbot, window, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: window.index == 1 and window.prediction is not None and window.is_idle(), timeout=30000)
     press(qtbot, window, Qt.Key.Key_A, SHIFT)
+    press(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     doc = wait_saved(qtbot, window)
     assert [file_state(doc, f"img_{i}.png") for i in range(3)] == ["reviewed", "reviewed", "not_run"]
     assert len(file_annotations(doc, "img_0.png")) == len(file_annotations(doc, "img_1.png")) == 4

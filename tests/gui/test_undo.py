@@ -24,7 +24,7 @@ def test_set_instances_swaps_lists_and_undo_restores_the_same_objects(qapp) -> N
 
     split = edits.split_connected(record.instances, first, H, W)
     stack.push(SetInstances(record, split.instances, "Split", touched.append))
-    assert [i for i in record.instances] == list(split.instances) and record.state == "reviewed"
+    assert [i for i in record.instances] == list(split.instances) and record.state == "predicted"
     assert handed_out == [first, second] and handed_out[0] is first  # the old list is left as it was
     merged = edits.merge(record.instances, split.selected, H, W)
     stack.push(SetInstances(record, merged.instances, "Merge", touched.append))
@@ -35,5 +35,5 @@ def test_set_instances_swaps_lists_and_undo_restores_the_same_objects(qapp) -> N
     stack.undo()
     assert record.instances[0] is first and record.instances[1] is second and record.state == "predicted"
     stack.redo()
-    assert all(a is b for a, b in zip(record.instances, split.instances)) and record.state == "reviewed"
+    assert all(a is b for a, b in zip(record.instances, split.instances)) and record.state == "predicted"
     assert touched == [record] * 5
