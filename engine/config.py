@@ -19,10 +19,50 @@ SCALE_POLICIES = ("short-side", "pixel-scale")  # ModelConfig.scale_policy
 def setting(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 (argparse's word)
     """A dataclass field with the text of its command-line flag (engine.cli.flags makes the flag from it).
 
-    ``extra``: ``flag`` (the flag's name when not the field's), ``choices``, ``range`` (lowest, highest),
+    ``extra``: ``flag`` (the flag's name when not the field's), ``choices``, ``range`` (lowest, highest: either None
+    for no bound; checked by ``check_ranges``, each value of a tuple), ``above`` (True: the lowest itself is refused),
     ``changes`` (a ModelConfig part the flag rebuilds, so it is refused with --weights).
     """
     return field(default=default, metadata={"help": help, **extra})
+
+
+def bounded(default: Any, low: float | None, high: float | None, above: bool = False) -> Any:
+    """A dataclass field that is no flag but has a ``range`` (checked by ``check_ranges``, e.g. read from a file)."""
+    return field(default=default, metadata={"range": (low, high), "above": above})
+
+
+def range_text(metadata: Any) -> str:
+    """A field's allowed values in words: "0 to 1", "at least 1", "above 0"."""
+    low, high = metadata["range"]
+    if metadata.get("above"):
+        text = f"above {low:g}"
+        return text if high is None else f"{text} and at most {high:g}"
+    if high is None:
+        return f"at least {low:g}"
+    return f"{low:g} to {high:g}" if low is not None else f"at most {high:g}"
+
+
+def in_range(value: Any, metadata: Any) -> bool:
+    """Whether ``value`` is a number (not NaN, not a bool) within the field's ``range``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    low, high = metadata["range"]
+    if low is not None and not (value > low if metadata.get("above") else value >= low):
+        return False
+    return (high is None or value <= high) and value == value
+
+
+def check_ranges(config: Any, prefix: Any = None) -> None:
+    """ValueError for the first field of dataclass ``config`` with a value (any value of a tuple) outside its
+    ``range``, or not a number; ``prefix(field)`` starts the message."""
+    for f in dataclasses.fields(config):
+        if "range" not in f.metadata:
+            continue
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) and value else (value,)
+        if not all(in_range(v, f.metadata) for v in values):
+            start = prefix(f) if prefix else ""
+            raise ValueError(f"{start}{f.name} out of range: {value!r} (allowed {range_text(f.metadata)})")
 
 
 @dataclass(frozen=True)
@@ -52,11 +92,11 @@ class ModelConfig:
     fpn_groups: int = 32
     fpn_extra_pool: bool = False  # P6 by max-pool of P5 (torchvision); the seed uses P2..P5
     # Input transform (standard).
-    min_size: tuple[int, ...] = (800,)
-    max_size: int = setting(1333, "cap on the long side of the network input")
+    min_size: tuple[int, ...] = bounded((800,), 32, 32768)
+    max_size: int = setting(1333, "cap on the long side of the network input", range=(32, 32768))
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    size_divisible: int = 32
+    size_divisible: int = bounded(32, 1, 256)
     # Scale policy (issue 12): "short-side" resizes each image so its short side is min_size (long side at most
     # max_size), torchvision's and COCO's convention; "pixel-scale" resizes every image by scale_factor, so objects
     # keep their pixel size (times the factor) whatever the image size, and images larger than tile_size network
@@ -67,19 +107,22 @@ class ModelConfig:
     tile_overlap: int | None = None
     # Anchors (seed section 5): ratio = w / h, as the seed writes it (torchvision's ratio is h / w).
     anchor_sizes: tuple[int, ...] = setting(
-        (32, 64, 128, 256), "anchor size per FPN level, e.g. 16 32 64 128 for small objects", changes="the RPN"
+        (32, 64, 128, 256),
+        "anchor size per FPN level, e.g. 16 32 64 128 for small objects",
+        changes="the RPN",
+        range=(2, 8192),
     )
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     round_anchors: bool = False  # torchvision rounds the base anchors to integers
     # RPN (seed section 5).
     rpn_fg_iou: float = 0.7
     rpn_bg_iou: float = 0.3
-    rpn_batch_per_image: int = 256
+    rpn_batch_per_image: int = bounded(256, 1, 100_000)
     rpn_positive_fraction: float = 0.5
-    rpn_pre_nms_top_n_train: int = 2000
-    rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_train: int = 1000
-    rpn_post_nms_top_n_test: int = 1000
+    rpn_pre_nms_top_n_train: int = bounded(2000, 1, 1_000_000)
+    rpn_pre_nms_top_n_test: int = bounded(1000, 1, 1_000_000)
+    rpn_post_nms_top_n_train: int = bounded(1000, 1, 1_000_000)
+    rpn_post_nms_top_n_test: int = bounded(1000, 1, 1_000_000)
     rpn_nms_iou: float = 0.7
     rpn_score_threshold: float = 0.0
     rpn_min_box_size: float = 1e-3
@@ -88,25 +131,30 @@ class ModelConfig:
     rpn_box_loss_norm: str = "positives"  # seed: divide by #positives; torchvision: "sampled"
     loss_reduction: str = "image"  # normalise per image, then average (DDP-consistent); torchvision: "batch"
     # RoI heads (seed section 6).
-    roi_sampling_ratio: int = 2
-    box_roi_size: int = 7
-    mask_roi_size: int = 14
+    roi_sampling_ratio: int = bounded(2, -1, 16)
+    box_roi_size: int = bounded(7, 1, 64)
+    mask_roi_size: int = bounded(14, 1, 128)  # RoIAlign's output: not in the weights' shapes, so bounded here
     representation_size: int = 1024
     mask_head_layers: int = 4
     mask_head_channels: int = 256
     box_fg_iou: float = 0.5
     box_bg_iou: float = 0.5
-    box_batch_per_image: int = setting(512, "RoIs sampled per image for the heads", flag="--roi-samples")
+    box_batch_per_image: int = setting(
+        512, "RoIs sampled per image for the heads", flag="--roi-samples", range=(1, 100_000)
+    )
     box_positive_fraction: float = 0.25
     box_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     box_beta: float = 1.0 / 9.0  # standard (torchvision)
     box_score_threshold: float = 0.05
     box_nms_iou: float = 0.5
     box_min_size: float = 1e-2
-    detections_per_image: int = setting(100, "detections kept per image", flag="--detections")
-    mask_threshold: float = 0.5
+    detections_per_image: int = setting(100, "detections kept per image", flag="--detections", range=(1, 100_000))
+    mask_threshold: float = bounded(0.5, 0.0, 1.0)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
+        if not self.min_size:
+            raise ValueError("min_size needs at least one size")
         if self.num_classes < 2:
             raise ValueError("num_classes counts the background and must be >= 2")
         if self.backbone not in BACKBONE_DEPTHS:
@@ -207,12 +255,7 @@ class AugmentConfig:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            low, high = f.metadata["range"]
-            value = getattr(self, f.name)
-            if not low <= value <= high:
-                kind = "photometric" if f.metadata.get("photometric") else "augmentation"
-                raise ValueError(f"{kind} {f.name} out of range: {value} (allowed {low:g} to {high:g})")
+        check_ranges(self, lambda f: "photometric " if f.metadata.get("photometric") else "augmentation ")
 
     @property
     def photometric(self) -> bool:
@@ -272,36 +315,40 @@ class TrainConfig:
     """
 
     iterations: int = setting(
-        1000, f"optimizer steps (the trainer's default: {DEFAULT_EPOCHS:g} epochs' worth)", flag="--iters"
+        1000,
+        f"optimizer steps (the trainer's default: {DEFAULT_EPOCHS:g} epochs' worth)",
+        flag="--iters",
+        range=(1, None),
     )
-    batch_size: int = setting(2, "the global batch: split over processes under torchrun")
+    batch_size: int = setting(2, "the global batch: split over processes under torchrun", range=(1, 4096))
     optimizer: str = setting("sgd", "sgd or adamw", choices=("sgd", "adamw"))
-    lr: float = setting(0.01, "peak learning rate (the trainer's default: 0.01 with sgd, 1e-4 with adamw)")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(1e-4, "L2 weight decay")
-    warmup_iters: int = setting(100, "warm-up iterations (at most half the run)", flag="--warmup")
-    warmup_factor: float = setting(0.001, "learning rate factor at the start of the warm-up")
+    lr: float = setting(
+        0.01, "peak learning rate (the trainer's default: 0.01 with sgd, 1e-4 with adamw)", range=(0, None), above=True
+    )
+    momentum: float = setting(0.9, "SGD momentum", range=(0, 1))
+    weight_decay: float = setting(1e-4, "L2 weight decay", range=(0, None))
+    warmup_iters: int = setting(100, "warm-up iterations (at most half the run)", flag="--warmup", range=(0, None))
+    warmup_factor: float = setting(0.001, "learning rate factor at the start of the warm-up", range=(0, 1))
     schedule: str = setting(
         "cosine", "cosine, or step (x0.1 at each --lr-steps fraction of the run)", choices=("cosine", "step")
     )
-    lr_steps: tuple[float, ...] = setting((0.67, 0.89), "fractions of the run where the step schedule drops")
-    grad_clip: float = setting(10.0, "max gradient norm; 0 disables")
+    lr_steps: tuple[float, ...] = setting(
+        (0.67, 0.89), "fractions of the run where the step schedule drops", range=(0, 1)
+    )
+    grad_clip: float = setting(10.0, "max gradient norm; 0 disables", range=(0, None))
     amp: bool = setting(True, "float16 autocast + loss scaling on CUDA (ignored on the CPU)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    seed: int = setting(0, "seed of the sample order, the augmentation and new weights")
-    val_every: int = setting(0, "iterations between validations (0: at the end only)")
-    checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end only)")
-    max_bad_steps: int = setting(20, "consecutive non-finite losses before giving up")
+    seed: int = setting(0, "seed of the sample order, the augmentation and new weights", range=(0, None))
+    val_every: int = setting(0, "iterations between validations (0: at the end only)", range=(0, None))
+    checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end only)", range=(0, None))
+    max_bad_steps: int = setting(20, "consecutive non-finite losses before giving up", range=(1, None))
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.batch_size < 1:
-            raise ValueError("iterations and batch_size must be >= 1")
+        check_ranges(self)
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step"):
             raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
-        if not self.lr > 0:
-            raise ValueError("lr must be > 0")
         if not isinstance(self.augment, AugmentConfig):
             raise TypeError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
 

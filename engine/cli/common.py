@@ -42,6 +42,28 @@ def make_parser(command: str, description: str) -> ArgumentParser:
     return ArgumentParser(prog=f"python -m engine {command}", description=description)
 
 
+def number(
+    kind: type, low: float | None = None, high: float | None = None, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: the text as ``kind`` (int or float) within ``low``..``high`` (``above``: ``low`` itself
+    refused); NaN and anything else is argparse's one-line error naming the flag."""
+    bounds = {"range": (low, high), "above": above}
+
+    def parse(text: str) -> float:
+        from engine.config import in_range, range_text
+
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not in_range(value, bounds):
+            raise argparse.ArgumentTypeError(f"{text} is out of range (allowed {range_text(bounds)})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """--device auto|cpu|cuda (auto: CUDA when available, else the CPU)."""
     parser.add_argument(

@@ -50,6 +50,14 @@ def convert_command(argv: list[str]) -> int:
     elif target.suffix.lower() == ".json" or target.is_file():
         raise UserError(f"--to {target}: labelme output is a folder of JSON files; give a folder path")
     dataset = read_dataset(source)
+    planned = [target] if fmt == "coco" else _labelme_names(dataset, target)
+    overwritten = _sources_among(source, planned)
+    if overwritten:
+        raise UserError(
+            f"--to {args.target} would write over {len(overwritten)} file(s) of the --from dataset "
+            f"({overwritten[0].name}{', ...' if len(overwritten) > 1 else ''}): converting in place rewrites them and "
+            "drops what the output cannot hold (such as labelme's __ignore__ shapes); give another --to"
+        )
     for line in dataset.warnings:
         warn(line)
     instances = dataset.num_instances
@@ -68,6 +76,27 @@ def convert_command(argv: list[str]) -> int:
         f"categor{'y' if len(dataset.categories) == 1 else 'ies'} ({dataset.source_format}) -> {written}"
     )
     return 0
+
+
+def _labelme_names(dataset, folder: Path) -> list[Path]:  # noqa: ANN001 - engine.data.Dataset
+    """Every file write_labelme may write into ``folder`` for ``dataset`` (both of its names for each image)."""
+    names = []
+    for image in dataset.images:
+        stem = Path(image.path).stem
+        names += [folder / f"{stem}.json", folder / f"{stem}_{image.id}.json"]
+    return names
+
+
+def _sources_among(source: Path, planned: list[Path]) -> list[Path]:
+    """The files of ``planned`` that exist and are the --from file or lie in the --from folder."""
+    source = source.resolve()
+    hits = []
+    for path in planned:
+        if path.is_file():
+            resolved = path.resolve()
+            if resolved == source or (source.is_dir() and source in resolved.parents):
+                hits.append(path)
+    return hits
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ import types
 import typing
 from typing import Any
 
+from engine.config import range_text
+
 
 def flag_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of config dataclass ``cls`` that are flags (made with engine.config.setting)."""
@@ -65,8 +67,7 @@ def add_flags(
             options["choices"] = f.metadata["choices"]
             del options["metavar"]  # argparse shows the choices
         if "range" in f.metadata:
-            low, high = f.metadata["range"]
-            help_text += f"; {low:g} to {high:g}"
+            help_text += f"; {range_text(f.metadata)}"
         if "default" not in help_text:
             help_text += f"; default {shown}"
         container.add_argument(flag_name(f), help=help_text, **options)

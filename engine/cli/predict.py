@@ -26,6 +26,7 @@ from engine.cli.common import (
     existing_path,
     load_model,
     make_parser,
+    number,
     output_file,
     run,
     warn,
@@ -70,9 +71,17 @@ def build_parser():  # noqa: ANN201
     parser.add_argument("--out", required=True, help="COCO results JSON to write (the meta file goes beside it)")
     parser.add_argument("--overlays", help="folder for overlay PNGs (masks, outlines, boxes and labels drawn)")
     parser.add_argument(
-        "--score-threshold", type=float, default=0.5, help="keep detections scoring at least this (default: 0.5)"
+        "--score-threshold",
+        type=number(float, 0, 1),
+        default=0.5,
+        help="keep detections scoring at least this, 0 to 1 (default: 0.5)",
     )
-    parser.add_argument("--mask-threshold", type=float, default=0.5, help="mask probability cut-off (default: 0.5)")
+    parser.add_argument(
+        "--mask-threshold",
+        type=number(float, 0, 1),
+        default=0.5,
+        help="mask probability cut-off, 0 to 1 (default: 0.5)",
+    )
     add_device_argument(parser)
     return parser
 

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from engine.cli.common import UserError, choose_device, existing_path, make_parser, run
+from engine.cli.common import UserError, choose_device, existing_path, make_parser, number, run
 from engine.cli.flags import add_flags, flag_fields, flag_name, given
 from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, AugmentConfig, ModelConfig, TrainConfig
 from engine.training.subsets import TRAIN_SUBSETS
@@ -23,7 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="annotated images: COCO JSON, labelme folder, mask folders, ...")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", help="a separate annotated set for validation")
-    val.add_argument("--val-split", type=float, default=0.0, help="fraction of --data held out for validation")
+    val.add_argument(
+        "--val-split",
+        type=number(float, 0, 0.9),
+        default=0.0,
+        help="fraction of --data held out for validation, 0 to 0.9",
+    )
     p.add_argument("--out", required=True, help="folder for model.safetensors, model_best.safetensors, state")
     p.add_argument(
         "--subset",
@@ -33,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", help="start from: our .safetensors, torchvision Mask R-CNN or ImageNet ResNet .pth")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=number(int, 1, 4096), default=None, help="CPU threads for torch")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument(
         "--events-jsonl",
@@ -50,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     training = p.add_argument_group("training (engine.config.TrainConfig)")
     length = training.add_mutually_exclusive_group()
     length.add_argument(
-        "--epochs", type=float, help=f"passes over the training images (default {DEFAULT_EPOCHS:g} without --iters)"
+        "--epochs",
+        type=number(float, 0, None, above=True),
+        help=f"passes over the training images (default {DEFAULT_EPOCHS:g} without --iters)",
     )
     add_flags(training, TrainConfig, into={"iterations": length})
     augment = p.add_argument_group("augmentation (engine.config.AugmentConfig): a preset, single values over it")
@@ -63,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(augment, AugmentConfig)
     model = p.add_argument_group("model (engine.config.ModelConfig)")
     model.add_argument(
-        "--input-size", type=int, default=None, help="short side of the network input (default: the model's, 800)"
+        "--input-size",
+        type=number(int, 32, 32768),
+        default=None,
+        help="short side of the network input, 32 to 32768 (default: the model's, 800)",
     )
     add_flags(model, ModelConfig)
     return p
@@ -80,7 +90,7 @@ def train_config(args: argparse.Namespace, num_images: int) -> TrainConfig:
     values = given(args, TrainConfig)
     cfg = _config(lambda: TrainConfig(**values, augment=augmentation(args)))
     if "iterations" not in values:
-        epochs = args.epochs or DEFAULT_EPOCHS
+        epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
         cfg = cfg.replace(iterations=max(1, round(epochs * num_images / cfg.batch_size)))
     if "lr" not in values and cfg.optimizer == "adamw":
         cfg = cfg.replace(lr=1e-4)
@@ -92,7 +102,12 @@ def _config(make):  # noqa: ANN001, ANN202
     try:
         return make()
     except ValueError as error:
-        raise UserError(f"{error}; see python -m engine train --help") from error
+        message = str(error)
+        for f in (f for cls in (TrainConfig, AugmentConfig, ModelConfig) for f in flag_fields(cls)):
+            if message.startswith(f"{f.name} ") or f" {f.name} " in message.split(":")[0]:
+                message = message.replace(f.name, f"{flag_name(f)} ({f.name})", 1)
+                break
+        raise UserError(f"{message}; see python -m engine train --help") from error
 
 
 def build_model(args, class_names: list[str]):  # noqa: ANN001
@@ -103,7 +118,7 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
 
     k = len(class_names) + 1
     changes = given(args, ModelConfig)
-    if args.input_size:
+    if args.input_size is not None:
         changes["min_size"] = (args.input_size,)
     if not args.weights:
         return MaskRCNN(_config(lambda: ModelConfig(num_classes=k, **changes)))
@@ -148,9 +163,10 @@ def run_training(args) -> int:  # noqa: ANN001
     from engine.training.loop import train
     from engine.training.subsets import training_ids
 
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = str(choose_device(args.device))
+    out = _output_folder(args)
     data_path = existing_path(args.data, "--data")
     dataset = read_dataset(data_path)
     trainable = training_ids(dataset.images, args.subset)
@@ -171,6 +187,7 @@ def run_training(args) -> int:  # noqa: ANN001
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
     model = build_model(args, class_names)
     main_process = int(os.environ.get("RANK", "0")) == 0
+    out.mkdir(parents=True, exist_ok=True)  # an OSError (one line) now, not after the run
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
     events = train(
         model,
@@ -186,6 +203,7 @@ def run_training(args) -> int:  # noqa: ANN001
     )
     if args.events_jsonl:
         status = _print_events(events, main_process, len(train_ids), len(val_ids), class_names)
+        _check_model_written(out, main_process)
         _write_half_copy(args, main_process)
         return status
     if main_process:
@@ -194,25 +212,60 @@ def run_training(args) -> int:  # noqa: ANN001
             f"{cfg.iterations} iterations of {cfg.batch_size} on {device}; input {model.config.min_size[-1]}px"
         )
     bar = tqdm(total=cfg.iterations, disable=not main_process, unit="it", dynamic_ncols=True)
-    for event in events:
-        if event.kind == "step":
-            bar.n = event.iteration
-            bar.set_postfix(loss=f"{event.losses['loss']:.3f}", lr=f"{event.lr:.2g}", img_s=f"{event.images_per_s:.1f}")
-        elif event.kind == "validation" and event.metrics:
-            m = event.metrics
-            bar.write(
-                f"iteration {event.iteration}: mask AP {m['mask_AP']:.3f}, AP50 {m['mask_AP50']:.3f}; "
-                f"box AP {m['box_AP']:.3f}"
-            )
-        elif event.kind in ("warning", "cancelled"):
-            bar.write(event.message)
-        elif event.kind == "done" and main_process:
-            bar.close()
-            print(f"saved {event.path}")
+    try:
+        for event in events:
+            if event.kind == "step":
+                bar.n = event.iteration
+                losses = event.losses
+                bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{event.lr:.2g}", img_s=f"{event.images_per_s:.1f}")
+            elif event.kind == "validation" and event.metrics:
+                m = event.metrics
+                bar.write(
+                    f"iteration {event.iteration}: mask AP {m['mask_AP']:.3f}, AP50 {m['mask_AP50']:.3f}; "
+                    f"box AP {m['box_AP']:.3f}"
+                )
+            elif event.kind in ("warning", "cancelled"):
+                bar.write(event.message)
+            elif event.kind == "done" and main_process:
+                bar.close()
+                print(f"saved {event.path}")
+    finally:
+        bar.close()  # an error then starts a line of its own
+    _check_model_written(out, main_process)
     path = _write_half_copy(args, main_process)
     if path:
         print(f"saved {path}")
     return 0
+
+
+MODEL_FILES = ("model.safetensors", "model_best.safetensors", "model.fp16.safetensors")  # what a run writes
+
+
+def _output_folder(args):  # noqa: ANN001, ANN202 - Path
+    """--out as a folder (made later): a file there, or --weights naming a model this run would write over (without
+    --resume), is a UserError before anything is read or trained."""
+    from pathlib import Path
+
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a folder for the model and its training state")
+    if args.weights and not args.resume:
+        weights = Path(args.weights).expanduser()
+        if weights.is_file() and any(weights.resolve() == (out / name).resolve() for name in MODEL_FILES):
+            raise UserError(
+                f"--weights {weights} is in --out {out}, where this run writes its model: the starting weights "
+                "would be overwritten; give another --out (or --resume to continue that run)"
+            )
+    return out
+
+
+def _check_model_written(out, main_process: bool) -> None:  # noqa: ANN001
+    """A run that ends without a model never ends with status 0 (the trainer saves one or raises TrainingError;
+    this is the last guard)."""
+    from engine.training.loop import LAST
+
+    if main_process and not (out / LAST).is_file():
+        raise UserError(f"the run ended without writing {out / LAST}; see the messages above")
 
 
 def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001

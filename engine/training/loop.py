@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from engine.data import Dataset
 from engine.model.mask_rcnn import MaskRCNN
 from engine.training.events import TrainEvent
 from engine.training.samples import TrainingSamples, batch_indices, sample_seed
-from engine.training.state import load_train_state, save_train_state
+from engine.training.state import load_train_state, read_train_state_info, save_train_state
 
 LAST = "model.safetensors"
 BEST = "model_best.safetensors"
@@ -33,6 +34,41 @@ STATE = "train_state.safetensors"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, wrong classes, ...); the message says what to do."""
+
+
+# Weights are "exploded" past this many times the largest parameter at the start of the run (at least 1). Training
+# moves weights by small multiples at most (weight decay pulls them back; a step is at most lr x the clipped gradient
+# norm): the trained models here stay within 3x of their start, while a diverged run is orders of magnitude out
+# (lr 1e6: max |w| 3e5 after six steps, from 1.0) and its predictions are garbage or fail.
+EXPLOSION_FACTOR = 100.0
+
+
+def largest_weight(model: torch.nn.Module) -> float:
+    """max |w| over the model's floating-point parameters (NaN when one is NaN)."""
+    with torch.no_grad():
+        peaks = [
+            p.detach().abs().max().float().cpu() for p in model.parameters() if p.numel() and p.is_floating_point()
+        ]
+    if not peaks:
+        return 0.0
+    stacked = torch.stack(peaks)
+    return float("nan") if torch.isnan(stacked).any() else float(stacked.max())
+
+
+def weights_problem(model: torch.nn.Module, start_largest: float) -> str:
+    """Why the weights must not be saved as the model, '' when they may: a parameter or buffer that is not finite,
+    or a parameter beyond EXPLOSION_FACTOR x the largest at the start (``start_largest``, taken as at least 1)."""
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"{name} is not finite"
+    largest, limit = largest_weight(model), EXPLOSION_FACTOR * max(1.0, start_largest)
+    if not largest <= limit:
+        return (
+            f"the largest weight is {largest:.3g}, over {EXPLOSION_FACTOR:g}x the largest at the start "
+            f"({start_largest:.3g})"
+        )
+    return ""
 
 
 @dataclass
@@ -135,10 +171,13 @@ def train(
     _check_classes(model, class_names)
     history: list[dict[str, Any]] = []
     start = 0
-    if resume and (out_dir / STATE).is_file() and (out_dir / LAST).is_file():
+    resuming = resume and _resume_pair(out_dir)
+    start_largest = largest_weight(model)
+    if resuming:
         saved, info = load_checkpoint(out_dir / LAST)
         model.load_state_dict(saved.state_dict())
         history = info.history
+        start_largest = float(info.extra.get("start_largest_weight", largest_weight(model)))
     model.to(dist.device).train()
     net: torch.nn.Module = model
     if dist.world > 1:
@@ -148,14 +187,48 @@ def train(
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     use_amp = cfg.amp and dist.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    if resume and (out_dir / STATE).is_file():
+    if resuming:
         start, _ = load_train_state(out_dir / STATE, optimizer, scaler)
     loop = _Loop(model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history)
-    loop.meta = {"train_config": cfg.to_dict(), "train_images": _paths(dataset, train_ids)}
+    loop.start_largest = start_largest
+    loop.meta = {
+        "train_config": cfg.to_dict(),
+        "train_images": _paths(dataset, train_ids),
+        "start_largest_weight": start_largest,
+    }
     val_dataset = val_dataset or dataset
     if val_ids:
         loop.meta["val_images"] = _paths(val_dataset, val_ids)
     yield from loop.run(start, val_dataset, val_ids, cancel)
+
+
+def _resume_pair(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a run to resume: its model and training state written by the same save (each save
+    stamps both with one token; a kill between the two writes leaves them apart). Neither file: False (a new run);
+    one without the other or two saves apart: TrainingError, nothing is loaded."""
+    model_file, state_file = out_dir / LAST, out_dir / STATE
+    if not model_file.is_file() and not state_file.is_file():
+        return False
+    if not (model_file.is_file() and state_file.is_file()):
+        have, lack = (LAST, STATE) if model_file.is_file() else (STATE, LAST)
+        raise TrainingError(
+            f"cannot resume: {out_dir} has {have} but no {lack}; "
+            "start a new run (without --resume or in another folder)"
+        )
+    extra = read_info(model_file).extra  # WeightsError (a user error) when damaged
+    try:
+        state_iteration, state_extra = read_train_state_info(state_file)
+    except ValueError as error:
+        raise TrainingError(f"cannot resume: {error}; start a new run without --resume") from error
+    model_stamp, state_stamp = extra.get("state_stamp"), state_extra.get("stamp")
+    model_iteration = extra.get("iteration", state_iteration)
+    if model_stamp != state_stamp or model_iteration != state_iteration:
+        raise TrainingError(
+            f"cannot resume: {model_file} (iteration {model_iteration}) and {STATE} (iteration {state_iteration}) "
+            "are not from the same save (was the run stopped while saving?); start a new run without --resume, "
+            f"or fine-tune from --weights {model_file} in another folder"
+        )
+    return True
 
 
 def _paths(dataset: Dataset, ids: Sequence[int]) -> list[str]:
@@ -171,6 +244,8 @@ class _Loop:
         self.samples, self.cfg, self.dist, self.use_amp = samples, cfg, dist, use_amp
         self.out_dir, self.class_names, self.history = out_dir, class_names, history
         self.meta: dict[str, Any] = {}
+        self.start_largest = largest_weight(model)  # max |w| when the run started (weights_problem)
+        self.saved_at: int | None = None  # the iteration of the last model + state written
         self.best_ap = max((h.get("val_mask_AP", -1.0) for h in history), default=-1.0)
 
     def batch(self, iteration: int) -> tuple[list[torch.Tensor], list[dict]]:
@@ -234,7 +309,7 @@ class _Loop:
                     "warning", it + 1, total, message=f"non-finite loss at iteration {it + 1}: step skipped"
                 )
                 if bad >= cfg.max_bad_steps:
-                    self.save(it, state=True)
+                    self.save(it, state=True)  # a TrainingError of its own when the weights diverged too
                     raise TrainingError(
                         f"the loss was not finite {bad} times in a row: lower the learning rate (now {cfg.lr}) "
                         "or check the annotations; the weights before the divergence are saved"
@@ -261,6 +336,10 @@ class _Loop:
                 path = self.save(it + 1, state=True)
                 if path:
                     yield TrainEvent("checkpoint", it + 1, total, path=path)
+        if self.saved_at != total and start < total:  # the last step was skipped (non-finite loss)
+            path = self.save(total, state=True)
+            if path:
+                yield TrainEvent("checkpoint", total, total, path=path)
         yield TrainEvent("done", total, total, path=str(self.out_dir / LAST))
 
     def _agree(self, flag: bool) -> bool:
@@ -291,15 +370,35 @@ class _Loop:
         return TrainEvent("validation", iteration, self.cfg.iterations, metrics=metrics)
 
     def save(self, iteration: int, state: bool = False, name: str = LAST) -> str:
-        """Weights (+ optimiser state) on the main process; returns the path ('' elsewhere)."""
+        """Weights (+ optimiser state, both stamped with one token) on the main process; returns the path ('' on the
+        others). Weights that are not finite or exploded (weights_problem) are a TrainingError on every process,
+        and nothing is written: the last good model stays."""
+        problem = weights_problem(self.model, self.start_largest)
+        if problem:
+            raise TrainingError(self._diverged(problem, iteration))
+        if state:
+            self.saved_at = iteration
         if not self.dist.main:
             return ""
-        path = save_checkpoint(
-            self.model, self.out_dir / name, self.class_names, self.history, {**self.meta, "iteration": iteration}
-        )
+        extra = {**self.meta, "iteration": iteration}
+        stamp = f"{iteration}-{uuid.uuid4().hex}"
         if state:
-            save_train_state(self.out_dir / STATE, self.optimizer, iteration, self.scaler)
+            extra["state_stamp"] = stamp
+        path = save_checkpoint(self.model, self.out_dir / name, self.class_names, self.history, extra)
+        if state:
+            save_train_state(self.out_dir / STATE, self.optimizer, iteration, self.scaler, extra={"stamp": stamp})
         return str(path)
+
+    def _diverged(self, problem: str, iteration: int) -> str:
+        last = self.out_dir / LAST
+        try:
+            kept = f"{last} of iteration {checkpoint_iteration(last)} is kept" if last.is_file() else "no model written"
+        except (OSError, ValueError):
+            kept = f"{last} is left as it was"
+        return (
+            f"training diverged by iteration {iteration} ({problem}); these weights are not saved ({kept}): "
+            f"lower the learning rate (now {self.cfg.lr:g}) or check the annotations"
+        )
 
 
 def checkpoint_iteration(path: str | Path) -> int:

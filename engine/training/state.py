@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from engine.data.io.atomic import atomic_write_bytes
@@ -46,6 +46,21 @@ def save_train_state(
     if not tensors:  # safetensors needs at least one tensor
         tensors["_empty"] = torch.zeros(1)
     atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def read_train_state_info(path: str | Path) -> tuple[int, dict[str, Any]]:
+    """(iteration, extra) of a training state file, from its header only; ValueError when it is not one."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except SafetensorError as error:
+        raise ValueError(f"{path}: not a readable training state file ({error})") from error
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a training state file")
+    try:
+        return int(meta["iteration"]), dict(json.loads(meta.get("extra", "{}")))
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{path}: damaged training state ({error})") from error
 
 
 def load_train_state(

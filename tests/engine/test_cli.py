@@ -83,9 +83,9 @@ def test_predict_on_a_coco_project_writes_loadable_results_and_overlays(project:
 def test_predict_threshold_filters(project: Path, tmp_path: Path) -> None:
     base = ["predict", "--weights", str(project / "model.safetensors"), "--images", str(project / "data" / "img1.png")]
     assert main(base + ["--out", str(tmp_path / "all.json"), "--score-threshold", "0"]) == 0
-    assert main(base + ["--out", str(tmp_path / "none.json"), "--score-threshold", "1.01"]) == 0
+    assert main(base + ["--out", str(tmp_path / "top.json"), "--score-threshold", "1"]) == 0  # 0 to 1 (issue 15)
     everything = _read_json(tmp_path / "all.json")
-    assert everything and _read_json(tmp_path / "none.json") == []
+    assert everything and all(r["score"] >= 1 for r in _read_json(tmp_path / "top.json"))
     assert {r["image_id"] for r in everything} == {1}  # a single image file is image 1
     assert _read_json(tmp_path / "all.meta.json")["images"][0]["file_name"] == "img1.png"
 

@@ -144,7 +144,7 @@ def test_intensity_augmentation_flags_reach_the_run_and_bad_values_are_one_line(
     capsys.readouterr()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--invert", "2", *ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: photometric invert out of range")
+    assert len(err) == 1 and err[0].startswith("error: photometric --invert (invert) out of range")
     assert not (tmp_path / "bad" / "model.safetensors").exists()
 
 
@@ -246,4 +246,4 @@ def test_scale_jitter_is_an_augmentation_setting(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--scale-jitter", "1.5", *ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: augmentation scale_jitter out of range")
+    assert len(err) == 1 and err[0].startswith("error: augmentation --scale-jitter (scale_jitter) out of range")
