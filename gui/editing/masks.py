@@ -210,28 +210,59 @@ def box_of(crop: InstanceMask) -> tuple[int, int, int, int]:
 
 def crop_iou(a: InstanceMask, b: InstanceMask) -> float:
     """Mask IoU of two crops (in the same image)."""
-    ax0, ay0, ax1, ay1 = box_of(a)
-    bx0, by0, bx1, by1 = box_of(b)
-    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
-    if x1 <= x0 or y1 <= y0:
-        return 0.0
-    part_a = a.mask[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
-    inter = int((part_a & b.mask[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]).sum())
+    inter = crop_intersection(a, b)
     union = a.area + b.area - inter
     return inter / union if union else 0.0
 
 
+def crop_intersection(a: InstanceMask, b: InstanceMask) -> int:
+    """How many pixels two crops (in the same image) share."""
+    ax0, ay0, ax1, ay1 = box_of(a)
+    bx0, by0, bx1, by1 = box_of(b)
+    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    part_a = a.mask[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
+    return int(np.count_nonzero(part_a & b.mask[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]))
+
+
+PAIR_CHUNK = 1 << 22  # prediction x reference box pairs compared at once (a few MB of booleans)
+
+
 def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMask], iou: float = 0.5) -> np.ndarray:
-    """(P,) bool: prediction p overlaps some reference with mask IoU >= ``iou`` (box overlap pre-filters)."""
+    """(P,) bool: prediction p overlaps some reference with mask IoU >= ``iou``.
+
+    Called after every edit (annotations hide the predictions they match), with thousands of references.
+    The boxes and areas are put in arrays once; the pairs whose boxes overlap are found for a block of
+    predictions at a time, and a pair's mask IoU is computed only when it could still reach ``iou``: the
+    shared pixels are at most m = min(box overlap, area_p, area_r), so IoU <= m / (area_p + area_r - m).
+    That bound drops the small annotations under a large prediction (and the reverse) without touching
+    their pixels; a prediction stops at its first match. Same answers as comparing every pair
+    (tests/gui/test_edits.py checks it against the brute force on random crops)."""
     out = np.zeros(len(predictions), dtype=bool)
     refs = [r for r in references if r.mask.size]
-    if not refs or not len(predictions):
+    preds = [(p, crop) for p, crop in enumerate(predictions) if crop.mask.size]
+    if not refs or not preds:
         return out
     rb = np.array([box_of(r) for r in refs], dtype=np.int64)
-    for p, crop in enumerate(predictions):
-        if not crop.mask.size:
-            continue
-        x0, y0, x1, y1 = box_of(crop)
-        near = np.flatnonzero((rb[:, 0] < x1) & (rb[:, 2] > x0) & (rb[:, 1] < y1) & (rb[:, 3] > y0))
-        out[p] = any(crop_iou(crop, refs[j]) >= iou for j in near)
+    ra = np.array([np.count_nonzero(r.mask) for r in refs], dtype=np.int64)
+    pb = np.array([box_of(c) for _, c in preds], dtype=np.int64)
+    pa = np.array([np.count_nonzero(c.mask) for _, c in preds], dtype=np.int64)
+    step = max(1, PAIR_CHUNK // len(refs))
+    for start in range(0, len(preds), step):
+        b = pb[start : start + step, None, :]
+        w = np.minimum(b[..., 2], rb[None, :, 2]) - np.maximum(b[..., 0], rb[None, :, 0])
+        h = np.minimum(b[..., 3], rb[None, :, 3]) - np.maximum(b[..., 1], rb[None, :, 1])
+        a_p, a_r = pa[start : start + step, None], ra[None, :]
+        most = np.minimum(np.minimum(np.maximum(w, 0) * np.maximum(h, 0), a_p), a_r)
+        # IoU can reach ``iou``: most / (a_p + a_r - most) >= iou, with a margin for rounding (exact below)
+        could = (w > 0) & (h > 0) & (most * (1 + 1e-9) >= iou * (a_p + a_r - most))
+        for row, col in zip(*np.nonzero(could)):
+            p = start + int(row)
+            index, crop = preds[p]
+            if out[index]:
+                continue
+            inter = crop_intersection(crop, refs[col])
+            union = int(pa[p] + ra[col]) - inter
+            out[index] = union > 0 and inter / union >= iou
     return out

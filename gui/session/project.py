@@ -19,6 +19,7 @@ from engine.structures import InstanceMask
 from engine.training.subsets import is_annotated
 
 ANNOTATION_FILE = "annotations.json"
+CROP_CACHE_LIMIT = 50_000  # decoded crops kept (all images); more and those of other images are dropped
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Project:
     rejected: dict[int, list[InstanceMask]] = field(default_factory=dict)  # per image, this session only
     _crops: dict[int, tuple[Instance, InstanceMask]] = field(default_factory=dict)
     mask_errors: list[str] = field(default_factory=list)  # masks that could not be decoded, not yet reported
+    _crop_limit: int = CROP_CACHE_LIMIT
 
     @classmethod
     def open(cls, path: str | Path) -> Project:
@@ -113,10 +115,18 @@ class Project:
             self.mask_errors.append(
                 f"The mask of {which} on {name} could not be decoded ({type(exc).__name__}: {exc}); it is not shown"
             )
-        if len(self._crops) > 50_000:
-            self._crops.clear()
+        if len(self._crops) >= self._crop_limit:
+            self._prune_crops(record)
         self._crops[id(instance)] = (instance, crop)
         return crop
+
+    def _prune_crops(self, record: ImageRecord) -> None:
+        """Keep the crops of ``record``'s instances only (the image being edited). Were it simply cleared,
+        an image with more instances than the limit would decode all of them again on every redraw; when
+        that image alone fills the cache, the limit grows instead (pruning stays rare: amortised O(1))."""
+        keep = {id(instance) for instance in record.instances}
+        self._crops = {key: value for key, value in self._crops.items() if key in keep}
+        self._crop_limit = max(CROP_CACHE_LIMIT, 2 * len(self._crops))
 
     def annotation_crops(self, index: int, height: int, width: int) -> tuple[list[InstanceMask], list, list[str]]:
         """The user's (non-empty) instances of image ``index`` as crops, their category colours and names."""
