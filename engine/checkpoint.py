@@ -79,15 +79,49 @@ def read_info(path: str | Path) -> CheckpointInfo:
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: a safetensors file, but not a Mask R-CNN Studio checkpoint (no '{FORMAT}' tag)")
     try:
-        return CheckpointInfo(
+        info = CheckpointInfo(
             config=ModelConfig.from_dict(_with_scale_policy(json.loads(meta["config"]))),
             class_names=list(json.loads(meta["class_names"])),
             history=list(json.loads(meta.get("history", "[]"))),
             extra=_nested_train_config(dict(json.loads(meta.get("extra", "{}")))),
             source=str(path),
         )
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+    classes = info.config.num_classes - 1
+    if len(info.class_names) != classes or not all(isinstance(name, str) for name in info.class_names):
+        raise WeightsError(
+            f"{path}: damaged checkpoint metadata ({len(info.class_names)} class names for a model of {classes} "
+            "classes, or names that are not text)"
+        )
+    return info
+
+
+def check_shapes(path: str | Path, config: ModelConfig) -> None:
+    """WeightsError unless the file holds exactly the tensors a model of ``config`` has, of the same shapes: read
+    from the safetensors header and a model built on the meta device, so nothing is allocated for a config (such
+    as a representation_size of 400,000) that the file's tensors do not bear out."""
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            skeleton = MaskRCNN(config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: its metadata describes a model that cannot be built ({exc})") from exc
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable .safetensors checkpoint ({exc})") from exc
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise WeightsError(f"{path}: weights missing for {missing[:4]} (the file is incomplete or of another version)")
+    for key, shape in found.items():
+        if key not in expected:
+            raise WeightsError(f"{path}: unexpected weight {key}")
+        if shape != expected[key]:
+            raise WeightsError(f"{path}: {key} has shape {shape}, the configured model needs {expected[key]}")
 
 
 def _with_scale_policy(config: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +144,10 @@ def _nested_train_config(extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MaskRCNN, CheckpointInfo]:
-    """Our checkpoint -> (model in eval mode, info). Shape mismatches raise WeightsError naming the key."""
+    """Our checkpoint -> (model in eval mode, info). The metadata is checked against the tensors' shapes before
+    anything is built or read (check_shapes); a mismatch is a WeightsError naming the key."""
     info = read_info(path)
+    check_shapes(path, info.config)
     model = MaskRCNN(info.config)
     state = load_file(str(path), device="cpu")
     expected = model.state_dict()

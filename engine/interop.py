@@ -8,6 +8,7 @@ returned as our ``MaskRCNN`` configured to give the same detections. Weight file
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -172,15 +173,30 @@ def _load_converted(model: MaskRCNN, tv_state: dict[str, Tensor]) -> None:
     model.load_state_dict({k: v for k, v in ours.items() if k in expected}, strict=True)
 
 
+# torch's words around the reason a weights-only load failed, among them its advice to load with weights_only=False,
+# which would run whatever code the file holds: never passed on.
+_TORCH_ADVICE = ("weights_only", "Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """The reason in a torch.load error, without torch's advice to re-run it with ``weights_only=False``."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    kept = [line for line in lines if not any(words in line for words in _TORCH_ADVICE)]
+    return " ".join(kept) or "it holds more than tensors"
+
+
 def _load_state(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol it may not read: the error says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a plain weights file"
         raise WeightsError(
-            f"{path}: not a plain state-dict file ({type(exc).__name__}: {exc}). Save it with "
+            f"{path}: not a plain state-dict file ({type(exc).__name__}: {_unpickling_reason(exc)}); it is not "
+            "loaded, as loading anything more than tensors could run code from the file. Save it with "
             "torch.save(model.state_dict(), path), or use one of our .safetensors checkpoints."
         ) from exc
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
