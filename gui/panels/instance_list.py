@@ -1,7 +1,9 @@
-"""The detections shown on the image: class, score, area; filtered by class; the selected one highlighted.
+"""The image's instances: the predictions shown and the annotations, marked (a "source" column), with
+class, score and area; filtered by class; the selected one highlighted.
 
-Bound to a Session (``bind``), it lists the predictions shown and selects the Session's selected row; a
-row picked by the user is only reported (``selected``): the Session holds the selection."""
+Bound to a Session (``bind``), it lists the shown predictions first (the work still to do), then the
+annotations, and selects the row of the Session's selection; a row picked by the user selects that
+prediction or annotation in the Session (``selected``: its prediction row, or -1 for an annotation)."""
 
 from __future__ import annotations
 
@@ -20,15 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.data import Instance
 from gui.canvas.overlay import instance_color
 from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
 
 ALL_CLASSES = "All classes"
+PREDICTION, ANNOTATION = "prediction", "annotation"  # what the "source" column says
 
 
 class InstanceList(QWidget):
-    selected = Signal(int)  # instance index among those shown, -1 for none
+    selected = Signal(int)  # the picked prediction's row among those shown, -1 for none (or an annotation)
     filter_changed = Signal(str)  # class name, or "" for all
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -36,8 +40,11 @@ class InstanceList(QWidget):
         self.class_filter = QComboBox()
         self.class_filter.addItem(ALL_CLASSES)
         self.summary = QLabel("")
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["class", "score", "area"])
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["class", "score", "area", "source"])
+        self.annotations: list[Instance] = []  # the annotation rows' instances (after the predictions)
+        self.predictions = 0  # how many rows are predictions (the first ones)
+        self._session: Session | None = None
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -47,6 +54,7 @@ class InstanceList(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.class_filter)
@@ -57,10 +65,14 @@ class InstanceList(QWidget):
         guard_wheel(self)
 
     def bind(self, session: Session) -> None:
-        """List the Session's shown predictions, select its selected one; a row the user picks selects it."""
-        self.selected.connect(lambda row: session.select((), row))  # a prediction, or none
+        """List the Session's shown predictions and the image's annotations, select the Session's selection;
+        a row the user picks selects its prediction or annotation in the Session."""
+        self._session = session
         session.events.shown.connect(lambda _shown: self.show_prediction(session))
-        session.events.selection.connect(lambda selection: self.select(selection.prediction))
+        session.events.image.connect(lambda _index: self.show_prediction(session))
+        session.events.pixels.connect(lambda _image: self.show_prediction(session))
+        session.events.record.connect(lambda row: row == session.index and self.show_prediction(session))
+        session.events.selection.connect(self._show_selection)
 
         def classes(*_args: object) -> None:  # the model's, else (no model yet) the project's
             project_names = session.project.category_names() if session.project else []
@@ -70,17 +82,33 @@ class InstanceList(QWidget):
         session.events.model.connect(classes)
 
     def show_prediction(self, session: Session) -> None:
-        """The Session's shown predictions, one row each (class, score, area, colour swatch)."""
-        pred = session.prediction
-        if pred is None:
-            self.set_instances([], 0)
-            return
-        rows = [
-            (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i].area,
-             instance_color(int(pred.keys[i])))
-            for i in session.shown
-        ]  # fmt: skip
-        self.set_instances(rows, len(pred))
+        """The Session's shown predictions, then the image's annotations of the filtered class, one row each
+        (class, score, area, source, colour swatch)."""
+        pred, wanted = session.prediction, self.current_filter()
+        rows = []
+        other_predictions = other_annotations = covered = 0
+        if pred is not None:
+            rows = [
+                (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i].area,
+                 instance_color(int(pred.keys[i])), PREDICTION)
+                for i in session.shown
+            ]  # fmt: skip
+            names = [session.class_name(int(label)) for label in pred.labels]
+            other_predictions = sum(1 for name in names if wanted and name != wanted)
+            covered = len(pred) - len(rows) - other_predictions  # matched by an annotation (or rejected)
+        self.predictions = len(rows)
+        self.annotations = []
+        project, index = session.project, session.index
+        if project is not None and 0 <= index < len(project):
+            for instance in project.annotations(index):
+                color, name = project.category_style(instance.category_id)
+                if wanted and name != wanted:
+                    other_annotations += 1
+                    continue
+                self.annotations.append(instance)
+                rows.append((name, instance.score, project.crop(index, instance).area, color, ANNOTATION))
+        self.set_instances(rows, (other_annotations, other_predictions), covered)
+        self._show_selection(session.selection)
 
     def set_classes(self, names: Sequence[str]) -> None:
         """The class names a filter can pick (the model's), keeping the current choice when possible."""
@@ -99,11 +127,18 @@ class InstanceList(QWidget):
         text = self.class_filter.currentText()
         return "" if text == ALL_CLASSES else text
 
-    def set_instances(self, rows: Sequence[tuple[str, float | None, int, tuple[int, int, int]]], total: int) -> None:
-        """rows: (class name, score or None, area in pixels, RGB colour) per shown instance."""
+    def set_instances(
+        self,
+        rows: Sequence[tuple[str, float | None, int, tuple[int, int, int], str]],
+        hidden: tuple[int, int] = (0, 0),
+        covered: int = 0,
+    ) -> None:
+        """rows: (class name, score or None, area in pixels, RGB colour, source) per listed instance; ``hidden``:
+        the (annotations, predictions) of other classes than the filter's; ``covered``: predictions of the
+        listed classes not listed because an annotation (or a rejection) matches them."""
         self.table.blockSignals(True)
         self.table.setRowCount(len(rows))
-        for r, (name, score, area, color) in enumerate(rows):
+        for r, (name, score, area, color, source) in enumerate(rows):
             swatch = QPixmap(10, 10)
             swatch.fill(QColor(*color))
             name_item = QTableWidgetItem(name)
@@ -115,10 +150,32 @@ class InstanceList(QWidget):
             self.table.setItem(r, 0, name_item)
             self.table.setItem(r, 1, score_item)
             self.table.setItem(r, 2, area_item)
+            source_item = QTableWidgetItem(source)
+            if source == ANNOTATION:
+                source_item.setForeground(QColor(20, 110, 40))
+            self.table.setItem(r, 3, source_item)
         self.table.clearSelection()
         self.table.blockSignals(False)
-        hidden = total - len(rows)
-        self.summary.setText(f"{len(rows)} instances" + (f" ({hidden} hidden by the filter)" if hidden else ""))
+        annotations = sum(1 for row in rows if row[4] == ANNOTATION)
+        text = f"{len(rows)} instances: {annotations} annotations, {len(rows) - annotations} predictions"
+        if any(hidden):
+            text += f" (hidden by the filter: {hidden[0]} annotations, {hidden[1]} predictions of other classes)"
+        if covered:
+            text += f"; {covered} predictions matched by annotations"
+        self.summary.setText(text)
+
+    def source(self, r: int) -> str:
+        """What row ``r`` is: "prediction" or "annotation"."""
+        return self.table.item(r, 3).text()
+
+    def _show_selection(self, selection) -> None:  # noqa: ANN001 - gui.session.session.Selection
+        """Select the row of the Session's selected prediction, else of its one selected annotation."""
+        if selection.prediction >= 0 or len(selection.annotations) != 1:
+            self.select(selection.prediction)
+            return
+        target = selection.annotations[0]
+        row = next((k for k, instance in enumerate(self.annotations) if instance is target), None)
+        self.select(-1 if row is None else self.predictions + row)
 
     def select(self, index: int) -> None:
         self.table.blockSignals(True)
@@ -133,11 +190,22 @@ class InstanceList(QWidget):
         return self.table.rowCount()
 
     def row(self, r: int) -> tuple[str, str, str]:
+        """(class, score, area) of row ``r`` as shown (``source`` says whether it is an annotation)."""
         return tuple(self.table.item(r, c).text() for c in range(3))
 
     def _on_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
-        self.selected.emit(rows[0].row() if rows else -1)
+        row = rows[0].row() if rows else -1
+        if row >= self.predictions:  # an annotation: the Session selects it (as a click on its mask does)
+            self.selected.emit(-1)
+            if self._session is not None:
+                self._session.select((self.annotations[row - self.predictions],))
+            return
+        self.selected.emit(row)
+        if self._session is not None:
+            self._session.select((), row)  # a prediction, or none
 
     def _on_filter(self, text: str) -> None:
         self.filter_changed.emit("" if text == ALL_CLASSES else text)
+        if self._session is not None:  # the annotations follow the filter too (the shown predictions may not change)
+            self.show_prediction(self._session)

@@ -357,7 +357,7 @@ def test_accept_all_takes_exactly_the_predictions_above_the_score_threshold(read
         full_mask[crop.y0 : crop.y0 + crop.mask.shape[0], crop.x0 : crop.x0 + crop.mask.shape[1]] = crop.mask
         assert (mask == full_mask).all()
         assert names[annotation["category_id"]] == app.class_name(int(pred.labels[i]))
-    assert app.shown_count() == 0  # accepted predictions are hidden under their annotations
+    assert app.shown == [] and app.shown_count() == expected  # predictions hidden under the annotations listed
     undo(app)
     doc = app.saved()
     assert file_annotations(doc) == [] and app.shown_count() == expected
