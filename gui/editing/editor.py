@@ -21,9 +21,10 @@ from engine.data import Category, ImageRecord, Instance
 from engine.structures import InstanceMask
 from gui.canvas import overlay
 from gui.canvas.view import Canvas
+from gui.editing import edits
 from gui.editing.operations import EditOperations
 from gui.editing.tools import build_tools
-from gui.editing.undo import AddCategory, EditCategory, SetInstances
+from gui.editing.undo import AddCategory, DeleteCategory, EditCategory, SetInstances
 from gui.session.protocols import BoxMasks
 from gui.session.session import Selection, Session
 
@@ -111,7 +112,9 @@ class Editor(QObject, EditOperations):
     def push_instances(self, record: ImageRecord, instances: list[Instance], text: str) -> None:
         self.undo_stack.push(SetInstances(record, instances, text, self._notify))
 
-    def _notify(self, record: ImageRecord | None) -> None:
+    def _notify(self, record: ImageRecord | None, follow: bool = True) -> None:
+        """A command did or undid its change of ``record`` (None: the classes). ``follow``: an undo/redo of
+        another image brings that image on screen (not for a change of many images, as a class deletion)."""
         self.edited.emit()
         if record is None:
             self.categories_changed.emit()
@@ -123,7 +126,7 @@ class Editor(QObject, EditOperations):
             self.session.record_changed(row)
         if record is self.record:
             self.refresh()
-        elif row >= 0 and self._replaying:  # an undo/redo on another image: show that image
+        elif row >= 0 and self._replaying and follow:  # an undo/redo on another image: show that image
             QTimer.singleShot(0, lambda: self.go_to(row))
 
     def undo(self) -> None:
@@ -189,6 +192,35 @@ class Editor(QObject, EditOperations):
         color = category.color if color is None else color
         if (name, tuple(color)) != (category.name, category.color):
             self.undo_stack.push(EditCategory(category, name, color, self._notify))
+        return True
+
+    def category_usage(self, category_id: int) -> tuple[int, int]:
+        """(instances, images) of class ``category_id`` in the project (predictions nobody accepted included)."""
+        records = self.project.records if self.project else []
+        counts = [sum(1 for i in r.instances if i.category_id == category_id) for r in records]
+        return sum(counts), sum(1 for c in counts if c)
+
+    def delete_category(self, category_id: int, move_to: int | None = None) -> bool:
+        """Delete a class, undoably: its instances on every image go with it (``move_to`` None) or move to
+        class ``move_to``. False: no such class (or ``move_to`` is it, or no class)."""
+        category = next((c for c in self.categories() if c.id == category_id), None)
+        if category is None or move_to == category_id or (move_to is not None and not self.category_name(move_to)):
+            return False
+        changes = []
+        for record in self.project.records:
+            if any(i.category_id == category_id for i in record.instances):
+                changes.append((record, edits.delete_category(record.instances, category_id, move_to).instances))
+        count = sum(len(r.instances) for r, _ in changes) - sum(len(after) for _, after in changes)
+        if move_to is None:
+            text = f"Delete class {category.name}" + (f" and its {count} instances" if count else "")
+        else:
+            text = f"Delete class {category.name}, its instances moved to {self.category_name(move_to)}"
+        notify = lambda record: self._notify(record, follow=False)  # noqa: E731 - many images: stay here
+        self.undo_stack.push(DeleteCategory(self.project.dataset, category, changes, text, notify))
+        if self.category_id == category_id:
+            self.category_id = move_to
+            self.categories_changed.emit()
+        self.message.emit(f"{text} (Ctrl+Z brings it back)")
         return True
 
     def choose_category(self, category_id: int) -> None:

@@ -69,6 +69,14 @@ def relabel(instances: Instances, targets: Instances, category_id: int) -> Edit:
     return Edit(tuple(changed.get(id(i), i) for i in instances), tuple(changed.values()))
 
 
+def delete_category(instances: Instances, category_id: int, move_to: int | None = None) -> Edit:
+    """A class deleted from one image: its instances removed (``move_to`` None) or moved to class ``move_to``
+    (all else kept), in place in the list. Selects the moved ones."""
+    if move_to is None:
+        return Edit(tuple(i for i in instances if i.category_id != category_id))
+    return relabel(instances, [i for i in instances if i.category_id == category_id], move_to)
+
+
 # ----- drawing -----
 def add_polygon(instances: Instances, points: Sequence[Point], category_id: int) -> Edit | None:
     """A drawn polygon (x, y points, rounded to 0.01 px) appended as a manual instance; None: under 3 points."""

@@ -90,6 +90,39 @@ class EditCategory(QUndoCommand):
         self.notify(None)
 
 
+class DeleteCategory(QUndoCommand):
+    """Remove a class, and swap the instance lists of the images that held its instances (removed or moved
+    to another class: gui/editing/edits.py ``delete_category``); undo puts the class back in its place and
+    the old lists (the same objects) back."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        category: Category,
+        changes: Sequence[tuple[ImageRecord, Sequence[Instance]]],
+        text: str,
+        notify: Notify,
+    ) -> None:
+        super().__init__(text)
+        self.dataset, self.category, self.notify = dataset, category, notify
+        self.position = dataset.categories.index(category)
+        self.changes = [(record, tuple(record.instances), tuple(after)) for record, after in changes]
+
+    def redo(self) -> None:
+        self.dataset.categories.remove(self.category)
+        for record, _before, after in self.changes:
+            record.instances = list(after)
+            self.notify(record)
+        self.notify(None)
+
+    def undo(self) -> None:
+        self.dataset.categories.insert(self.position, self.category)
+        for record, before, _after in self.changes:
+            record.instances = list(before)
+            self.notify(record)
+        self.notify(None)
+
+
 class RejectPredictions(QUndoCommand):
     """Hide predictions (as crops) of one image for this session (the image's state is left as it is)."""
 

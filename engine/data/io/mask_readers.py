@@ -3,8 +3,10 @@
 Data Science Bowl: ``<root>/<id>/images/<id>.png`` with ``<root>/<id>/masks/*.png``, one binary PNG
 per instance (nonzero = object), single category "nucleus". A sample without ``masks/`` is "not_run".
 
-Label images (0 = background, every other value one instance, single category "object"; an RGB
-label image counts each non-black colour as one instance):
+Label images (0 = background, every other value one instance; an RGB label image counts each non-black
+colour as one instance). Their one category is named after the folder of label images, less the words
+mask(s)/label(s) at its ends (``nuclei_masks`` -> "nuclei", ``PedMasks`` -> "Ped"; for the flat layout,
+the folder itself), "object" when nothing is left:
 - two subfolders, one of images and one whose name contains "mask" or "label"; a label file pairs
   with the image of the same stem, the label's stem may end in ``_mask``/``_masks``/``_label``/``_labels``
   (also with ``-``);
@@ -33,6 +35,7 @@ _LABEL_WORDS = re.compile(r"masks?|labels?", re.IGNORECASE)
 _IMAGE_WORDS = re.compile(r"images?|imgs?|raw", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[_\-. ]")
 _LABEL_SUFFIX = re.compile(r"[_\-](masks?|labels?)$", re.IGNORECASE)
+_END_LABEL_WORDS = re.compile(r"^[_\-. ]*(masks?|labels?)(?![a-z])|(masks?|labels?)[_\-. ]*$", re.IGNORECASE)
 _PREFERRED_IMAGE_FOLDERS = ("images", "image", "imgs", "img", "raw")
 _UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError)
 
@@ -140,7 +143,17 @@ def read_label_pairs(root: Path, pairs: list[tuple[Path, Path | None]], all_labe
     paired = {label for _, label in pairs if label is not None}
     for orphan in sorted(set(all_labels) - paired):
         warnings.append(f"{orphan}: no image pairs with this label image; skipped")
-    return Dataset(root, images, [Category(1, "object")], warnings, source_format="label_images", source_path=root)
+    category = Category(1, class_name_for(paired, root))
+    return Dataset(root, images, [category], warnings, source_format="label_images", source_path=root)
+
+
+def class_name_for(labels: set[Path] | list[Path], root: Path) -> str:
+    """The class name of a label-image layout: its label folder's name (the folder of most label files, else
+    ``root``) without the words mask(s)/label(s) at its ends; "object" when nothing (or a number) is left."""
+    folders = [label.parent for label in labels]
+    folder = max(set(folders), key=folders.count) if folders else root
+    name = _END_LABEL_WORDS.sub("", folder.name).strip("_-. ")
+    return name if name and not name.isdigit() else "object"
 
 
 def _label_instances(path: Path, height: int, width: int, warnings: list[str]) -> list[Instance] | None:
