@@ -20,11 +20,19 @@ def roi_levels(boxes: Tensor, k_min: int, k_max: int, canonical_size: float = 22
 
 
 def feature_scale(feature_hw: tuple[int, int], image_hw: tuple[int, int]) -> float:
-    """The power-of-two scale of a feature map relative to the (largest unpadded) image."""
-    scales = [2.0 ** round(math.log2(f / i)) for f, i in zip(feature_hw, image_hw)]
-    if scales[0] != scales[1]:
-        raise ValueError(f"feature map {feature_hw} is not a power-of-two scale of image {image_hw}")
-    return scales[0]
+    """The power-of-two scale of a feature map relative to the (largest unpadded) image: 1 / the smallest power-of-two
+    stride at which the feature map covers the image on both sides.
+
+    The batch is padded to a multiple of the largest stride, so feature x stride is the padded size, at least the
+    image. Rounding feature / image per side instead fails where the padding is a large part of a side (an image
+    66 px high padded to 96: 24 / 66 rounds to 1/2 for a stride of 4); the stride is only ambiguous where both sides
+    are at most half the padding (16 px or less), and the larger side decides."""
+    stride = 1
+    while any(f * stride < i for f, i in zip(feature_hw, image_hw)):
+        stride *= 2
+        if stride > 2**20:
+            raise ValueError(f"feature map {feature_hw} is not a power-of-two scale of image {image_hw}")
+    return 1.0 / stride
 
 
 _POOL: ThreadPoolExecutor | None = None

@@ -34,11 +34,16 @@ def input_scale(height: int, width: int, config, training: bool = False, generat
     return resize_scale(height, width, choose_min_size(config.min_size, training, generator), config.max_size)
 
 
+def resized_hw(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(floor(H*scale), floor(W*scale)), each side at least 1 px (a 1 x 5000 image at scale 0.27 is 1 x 1333)."""
+    return max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+
+
 def resize(image: Tensor, scale: float) -> Tensor:
-    """(C,H,W) -> (C,floor(H*scale),floor(W*scale)), bilinear, align_corners=False."""
-    return F.interpolate(
-        image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
-    )[0]
+    """(C,H,W) -> (C, *resized_hw), bilinear, align_corners=False (the same numbers as a scale_factor resize with
+    recompute_scale_factor, where no side rounds to 0)."""
+    size = resized_hw(image.shape[-2], image.shape[-1], scale)
+    return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
 def scale_target(target: dict[str, Tensor], scale: float, old_hw, new_hw) -> dict[str, Tensor]:
@@ -49,7 +54,7 @@ def scale_target(target: dict[str, Tensor], scale: float, old_hw, new_hw) -> dic
     if "masks" in target:
         masks = target["masks"]
         if masks.shape[0]:
-            masks = F.interpolate(masks[:, None].float(), scale_factor=scale, recompute_scale_factor=True)[:, 0]
+            masks = F.interpolate(masks[:, None].float(), size=tuple(new_hw))[:, 0]
         else:
             masks = masks.new_zeros((0, *new_hw))
         target["masks"] = masks.to(torch.uint8)
