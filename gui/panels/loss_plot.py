@@ -1,10 +1,15 @@
-"""Live training curves: one line per loss term plus the total, and validation mask AP points."""
+"""Live training curves: one line per loss term plus the total, and validation AP points with their numbers.
+
+Each validation adds a point per AP metric and writes the numbers (box and mask AP and AP50) as a label on
+the AP plot, next to the newest point, and as a line under the plots (``validation_text``): with one
+validation per run the point alone was an unlabeled dot.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 LOSS_TERMS = ("loss", "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
 TERM_COLORS = {
@@ -15,7 +20,18 @@ TERM_COLORS = {
     "loss_objectness": (66, 165, 245),
     "loss_rpn_box_reg": (171, 71, 188),
 }
-AP_METRICS = (("mask_AP", (255, 235, 59)), ("mask_AP50", (0, 229, 255)))
+AP_METRICS = (("mask_AP", (255, 235, 59)), ("mask_AP50", (0, 229, 255)), ("box_AP", (255, 138, 128)))
+
+
+def ap_summary(metrics: dict[str, float]) -> str:
+    """'box AP 0.312 (AP50 0.551) · mask AP 0.280 (AP50 0.498)' from a validation's metrics (what is there)."""
+    parts = []
+    for kind in ("box", "mask"):
+        ap, ap50 = metrics.get(f"{kind}_AP"), metrics.get(f"{kind}_AP50")
+        if ap is not None and np.isfinite(ap) and ap >= 0:
+            fifty = f" (AP50 {ap50:.3f})" if ap50 is not None and np.isfinite(ap50) and ap50 >= 0 else ""
+            parts.append(f"{kind} AP {ap:.3f}{fifty}")
+    return " · ".join(parts)
 
 
 class LossPlot(QWidget):
@@ -47,11 +63,17 @@ class LossPlot(QWidget):
             )
             for name, color in AP_METRICS
         }
+        self.ap_label = pg.TextItem("", color=(230, 230, 230), anchor=(1, 0))  # the numbers, on the plot
+        self.ap_plot.addItem(self.ap_label, ignoreBounds=True)
+        self.ap_line = QLabel("")  # the same, under the plots
+        self.ap_line.setObjectName("validationLine")
+        self.ap_line.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.ap_plot)
+        layout.addWidget(self.ap_line)
         self.reset()
 
     def reset(self) -> None:
@@ -59,6 +81,9 @@ class LossPlot(QWidget):
         self.validations: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in AP_METRICS}
         for curve in [*self.curves.values(), *self.ap_curves.values()]:
             curve.setData([], [])
+        self.ap_label.setText("")
+        self.ap_line.setText("")
+        self.ap_line.setVisible(False)
 
     def add_step(self, iteration: int, losses: dict[str, float]) -> None:
         for term, value in losses.items():
@@ -74,6 +99,18 @@ class LossPlot(QWidget):
                 self.validations[name].append((float(iteration), float(value)))
                 x, y = zip(*self.validations[name])
                 self.ap_curves[name].setData(np.array(x), np.array(y))
+        summary = ap_summary(metrics)
+        if summary:
+            self.ap_label.setText(summary.replace(" · ", "\n"))
+            top = max(metrics.get("mask_AP", 0.0), metrics.get("box_AP", 0.0), 0.0)
+            self.ap_label.setAnchor((1, 1) if top < 0.5 else (1, 0))  # beside the newest point, inside the plot
+            self.ap_label.setPos(float(iteration), top)
+            self.ap_line.setText(f"Validation at iteration {iteration}: {summary}")
+            self.ap_line.setVisible(True)
+
+    def validation_text(self) -> tuple[str, str]:
+        """(the label on the AP plot, the line under the plots) as shown."""
+        return self.ap_label.toPlainText(), "" if self.ap_line.isHidden() else self.ap_line.text()
 
     def points(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(iterations, values) drawn for a loss term or AP metric (what the curve item holds)."""

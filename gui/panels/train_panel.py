@@ -25,10 +25,31 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, TrainConfig
-from gui.panels.loss_plot import LossPlot
+from gui.panels.loss_plot import LossPlot, ap_summary
 from gui.panels.model_panel import DEVICES
 from gui.panels.wheel_guard import guard_wheel
 from gui.training.process import TrainRequest
+
+
+def run_ap(path: Path) -> str:
+    """A run's last validation, as its model file's history records it ("mask AP 0.280 (AP50 0.498)"), or ""
+    (no validation, or a file that cannot be read: the list shows the run anyway). Read once per file version:
+    the list is refreshed after every edit."""
+    from engine.checkpoint import read_info  # (torch: the app has it loaded; the panel's import need not)
+
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in _RUN_AP:
+            history = read_info(path).history
+            last = next((h for h in reversed(history) if isinstance(h, dict) and "val_mask_AP" in h), None)
+            metrics = {k.removeprefix("val_"): v for k, v in (last or {}).items() if isinstance(v, (int, float))}
+            _RUN_AP[key] = ap_summary(metrics)
+    except (OSError, ValueError):  # WeightsError is a ValueError
+        return ""
+    return _RUN_AP[key]
+
+
+_RUN_AP: dict[tuple[str, int], str] = {}  # (model file, its mtime) -> run_ap's answer
 
 
 def _spin(minimum: int, maximum: int, value: int, special: str = "") -> QSpinBox:
@@ -191,11 +212,14 @@ class TrainPanel(QWidget):
         self.progress.setFormat(f"{iteration} / {total}")
 
     def set_models(self, paths: list[Path], current: str) -> None:
+        """The project's models, newest first: the run's name, its last validation AP, whether it is in use."""
         self.models.clear()
         for path in paths:
-            item = QListWidgetItem(path.parent.name + ("  (in use)" if str(path) == current else ""))
+            ap = run_ap(path)
+            in_use = "  (in use)" if str(path) == current else ""
+            item = QListWidgetItem(path.parent.name + (f"  {ap}" if ap else "") + in_use)
             item.setData(Qt.ItemDataRole.UserRole, str(path))
-            item.setToolTip(str(path))
+            item.setToolTip(str(path) + (f"\nlast validation: {ap}" if ap else "\nno validation"))
             self.models.addItem(item)
 
     def _on_use(self) -> None:
