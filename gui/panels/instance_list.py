@@ -31,6 +31,10 @@ ALL_CLASSES = "All classes"
 PREDICTION, ANNOTATION = "prediction", "annotation"  # what the "source" column says
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 class InstanceList(QWidget):
     selected = Signal(int)  # the picked prediction's row among those shown, -1 for none (or an annotation)
     filter_changed = Signal(str)  # class name, or "" for all
@@ -157,11 +161,13 @@ class InstanceList(QWidget):
         self.table.clearSelection()
         self.table.blockSignals(False)
         annotations = sum(1 for row in rows if row[4] == ANNOTATION)
-        text = f"{len(rows)} instances: {annotations} annotations, {len(rows) - annotations} predictions"
+        text = f"{count(len(rows), 'instance')}: {count(annotations, 'annotation')}, "
+        text += count(len(rows) - annotations, "prediction")
         if any(hidden):
-            text += f" (hidden by the filter: {hidden[0]} annotations, {hidden[1]} predictions of other classes)"
+            others = f"{count(hidden[0], 'annotation')}, {count(hidden[1], 'prediction')}"
+            text += f" (hidden by the filter: {others} of other classes)"
         if covered:
-            text += f"; {covered} predictions matched by annotations"
+            text += f"; {count(covered, 'prediction')} matched by annotations"
         self.summary.setText(text)
 
     def source(self, r: int) -> str:

@@ -49,7 +49,7 @@ class LossPlot(QWidget):
         self.ap_plot.setLabel("left", "val AP")
         self.ap_plot.setLabel("bottom", "iteration")
         self.ap_plot.setYRange(0, 1)
-        self.ap_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.ap_plot.addLegend(offset=(4, 2), labelTextSize="8pt", colCount=len(AP_METRICS))  # one row, top left
         self.ap_plot.setXLink(self.loss_plot)
         self.ap_plot.showGrid(x=True, y=True, alpha=0.2)
         self.curves = {}

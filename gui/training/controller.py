@@ -68,7 +68,8 @@ class TrainController(QObject):
         self.refresh()
         if options.subset == "reviewed" and not any(r.state == "reviewed" for r in project.records):
             self.messages.show_error(
-                "No reviewed images yet: accept or correct masks, or mark one reviewed (Ctrl+Return)."
+                "No reviewed images yet: mark each image you checked reviewed (Ctrl+Return), "
+                "or train on all annotated images."
             )
             return False
         if options.from_current and not session.weights_path:

@@ -52,7 +52,8 @@ def test_predictions_and_annotations_are_listed_together_and_each_row_selects_it
     rows = sources(app)
     left = rows.count("prediction")
     assert rows == ["prediction"] * left + ["annotation"] and 1 <= left <= 3
-    assert summary(app).startswith(f"{left + 1} instances: 1 annotations, {left} predictions")
+    plural = "" if left == 1 else "s"
+    assert summary(app).startswith(f"{left + 1} instances: 1 annotation, {left} prediction{plural}")
 
     app.pick_row(0)  # a prediction's row: the prediction is selected, as before
     assert app.selected_prediction() == 0 and app.selected_annotations() == []
