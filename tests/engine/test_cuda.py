@@ -326,19 +326,14 @@ def test_score_moves_read_the_device_a_fixed_number_of_times(model, image, devic
         assert counts[0.8][2] <= 30, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/inference.py paste_crops reads each new crop's box (int(x0[i]), ...) and mask (.cpu()) one by "
-    "one: 5-6 host reads per detection, each a device sync on CUDA, when the box NMS or mask threshold "
-    "moves. Fix: one .tolist() of the integer boxes and one .cpu() of the crops.",
-)
 def test_mask_threshold_moves_read_the_device_a_fixed_number_of_times(model, image):
     predictor = _predictor(model, "cpu")
     predictor.predict(image, PredictSettings(score_threshold=0.05, max_detections=300))
     counts = []
     for score, mask_threshold in ((0.8, 0.6), (0.05, 0.7)):
         with HostReads() as reads:
-            pred = predictor.predict(settings=PredictSettings(score_threshold=score, mask_threshold=mask_threshold))
+            settings = PredictSettings(score_threshold=score, mask_threshold=mask_threshold, max_detections=300)
+            pred = predictor.predict(settings=settings)
         counts.append((len(pred), reads.count))
     assert counts[0][0] < counts[1][0]
     assert counts[0][1] == counts[1][1], counts
