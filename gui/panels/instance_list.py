@@ -78,9 +78,9 @@ class InstanceList(QWidget):
         session.events.record.connect(lambda row: row == session.index and self.show_prediction(session))
         session.events.selection.connect(self._show_selection)
 
-        def classes(*_args: object) -> None:  # the model's, else (no model yet) the project's
+        def classes(*_args: object) -> None:  # the model's, then the project's (the annotations') others
             project_names = session.project.category_names() if session.project else []
-            self.set_classes(session.class_names or project_names)
+            self.set_classes([*session.class_names, *project_names])
 
         session.events.project.connect(classes)
         session.events.model.connect(classes)
