@@ -2,8 +2,9 @@
 
 Qt-free. States shown in the image list: "not_run", "predicted" (by the model, in this session or
 saved so), "annotated" (it holds instances that train: accepted, drawn, edited or read from a file),
-"reviewed" (a person said so: Ctrl+Return; no edit sets it), "error" (could not be read). Edits are saved to ``annotation_path`` (COCO): the COCO
-file the project was read from, else ``annotations.json`` in the folder.
+"reviewed" (a person said so: Ctrl+Return; no edit sets it), "error" (could not be read). Edits are
+saved to ``annotation_path`` (COCO): the COCO file the project was read from, else ``annotations.json``
+in the folder.
 """
 
 from __future__ import annotations
