@@ -182,6 +182,8 @@ def run_training(args) -> int:  # noqa: ANN001
         train_ids, val_ids = _split(trainable, args.val_split, cfg.seed)
     else:
         train_ids = trainable
+    _check_image_sizes(dataset, train_ids)
+    _check_image_sizes(val_dataset or dataset, val_ids)
     class_names = [c.name for c in sorted(dataset.categories, key=lambda c: c.id)]
     cfg = train_config(args, len(train_ids))  # --epochs count the images that train
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
@@ -282,6 +284,19 @@ def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001
     target = last.with_name("model.fp16.safetensors")
     save_checkpoint(model, target, info.class_names, info.history, info.extra, half=True)
     return str(target)
+
+
+def _check_image_sizes(dataset, ids: list[int]) -> None:  # noqa: ANN001 - engine.data.Dataset
+    """The data layer's ImageLoadError now, before the model is built, for an image of ``ids`` that is missing or of
+    another size than the annotations say (headers only): not mid-run, nor at the validation after the last step."""
+    from engine.data.io.images import image_size, wrong_size_error
+
+    wanted = set(ids)
+    for record in (image for image in dataset.images if image.id in wanted):
+        path = dataset.image_path(record)
+        size = image_size(path)
+        if size != (record.width, record.height):
+            raise wrong_size_error(path, size, (record.width, record.height))
 
 
 def _split(ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -166,3 +166,31 @@ def test_convert_onto_its_own_coco_file_is_refused(tmp_path, capsys):
     assert main(["convert", "--from", str(folder / "annotations.json"), "--to", str(folder / "annotations.json")]) == 2
     assert "--from" in _one_error(capsys)
     assert (folder / "annotations.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("which", ["--val", "--val-split"])
+def test_a_validation_image_of_another_size_stops_train_before_its_first_step(data, tmp_path, capsys, which):
+    """Issue 15, item 12: the training images are checked when the loop reads them (engine.data.torch_dataset); the
+    validation images, read only at the end, are checked up front too, with the data layer's error."""
+    import shutil
+
+    from PIL import Image
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    doc = json.loads((copy / "annotations.json").read_text())
+    victim = doc["images"][-1]
+    Image.new("RGB", (victim["width"] + 1, victim["height"])).save(copy / victim["file_name"])
+    if which == "--val":
+        args = ["--data", str(data), "--val", str(copy)]
+    else:
+        args = ["--data", str(copy), "--val-split", "0.34", "--seed", "0"]
+    out = tmp_path / "run"
+    assert main(["train", *args, "--out", str(out), *FAST, "--iters", "2", "--events-jsonl"]) == 2
+    captured = capsys.readouterr()
+    kinds = [json.loads(line)["kind"] for line in captured.out.splitlines() if line.startswith("{")]
+    assert "step" not in kinds  # before the first step
+    (line,) = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in captured.err
+    assert "pixels but the annotations say" in line and victim["file_name"] in line
+    assert not (out / "model.safetensors").exists()
