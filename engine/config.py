@@ -105,6 +105,10 @@ class ModelConfig:
     scale_factor: float = 1.0
     tile_size: int = 1024
     tile_overlap: int | None = None
+    # The typical size of the objects the model learnt (median equivalent diameter, network pixels), when known: the
+    # app turns "objects of d px in my images" into scale_factor = object_size / d (as Cellpose's diameter). None:
+    # not recorded (the app then assumes twice the smallest anchor size and says so).
+    object_size: float | None = None
     # Anchors (seed section 5): ratio = w / h, as the seed writes it (torchvision's ratio is h / w).
     anchor_sizes: tuple[int, ...] = setting(
         (32, 64, 128, 256),
@@ -175,6 +179,8 @@ class ModelConfig:
             raise ValueError(f"tile_size must be at least 128 network pixels, got {self.tile_size}")
         if not 0 <= self.tile_overlap_px <= self.tile_size // 2:
             raise ValueError(f"tile_overlap must be between 0 and tile_size / 2, got {self.tile_overlap_px}")
+        if self.object_size is not None and not 1 <= self.object_size <= 10_000:
+            raise ValueError(f"object_size must be between 1 and 10000 network pixels, got {self.object_size}")
         n_levels = 4 + int(self.fpn_extra_pool)
         if len(self.anchor_sizes) != n_levels:
             raise ValueError(f"anchor_sizes needs one size per FPN level ({n_levels}), got {self.anchor_sizes}")
