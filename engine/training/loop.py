@@ -46,12 +46,10 @@ EXPLOSION_FACTOR = 100.0
 def largest_weight(model: torch.nn.Module) -> float:
     """max |w| over the model's floating-point parameters (NaN when one is NaN)."""
     with torch.no_grad():
-        peaks = [
-            p.detach().abs().max().float().cpu() for p in model.parameters() if p.numel() and p.is_floating_point()
-        ]
+        peaks = [p.detach().abs().max().float() for p in model.parameters() if p.numel() and p.is_floating_point()]
     if not peaks:
         return 0.0
-    stacked = torch.stack(peaks)
+    stacked = torch.stack(peaks).cpu()  # one transfer from the device
     return float("nan") if torch.isnan(stacked).any() else float(stacked.max())
 
 
