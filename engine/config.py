@@ -101,8 +101,16 @@ class ModelConfig:
     # max_size), torchvision's and COCO's convention; "pixel-scale" resizes every image by scale_factor, so objects
     # keep their pixel size (times the factor) whatever the image size, and images larger than tile_size network
     # pixels are predicted in overlapping tiles (engine.tiling). tile_overlap None: the largest anchor size.
-    scale_policy: str = "short-side"
-    scale_factor: float = 1.0
+    scale_policy: str = setting(
+        "short-side",
+        "how images are scaled for the model: short-side (to the input size) or pixel-scale (by --scale-factor; "
+        "training then samples crops of --crop-size network pixels)",
+        flag="--scale",
+        choices=SCALE_POLICIES,
+    )
+    scale_factor: float = setting(
+        1.0, "pixel-scale: every image is resized by this factor (objects keep their size times it)", range=(0.01, 100)
+    )
     tile_size: int = 1024
     tile_overlap: int | None = None
     # The typical size of the objects the model learnt (median equivalent diameter, network pixels), when known: the
@@ -256,7 +264,8 @@ class AugmentConfig:
     blur_sigma: float = setting(1.5, "largest sigma of the blur, in pixels", range=(0.5, 10.0), photometric=True)
     scale_jitter: float = setting(
         0.0,
-        "train on short sides from (1 - x) * the input size up to it, in steps of 32 px, one drawn per image",
+        "train on short sides from (1 - x) * the input size up to it, in steps of 32 px, one drawn per image "
+        "(pixel-scale: on scales from (1 - x) * the factor up to it)",
         range=(0.0, 0.9),
     )
 
@@ -348,6 +357,12 @@ class TrainConfig:
     val_every: int = setting(0, "iterations between validations (0: at the end only)", range=(0, None))
     checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end only)", range=(0, None))
     max_bad_steps: int = setting(20, "consecutive non-finite losses before giving up", range=(1, None))
+    crop_size: int = setting(
+        0,
+        "pixel-scale models: side of the random crops trained on, network pixels (0: the model's tile size); "
+        "smaller images are padded, not upscaled",
+        range=(0, 32768),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -355,6 +370,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step"):
             raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
+        if 0 < self.crop_size < 64:
+            raise ValueError(f"crop_size must be 0 (the model's tile size) or at least 64, got {self.crop_size}")
         if not isinstance(self.augment, AugmentConfig):
             raise TypeError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
 

@@ -150,19 +150,30 @@ def train(
 
     Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``). Scale jitter
     (``cfg.augment.scale_jitter``) is the network's own: the model's ``config.min_size`` becomes
-    ``scale_jitter_sizes`` of its largest size, drawn per image in training and saved with the weights.
+    ``scale_jitter_sizes`` of its largest size, drawn per image in training and saved with the weights. A
+    pixel-scale model trains on random crops of ``cfg.crop_size`` (default: its tile size) network pixels at its
+    ``scale_factor``, its scale jitter drawn per crop (engine.training.samples); its scale policy is saved with it.
     """
     dist = _setup_distributed(device)
     out_dir = Path(out_dir)
     train_ids = [im.id for im in dataset.images] if train_ids is None else list(train_ids)
     if cfg.batch_size % dist.world:
         raise TrainingError(f"batch size {cfg.batch_size} does not split over {dist.world} processes")
-    if cfg.augment.scale_jitter:
+    pixel = model.config.scale_policy == "pixel-scale"  # crops at the model's scale (engine.training.samples)
+    if cfg.augment.scale_jitter and not pixel:
         model.config = model.config.replace(
             min_size=scale_jitter_sizes(max(model.config.min_size), cfg.augment.scale_jitter)
         )
     mc = model.config
-    samples = TrainingSamples(dataset, train_ids, max(mc.min_size), mc.max_size, cfg.augment)
+    samples = TrainingSamples(
+        dataset,
+        train_ids,
+        max(mc.min_size),
+        mc.max_size,
+        cfg.augment,
+        scale_factor=mc.scale_factor if pixel else None,
+        crop_size=cfg.crop_size or mc.tile_size,
+    )
     if len(samples) == 0:
         raise TrainingError("no training images: annotate (or mark as reviewed) at least one image")
     class_names = samples.class_names

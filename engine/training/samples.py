@@ -3,6 +3,18 @@
 The i-th global batch and each sample's augmentation and sampling seed are pure functions of
 (seed, iteration, slot), so a resumed run, or the same global batch spread over several processes,
 sees exactly the same data as one uninterrupted process.
+
+A sample follows the model's scale policy (engine.model.transform.input_scale):
+
+- ``short-side``: the whole image at the network's input size (prepared once), flips, intensity draws; the
+  model's scale jitter draws a smaller short side per image (torchvision's convention).
+- ``pixel-scale`` (issue 12): a random window of the image in its own pixels that the model's resize by
+  ``scale_factor`` turns into a crop of ``crop_size`` network pixels, exactly as inference cuts a tile
+  (engine.tiling); an image smaller than the window is taken whole and padded with the batch, never upscaled.
+  Scale jitter x draws a relative scale r from U(1 - x, 1): the window is crop_size / (factor * r) image pixels,
+  shrunk by r (antialiased), so objects train at factor * r of their size, never above the factor. Instances cut
+  by the window keep their visible part (boxes from the cut masks); those with less than ``MIN_VISIBLE`` of their
+  area inside are dropped. The image and each instance's mask crop (no full-image mask per instance) are cached.
 """
 
 from __future__ import annotations
@@ -13,13 +25,24 @@ import torch
 
 from engine.config import AugmentConfig
 from engine.data import Dataset
-from engine.data.augment.geometric import Compose, RandomHorizontalFlip, RandomVerticalFlip, resize_sample
+from engine.data.augment.geometric import (
+    Compose,
+    RandomHorizontalFlip,
+    RandomVerticalFlip,
+    masks_to_boxes_xyxy,
+    random_window,
+    resize_sample,
+    window_masks,
+)
 from engine.data.augment.photometric import PhotometricJitter
+from engine.data.io.images import load_image
 from engine.data.torch_dataset import DetectionDataset
-from engine.model.transform import resize_scale
+from engine.model.transform import resize_scale, resized_hw
 from engine.training.subsets import training_view
 
 _SEED_MIX = 1_000_003
+# Pixel-scale crops: an instance cut by the window trains when at least this fraction of its area is inside.
+MIN_VISIBLE = 0.1
 
 
 def sample_seed(seed: int, iteration: int, slot: int) -> int:
@@ -39,9 +62,10 @@ def batch_indices(num_items: int, batch_size: int, iteration: int, seed: int) ->
 
 
 class TrainingSamples:
-    """Images and targets of ``image_ids``, resized once to the network's (largest) input size and kept in memory,
-    so that the model does not resize the masks again at every step. Only the instances that train
-    (engine.training.subsets.trains) are in the targets."""
+    """Images and targets of ``image_ids``. Short-side (``scale_factor`` None): resized once to the network's
+    (largest) input size and kept in memory, so that the model does not resize the masks again at every step.
+    Pixel-scale (``scale_factor`` given): random windows that the model's resize makes ``crop_size`` network pixels
+    (the module's docstring). Only the instances that train (engine.training.subsets.trains) are in the targets."""
 
     def __init__(
         self,
@@ -51,13 +75,16 @@ class TrainingSamples:
         max_size: int,
         augment: AugmentConfig | None = None,
         cache_bytes: int = 2 * 1024**3,
+        scale_factor: float | None = None,
+        crop_size: int = 1024,
     ) -> None:
         self.items = DetectionDataset(training_view(dataset), image_ids)
         self.class_names = self.items.class_names
         self.min_size, self.max_size = min_size, max_size
         self.augment = augment or AugmentConfig()
+        self.scale_factor, self.crop_size = scale_factor, crop_size
         self.cache_bytes = cache_bytes
-        self._cache: dict[int, tuple[torch.Tensor, dict]] = {}
+        self._cache: dict[int, tuple] = {}
         self._cached_bytes = 0
 
     def __len__(self) -> int:
@@ -80,11 +107,70 @@ class TrainingSamples:
             self._cached_bytes += size
         return image, target
 
+    def _scene(self, index: int) -> tuple:
+        """Pixel-scale: (image uint8 (3,H,W), labels (N,), mask crops [(h_i,w_i) uint8], origins (N,2) y/x,
+        areas (N,)) of item ``index``, cached; the instances of DetectionDataset.target (no crowd, no empty mask)."""
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        items = self.items
+        record = items.dataset.image_by_id(items.image_ids[index])
+        pixels = load_image(items.dataset.image_path(record), expected_size=(record.width, record.height))
+        image = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+        labels, crops, origins, areas = [], [], [], []
+        for instance in record.instances:
+            if instance.iscrowd:
+                continue
+            mask = torch.from_numpy(instance.decode_mask(record.height, record.width))
+            rows, cols = mask.any(dim=1).nonzero()[:, 0], mask.any(dim=0).nonzero()[:, 0]
+            if rows.numel() == 0:
+                continue
+            if instance.category_id not in items.category_id_to_label:
+                raise KeyError(f"{record.path}: instance of unknown category id {instance.category_id}")
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            crop = mask[y0:y1, x0:x1].to(torch.uint8)
+            labels.append(items.category_id_to_label[instance.category_id])
+            crops.append(crop)
+            origins.append((y0, x0))
+            areas.append(int(crop.sum()))
+        scene = (
+            image,
+            torch.tensor(labels, dtype=torch.int64),
+            crops,
+            torch.tensor(origins, dtype=torch.int64).reshape(-1, 2),
+            torch.tensor(areas, dtype=torch.int64),
+        )
+        size = image.numel() + sum(crop.numel() for crop in crops)
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[index] = scene
+            self._cached_bytes += size
+        return scene
+
+    def _crop(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        """Pixel-scale: a random window of item ``index`` (the module's docstring), float image and its target."""
+        image, labels, crops, origins, areas = self._scene(index)
+        relative = 1.0
+        if self.augment.scale_jitter:
+            relative = 1.0 - self.augment.scale_jitter * float(torch.rand((), generator=generator))
+        side = max(1, round(self.crop_size / (self.scale_factor * relative)))
+        window = random_window(image.shape[-2], image.shape[-1], (side, side), generator)
+        masks, kept = window_masks(crops, origins, areas, window, MIN_VISIBLE)
+        y0, x0, h, w = window
+        target = {"boxes": masks_to_boxes_xyxy(masks), "labels": labels[kept], "masks": masks}
+        image = image[:, y0 : y0 + h, x0 : x0 + w].float() / 255
+        if relative != 1.0:
+            image, target = resize_sample(image, target, resized_hw(h, w, relative))
+        return image, target
+
     def sample(self, index: int, seed: int) -> tuple[torch.Tensor, dict]:
-        """Item ``index`` with flips (and intensity jitter) drawn from ``seed``; the target carries the seed for
-        the model's sampling."""
-        image, target = self._prepared(index)
+        """Item ``index`` (pixel-scale: a random crop of it) with flips (and intensity jitter) drawn from ``seed``;
+        the target carries the seed for the model's sampling."""
         generator = torch.Generator().manual_seed(seed)
+        if self.scale_factor is not None:
+            image, target = self._crop(index, generator)
+        else:
+            image, target = self._prepared(index)
+            image, target = image.float() / 255, dict(target)
         augment = self.augment
         steps = [
             RandomHorizontalFlip(augment.hflip, generator=generator),
@@ -92,6 +178,6 @@ class TrainingSamples:
         ]
         if augment.photometric:  # drawn after the flips, so runs without it see the same flips as before
             steps.append(PhotometricJitter(augment, generator=generator))
-        image, target = Compose(steps)(image.float() / 255, dict(target))
+        image, target = Compose(steps)(image, target)
         target["sample_seed"] = seed
         return image, target

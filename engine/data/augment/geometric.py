@@ -7,6 +7,9 @@ x0 = 2, x1 = 5. When masks are present, boxes are recomputed from them after a r
 masks always agree; instances whose mask vanishes when shrinking are dropped. (Scale jitter is the
 network's: engine.config.AugmentConfig.scale_jitter gives it several input sizes to draw from.)
 
+Random crops (pixel-scale training, engine.training.samples): ``random_window`` places a window, and
+``window_masks`` cuts instances kept as mask crops of their boxes to it (no full-image mask per instance).
+
 Randomness comes from the ``generator`` given to a transform, else torch's global RNG (seeded per
 DataLoader worker by torch), so ``torch.manual_seed`` makes runs reproducible. Leave ``generator``
 unset when using DataLoader workers: each worker would get a copy of the same generator.
@@ -124,3 +127,44 @@ def resize_masks_refit_boxes(target: Target, old_size: tuple[int, int], new_size
     target["masks"] = masks[keep]
     target["boxes"] = masks_to_boxes_xyxy(target["masks"])
     return target
+
+
+def random_window(height: int, width: int, size: tuple[int, int], generator: torch.Generator | None = None):
+    """A window (y0, x0, h, w) of ``size`` (h, w) inside a height x width image, uniformly placed; a side of the
+    image shorter than the window's is taken whole (the window is never larger than the image)."""
+    h, w = min(size[0], height), min(size[1], width)
+    y0 = int(torch.randint(0, height - h + 1, (), generator=generator))
+    x0 = int(torch.randint(0, width - w + 1, (), generator=generator))
+    return y0, x0, h, w
+
+
+def window_masks(
+    crops: Sequence[torch.Tensor],
+    origins: torch.Tensor,
+    areas: torch.Tensor,
+    window: tuple[int, int, int, int],
+    min_visible: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instances given as mask crops (``crops[i]`` uint8 (h_i, w_i) whose top-left pixel is ``origins[i]`` = (y, x)
+    in the image, ``areas[i]`` its pixel count) -> (masks (n, h, w) uint8 of window (y0, x0, h, w), the indices
+    (n,) int64 of the instances kept): those whose part inside the window has at least one pixel and at least
+    ``min_visible`` of their area. Only instances whose crop reaches into the window are pasted."""
+    y0, x0, h, w = window
+    kept, masks = [], []
+    for i, crop in enumerate(crops):
+        oy, ox = int(origins[i, 0]), int(origins[i, 1])
+        top, left = max(oy, y0), max(ox, x0)
+        bottom, right = min(oy + crop.shape[0], y0 + h), min(ox + crop.shape[1], x0 + w)
+        if top >= bottom or left >= right:
+            continue
+        part = crop[top - oy : bottom - oy, left - ox : right - ox]
+        visible = int(part.sum())
+        if visible == 0 or visible < min_visible * float(areas[i]):
+            continue
+        mask = torch.zeros((h, w), dtype=torch.uint8)
+        mask[top - y0 : bottom - y0, left - x0 : right - x0] = part
+        kept.append(i)
+        masks.append(mask)
+    if not masks:
+        return torch.zeros((0, h, w), dtype=torch.uint8), torch.zeros((0,), dtype=torch.int64)
+    return torch.stack(masks), torch.tensor(kept, dtype=torch.int64)
