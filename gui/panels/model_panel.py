@@ -1,12 +1,23 @@
-"""The model: which weights, on which device, and 'Predict all' with its progress and Cancel."""
+"""The model: which weights, on which device, and 'Predict all' with its progress and Cancel.
+
+The scale of the user's images: the model's own (as its file says: each image to a short side, or pixel scale by
+a factor), or pixel scale set as the typical size of the objects in the images (px), as Cellpose's diameter: the
+factor is the model's own object size (network pixels) over the user's, so objects reach the network at the size it
+learnt, and a large image is predicted in tiles. Cancel (or Esc while a tiled image is predicted) stops it between
+two tiles.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -18,8 +29,10 @@ from PySide6.QtWidgets import (
 
 from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
+from gui.workers.inference_worker import ModelInfo, describe_scale, model_object_size, scale_factor_for
 
 DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("CPU", "cpu"))
+OWN, PIXEL = 0, 1  # the scale combo's entries
 
 
 class ModelPanel(QGroupBox):
@@ -27,6 +40,8 @@ class ModelPanel(QGroupBox):
     device_changed = Signal(str)
     predict_all_requested = Signal()
     cancel_requested = Signal()
+    predict_requested = Signal()  # the current image again
+    scale_requested = Signal(object)  # float: pixel scale for objects of that many px in the images; None: the model's
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
@@ -38,9 +53,38 @@ class ModelPanel(QGroupBox):
         self.device = QComboBox()
         for text, value in DEVICES:
             self.device.addItem(text, value)
+        self.scale = QComboBox()
+        self.scale.addItems(["Model's default", "Pixel scale"])
+        self.scale.setToolTip(
+            "How images are scaled for the model. Pixel scale: objects keep their size in pixels, whatever the image "
+            "size; a large image is predicted in tiles (microscopy, aerial, inspection images)"
+        )
+        self.object_size = QDoubleSpinBox()
+        self.object_size.setRange(1.0, 5000.0)
+        self.object_size.setDecimals(1)
+        self.object_size.setSuffix(" px")
+        self.object_size.setKeyboardTracking(False)  # applied on Enter or leaving the box, not on every digit
+        self.object_size.setToolTip(
+            "The typical size (diameter) of the objects in your images, in pixels: the scale factor follows from it "
+            "and the model's own object size"
+        )
+        self.scale_note = QLabel("")
+        self.scale_note.setWordWrap(True)
+        self.predict = QPushButton("Predict")
+        self.predict.setToolTip("Predict the image on screen again (after a Cancel: on from the tiles done)")
         self.predict_all = QPushButton("Predict all")
         self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop Predict all, or a large image's prediction between two tiles (Esc)")
         self.cancel.setEnabled(False)
+        # Esc cancels while something can be cancelled (disabled otherwise: Esc then reaches the canvas's tools)
+        self.cancel_action = QAction("Cancel prediction", self)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.cancel_action.setEnabled(False)
+        self.addAction(self.cancel_action)
+        self._batch_running = False
+        self._tiles_running = False
+        self._info: ModelInfo | None = None
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         layout = QVBoxLayout(self)
@@ -52,7 +96,17 @@ class ModelPanel(QGroupBox):
         row.addWidget(QLabel("Device"))
         row.addWidget(self.device)
         layout.addLayout(row)
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Scale"), 0, 0)
+        grid.addWidget(self.scale, 0, 1)
+        self.object_size_label = QLabel("Objects in your images")
+        grid.addWidget(self.object_size_label, 1, 0)
+        grid.addWidget(self.object_size, 1, 1)
+        grid.setColumnStretch(1, 1)
+        layout.addLayout(grid)
+        layout.addWidget(self.scale_note)
         row = QHBoxLayout()
+        row.addWidget(self.predict)
         row.addWidget(self.predict_all)
         row.addWidget(self.cancel)
         layout.addLayout(row)
@@ -60,8 +114,13 @@ class ModelPanel(QGroupBox):
         guard_wheel(self)  # in the scrolling Controls dock: the wheel scrolls it unless the combo has focus
         self.open_button.clicked.connect(self.open_requested)
         self.device.currentIndexChanged.connect(lambda _i: self.device_changed.emit(self.device_value()))
+        self.predict.clicked.connect(self.predict_requested)
         self.predict_all.clicked.connect(self.predict_all_requested)
         self.cancel.clicked.connect(self.cancel_requested)
+        self.cancel_action.triggered.connect(self.cancel_requested)
+        self.scale.currentIndexChanged.connect(lambda _i: self._scale_edited())
+        self.object_size.valueChanged.connect(lambda _v: self._scale_edited())
+        self.set_scale_info(None)
 
     def bind(self, session: Session) -> None:
         """Show the Session's model reference and what it is (or "loading…")."""
@@ -81,9 +140,85 @@ class ModelPanel(QGroupBox):
         self.name.setToolTip(path)
         self.detail.setText(detail)
 
+    # ----- scale -----
+    def chosen_object_size(self) -> float | None:
+        """The scale as the panel shows it: the object size for pixel scale, None for the model's own."""
+        return float(self.object_size.value()) if self.scale.currentIndex() == PIXEL else None
+
+    def _scale_edited(self) -> None:
+        self._show_scale()
+        chosen = self.chosen_object_size()
+        if self._info is not None and chosen != self._info.object_size:
+            self._info = replace(self._info, object_size=chosen)  # what is asked for (the worker answers)
+            self.scale_requested.emit(chosen)
+
+    def set_scale_info(self, info: ModelInfo | None) -> None:
+        """Show the scale of the model loaded (``info.object_size``: the user's choice, None for the model's own);
+        sends nothing."""
+        self._info = info if info is not None and info.config is not None else None
+        for widget in (self.scale, self.object_size):
+            widget.blockSignals(True)
+        if self._info is None:
+            self.scale.setItemText(OWN, "Model's default")
+            self.scale.setCurrentIndex(OWN)
+        else:
+            config = self._info.config
+            self.scale.setItemText(OWN, f"Model's default ({describe_scale(config)})")
+            self.scale.setCurrentIndex(OWN if self._info.object_size is None else PIXEL)
+            if self._info.object_size is not None:
+                self.object_size.setValue(self._info.object_size)
+            else:  # the size at which the model's own scale would be right
+                factor = config.scale_factor if config.scale_policy == "pixel-scale" else 1.0
+                self.object_size.setValue(model_object_size(config)[0] / factor)
+        for widget in (self.scale, self.object_size):
+            widget.blockSignals(False)
+        self._show_scale()
+
+    def _show_scale(self) -> None:
+        pixel = self.scale.currentIndex() == PIXEL
+        self.scale.setEnabled(self._info is not None)
+        self.object_size.setEnabled(self._info is not None and pixel)
+        self.object_size_label.setEnabled(self._info is not None and pixel)
+        if self._info is None:
+            self.scale_note.setText("")
+            return
+        config = self._info.config
+        size, recorded = model_object_size(config)
+        source = "recorded in its file" if recorded else "assumed: twice its smallest anchor, not recorded in its file"
+        learnt = f"the model's object size, ~{size:.0f} px ({source})"
+        if pixel:
+            factor = scale_factor_for(config, self.object_size.value())
+            self.scale_note.setText(
+                f"Factor \u00d7{factor:.3g}: your objects reach the network at {learnt}. Large images are predicted "
+                "in tiles."
+            )
+        elif config.scale_policy == "pixel-scale":
+            self.scale_note.setText(
+                f"Factor \u00d7{config.scale_factor:.3g}, the model's own: right for objects of "
+                f"~{size / config.scale_factor:.0f} px in your images ({learnt})."
+            )
+        else:
+            self.scale_note.setText(
+                f"Each image is resized to a short side of {config.min_size[-1]} px, whatever its size. For objects of "
+                f"a fixed size in large images, choose Pixel scale and their size ({learnt})."
+            )
+        self.scale_note.setToolTip(learnt)
+
+    # ----- predicting -----
+    def set_predicting(self, running: bool) -> None:
+        """A large image's tiles are being predicted (Cancel and Esc stop them)."""
+        self._tiles_running = running
+        self._update_cancel()
+
+    def _update_cancel(self) -> None:
+        running = self._batch_running or self._tiles_running
+        self.cancel.setEnabled(running)
+        self.cancel_action.setEnabled(running)
+
     def set_batch(self, running: bool, done: int = 0, total: int = 0) -> None:
         self.predict_all.setEnabled(not running)
-        self.cancel.setEnabled(running)
+        self._batch_running = running
+        self._update_cancel()
         self.progress.setVisible(running or done > 0)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)

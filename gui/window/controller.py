@@ -24,7 +24,7 @@ from gui.session.session import Session
 from gui.window.messages import NO_FOLDER, NO_MODEL, UNREADABLE
 from gui.workers.autosave import AutoSaver
 from gui.workers.inference import InferenceClient
-from gui.workers.inference_worker import ModelInfo, Result
+from gui.workers.inference_worker import ModelInfo, Result, describe_scale
 from gui.workers.loader import ImageLoader
 
 MATCH_IOU = 0.5  # a prediction this close to an annotation (or a rejected prediction) is hidden
@@ -36,6 +36,9 @@ class ImageController(QObject):
     batch = Signal(bool, int, int)  # Predict all: running, done, total
     model_ready = Signal(object)  # ModelInfo, before the image on screen is predicted with it
     first_shown = Signal()  # the project just opened has shown its first image (or failed to, or has none)
+    tile_progress = Signal(int, int)  # tiles done, tiles of the image being predicted (0, 0: none under way)
+    predicting = Signal(bool)  # a tiled prediction is under way (it can be cancelled)
+    scale_applied = Signal(object)  # ModelInfo: the user's scale for the model is in force
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class ImageController(QObject):
         self._pending: Result | None = None
         self._batch = (0, 0)
         self._first_pending = False  # first_shown not emitted yet for the project just opened
+        self._tiles_shown = False  # the status line shows a tiled prediction's progress
         self._shown_for: Prediction | None = None  # the prediction Session.shown was last chosen from
         inference.prediction_ready.connect(self._on_result)
         inference.request_failed.connect(lambda message: messages.show_error(message, scope="result"))
@@ -66,6 +70,10 @@ class ImageController(QObject):
         inference.model_failed.connect(self._on_model_failed)
         inference.batch_item.connect(self._on_batch_item)
         inference.batch_done.connect(self._on_batch_done)
+        inference.predict_progress.connect(self._on_tile_progress)
+        inference.predict_cancelled.connect(self._on_prediction_cancelled)
+        inference.request_failed.connect(lambda _message: self._end_tiles())
+        inference.scale_set.connect(self._on_scale_set)
         loader.loaded.connect(self._on_image_loaded)
         loader.failed.connect(self._on_image_failed)
         saver.failed.connect(self._on_save_failed)
@@ -114,6 +122,7 @@ class ImageController(QObject):
             return
         self.saver.flush()  # a failure is shown; the edits stay in memory and are retried with the next save
         self.inference.clear_image()  # whatever is in flight for the previous image is stale now
+        self._end_tiles()
         self.session.go_to(index)
         self.refilter()
         self._load_token += 1
@@ -169,7 +178,61 @@ class ImageController(QObject):
         self.messages.hide_error("result")
         self.session.mark_predicted(self.session.index)
         self.refilter()
-        self.timing.emit(" · ".join(f"{k} {v:.0f} ms" for k, v in result.prediction.timings_ms.items()))
+        self._end_tiles()
+        model = self.inference.model
+        scale = [describe_scale(model.scaled_config)] if model is not None and model.config is not None else []
+        tiles = [f"{result.tiles} tiles"] if result.tiles > 1 else []
+        timings = [f"{k} {v:.0f} ms" for k, v in result.prediction.timings_ms.items()]
+        self.timing.emit(" · ".join(scale + tiles + timings))
+
+    # ----- large images: tiles, cancel, scale -----
+    def _on_tile_progress(self, done: int, total: int) -> None:
+        self._tiles_shown = True
+        self.tile_progress.emit(done, total)
+        self.predicting.emit(True)
+        if done < total:
+            self.messages.show_status(f"Predicting tile {done + 1} / {total}… (Esc: cancel)")
+        else:
+            self.messages.show_status(f"Merging {total} tiles…")
+
+    def _end_tiles(self) -> None:
+        """No tiled prediction under way (any more): the status line and the progress bar say so."""
+        if self._tiles_shown:
+            self._tiles_shown = False
+            self.tile_progress.emit(0, 0)
+            self.predicting.emit(False)
+            self.messages.show_status("")
+
+    def cancel_prediction(self) -> None:
+        """Esc or the Model panel's Cancel: stop the current image's prediction between two tiles."""
+        self.inference.cancel_prediction()
+
+    def _on_prediction_cancelled(self, done: int, total: int) -> None:
+        self._end_tiles()
+        self.messages.show_status(
+            f"Prediction cancelled after {done} of {total} tiles; they are kept: Predict (or any slider) goes on "
+            "from there"
+        )
+
+    def predict_again(self) -> None:
+        """The Model panel's Predict: the current image again (after a cancel, it goes on from the tiles done)."""
+        if self.session.image is None or self.inference.model is None:
+            self.messages.show_error(NO_MODEL if self.session.image is not None else NO_FOLDER)
+            return
+        self.inference.resend(self.settings())
+
+    def set_scale(self, object_size: float | None, predict: bool = True) -> None:
+        """The user's scale for the model loaded (pixel scale for objects of ``object_size`` px; None: the model's
+        own): set in the worker without reading the weights again, then (``predict``) the image is predicted anew."""
+        if self.inference.model is None:
+            return
+        self.inference.set_scale(object_size)
+        if predict and self.session.image is not None:
+            self.inference.resend(self.settings())  # a new generation: a prediction at the old scale stops
+
+    def _on_scale_set(self, info: ModelInfo) -> None:
+        self.scale_applied.emit(info)
+        self.messages.show_status(f"Scale for {Path(info.path).name}: {describe_scale(info.scaled_config)}")
 
     def refilter(self) -> None:
         """Which predictions are shown: those of the filtered class, not hidden under an annotation."""

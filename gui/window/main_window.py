@@ -12,6 +12,7 @@ inference results; the ``Editor`` (gui/editing/editor.py) edits through its undo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,12 @@ class MainWindow(QMainWindow):
         self.model_panel.device_changed.connect(self._on_device_changed)
         self.model_panel.predict_all_requested.connect(controller.predict_all)
         self.model_panel.cancel_requested.connect(self.inference.cancel_batch)
+        self.model_panel.cancel_requested.connect(controller.cancel_prediction)
+        self.model_panel.predict_requested.connect(controller.predict_again)
+        self.model_panel.scale_requested.connect(self._on_scale_requested)
+        controller.scale_applied.connect(self.model_panel.set_scale_info)
+        controller.predicting.connect(self.model_panel.set_predicting)
+        controller.tile_progress.connect(messages.show_progress)
         editor.changed.connect(controller.refilter)  # annotations hide the predictions they match
         editor.categories_changed.connect(self._update_edit_status)
         editor.edited.connect(self.saver.edited)
@@ -167,8 +174,18 @@ class MainWindow(QMainWindow):
 
     def _on_model_ready(self, info: ModelInfo) -> None:
         persist.model_loaded(self, info)
+        object_size = self.settings.model_scale(info.path)  # the scale the user set for this file, if any
+        self.model_panel.set_scale_info(replace(info, object_size=object_size))
+        if object_size is not None:
+            self.controller.set_scale(object_size, predict=False)  # before the prediction that follows the load
         if info.augment:  # fine-tuning goes on with the augmentation the model was trained with
             self.train_panel.set_augment(info.augment)
+
+    def _on_scale_requested(self, object_size: float | None) -> None:
+        """The Model panel's scale: remembered for the model file, then in force (no reload of the weights)."""
+        if self.inference.model is not None:
+            self.settings.remember_model_scale(self.inference.model.path, object_size)
+            self.controller.set_scale(object_size)
 
     def _on_device_changed(self, device: str) -> None:
         self.settings.device = device

@@ -53,6 +53,13 @@ class MessageBar:
     def show_status(self, text: str) -> None:
         self.status.setText(text)
 
+    def show_progress(self, done: int, total: int) -> None:
+        """The busy bar counts ``done`` of ``total`` (a large image's tiles); total 0: an indeterminate bar again."""
+        self.busy.setRange(0, max(total, 0))
+        self.busy.setValue(done if total > 0 else 0)
+        self.busy.setFormat(f"{done} / {total}")
+        self.busy.setTextVisible(total > 0)
+
     def show_error(self, message: str, scope: str = "action") -> None:
         """A red banner over the canvas until what it is about is resolved (``scope``): "result" (an
         inference error: the next good result), "image" (the next image that loads), "model" (a model

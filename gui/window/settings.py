@@ -1,11 +1,14 @@
 """Persistent settings (last folder, thresholds, device, window layout) through QSettings.
 
+Also the scale the user set for each model file (``model_scale``), keyed by the file's path.
+
 The location is, in order: the ``path`` given (tests pass a file in tmp_path), the environment
 variable ``MASKRCNN_STUDIO_SETTINGS``, or the platform's per-user place for "MaskRCNNStudio/Studio".
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -101,6 +104,23 @@ class Settings:
     @device.setter
     def device(self, value: str) -> None:
         self.set("model/device", value)
+
+    # ----- the user's scale per model file (issue 12) -----
+    @staticmethod
+    def _scale_key(path: str | Path) -> str:
+        return "model_scale/" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
+
+    def model_scale(self, path: str | Path) -> float | None:
+        """The object size (px) the user set for model file ``path`` (pixel scale), None for the model's own scale."""
+        size = self.get(self._scale_key(path), 0.0, float)
+        return size if 1.0 <= size <= 5000.0 else None
+
+    def remember_model_scale(self, path: str | Path, object_size: float | None) -> None:
+        key = self._scale_key(path)
+        if object_size is None:
+            self.qsettings.remove(key)
+        else:
+            self.set(key, float(object_size))
 
     # ----- thresholds -----
     def predict_settings(self) -> PredictSettings:

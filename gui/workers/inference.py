@@ -12,6 +12,11 @@ smooth. It turns the worker's signals into fresh results only:
 - the worker only ever sees the newest request (latest wins), so slider events coalesce by design.
 
 Loading a model, drawn boxes and batches are ``call``s on the same thread: each one runs, in order.
+
+A tiled image reports its tiles as they are done (``predict_progress``); ``cancel_prediction`` stops it between
+two tiles (``predict_cancelled``), and so does a new generation (the result would be stale anyway).
+``set_scale`` changes how the model scales images (see InferenceWorker.set_scale); the caller predicts the image
+again as a new generation.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ class InferenceClient(QObject):
     batch_done = Signal(bool)
     batch_failed = Signal(str)
     box_mask_ready = Signal(int, object, str)  # box request id, InstanceMask | None, error message
+    predict_progress = Signal(int, int)  # tiles done, tiles: the current image's prediction, tiled
+    predict_cancelled = Signal(int, int)  # tiles done, tiles: the user stopped the current image's prediction
+    scale_set = Signal(object)  # ModelInfo at the scale now in force
 
     def __init__(self, torch_threads: int | None = None, parent: QObject | None = None, nice: int = 0) -> None:
         super().__init__(parent)
@@ -52,6 +60,9 @@ class InferenceClient(QObject):
         self.worker.batch_started.connect(self.batch_started)
         self.worker.batch_item.connect(self.batch_item)
         self.worker.batch_done.connect(self._on_batch_done)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.worker.scale_set.connect(self._on_scale_set)
         self._ids = itertools.count(1)
         self._box_ids = itertools.count(1)
         self.boxes_pending = 0
@@ -80,7 +91,7 @@ class InferenceClient(QObject):
     def clear_image(self) -> None:
         """No image (e.g. it failed to load): anything in flight is stale."""
         self._key, self._image = None, None
-        self.generation = next(self._ids)
+        self.generation = self.worker.current_generation = next(self._ids)
         self._settle()
 
     def update_settings(self, settings: PredictSettings) -> int | None:
@@ -93,7 +104,7 @@ class InferenceClient(QObject):
         was_busy = self.busy
         request_id = next(self._ids)
         if new_generation:
-            self.generation = request_id
+            self.generation = self.worker.current_generation = request_id  # the one in flight stops between tiles
         self.latest_id = request_id
         self.requests_sent += 1
         request = Request(request_id, self.generation, self._key, self._image, settings)
@@ -130,6 +141,26 @@ class InferenceClient(QObject):
         self._answer(request_id)
         if request_id >= self.generation:
             self.request_failed.emit(message)
+
+    def _current(self, request_id: int) -> bool:
+        """Whether request ``request_id`` is of the current generation and newer than the result on screen."""
+        return request_id >= self.generation and request_id > self.shown_id
+
+    def _on_progress(self, request_id: int, done: int, total: int) -> None:
+        if self._current(request_id):
+            self.predict_progress.emit(done, total)
+
+    def cancel_prediction(self) -> None:
+        """Stop the predictions asked so far between two tiles (the tiles done stay cached: asking again goes on
+        from there)."""
+        self.worker.cancelled_upto = self.latest_id
+
+    def _on_cancelled(self, request_id: int, done: int, total: int) -> None:
+        self._answer(request_id)
+        if self._current(request_id):
+            self.predict_cancelled.emit(done, total)
+        else:
+            self.dropped_results += 1  # stopped because it was stale
 
     def _on_job_failed(self, job: object, message: str) -> None:
         """A bug in the worker (its own failures come as ``failed``): answer the request all the same."""
@@ -176,6 +207,19 @@ class InferenceClient(QObject):
         self.model_failed.emit(message)
         if not self.busy:
             self.busy_changed.emit(False)
+
+    def set_scale(self, object_size: float | None) -> None:
+        """The user's scale for the model loaded: pixel scale for objects of ``object_size`` px, None: the model's
+        own. Applied on the worker thread before its next prediction; ``scale_set`` answers."""
+        if self.model is None:
+            return
+        self.worker.ask_scale(self.model.path, object_size)
+        self.jobs.call(self.worker.set_scale)  # now, when no prediction follows
+
+    def _on_scale_set(self, info: ModelInfo) -> None:
+        if self.model is not None and info.path == self.model.path:
+            self.model = info
+            self.scale_set.emit(info)
 
     def resend(self, settings: PredictSettings) -> int | None:
         """Predict the current image again as a new generation (after new weights)."""

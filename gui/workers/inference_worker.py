@@ -6,6 +6,12 @@ requests are latest wins, so a slider that moves a hundred times while the worke
 request, the newest. Batches ("Predict all") run in the same thread and serve the newest request and
 the drawn boxes between images, so the image on screen stays responsive during a batch. Every box the
 user draws is served, in order (each one is an edit the user waits for).
+
+A large image at pixel scale is predicted in tiles (engine.tiling): the worker reports ``progress`` after each
+tile and stops between tiles when the user cancels or the request goes stale (another image, model or scale);
+the tiles done stay in the Predictor's cache, so predicting the image again goes on from there. The user's scale
+for a model's images (``set_scale``: pixel scale for objects of a given size, or the model's own) replaces the
+scale fields of the loaded model's configuration, without reading the weights again.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from engine.config import ModelConfig
 from engine.devices import choose_device
 from engine.structures import Prediction, PredictSettings
 
@@ -45,6 +52,7 @@ class Result:
     request: Request
     prediction: Prediction
     elapsed_ms: float
+    tiles: int = 1  # how many tiles the image was predicted in
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,42 @@ class ModelInfo:
     max_detections: int = 100  # the model's own cap (the slider starts there until the user moves it)
     num_proposals: int = 1000  # the model's own proposal count after the RPN's NMS (likewise)
     augment: str | None = None  # the augmentation preset it was trained with, when it names one
+    config: ModelConfig | None = None  # as the file has it (the scale the model brings)
+    object_size: float | None = None  # the user's scale: pixel scale for objects of this many image px (None: own)
+
+    @property
+    def scaled_config(self) -> ModelConfig | None:
+        """The configuration predictions run under: the file's, at the user's scale."""
+        return None if self.config is None else scaled_config(self.config, self.object_size)
+
+
+def model_object_size(config: ModelConfig) -> tuple[float, bool]:
+    """The typical object size the model learnt (equivalent diameter, network pixels) and whether its file records
+    it; when it does not, twice its smallest anchor is assumed (the bundled nuclei model: 32 px; its training
+    nuclei measure 28 px, 19-38 px for the middle half, at the scales it trained at)."""
+    if config.object_size is not None:
+        return float(config.object_size), True
+    return 2.0 * float(min(config.anchor_sizes)), False
+
+
+def scale_factor_for(config: ModelConfig, object_size: float) -> float:
+    """The pixel-scale factor that brings objects of ``object_size`` image pixels to the model's own object size
+    (Cellpose's diameter rule), within the factors a ModelConfig accepts."""
+    return min(100.0, max(0.01, model_object_size(config)[0] / float(object_size)))
+
+
+def scaled_config(config: ModelConfig, object_size: float | None) -> ModelConfig:
+    """``config`` at pixel scale for objects of ``object_size`` image pixels; None: ``config`` as it is."""
+    if object_size is None:
+        return config
+    return config.replace(scale_policy="pixel-scale", scale_factor=scale_factor_for(config, object_size))
+
+
+def describe_scale(config: ModelConfig) -> str:
+    """How images are scaled for ``config``, in a few words ("short side 512 px", "pixel scale x1.40")."""
+    if config.scale_policy == "pixel-scale":
+        return f"pixel scale \u00d7{config.scale_factor:.3g}"
+    return f"short side {config.min_size[-1]} px"
 
 
 def error_message(exc: BaseException, what: str) -> str:
@@ -97,6 +141,9 @@ class InferenceWorker(QObject):
     batch_started = Signal(int)  # number of images
     batch_done = Signal(bool)  # cancelled
     box_mask = Signal(int, object, str)  # box request id, InstanceMask | None, error message
+    progress = Signal(int, int, int)  # request id, tiles done, tiles (a tiled image only; 0 done: starting)
+    cancelled = Signal(int, int, int)  # request id, tiles done, tiles: stopped between tiles
+    scale_set = Signal(object)  # ModelInfo at the scale now in force
 
     def __init__(self, torch_threads: int | None = None, nice: int = 0) -> None:
         super().__init__()
@@ -106,6 +153,13 @@ class InferenceWorker(QObject):
         self.cancel_batch = threading.Event()
         self.pause_before_predict: threading.Event | None = None  # tests hold a request mid-flight with it
         self.box_jobs: deque[BoxRequest] = deque()  # every box is served (no latest-wins), in order
+        # Written by the GUI thread, read here between tiles: requests up to this id are cancelled by the user;
+        # a request of another generation than this one is stale.
+        self.cancelled_upto = 0
+        self.current_generation = 0
+        self._pending_scale: tuple[str, float | None] | None = None  # (model path, object size): see set_scale
+        self._scale_lock = threading.Lock()
+        self.info: ModelInfo | None = None  # the model loaded, at the scale in force
         self._threads_set = False
 
     def _ensure_threads(self) -> None:
@@ -141,19 +195,41 @@ class InferenceWorker(QObject):
                 self.predictor.set_model(model)
             cfg = info.config
             description = f"{cfg.backbone}, {cfg.num_classes - 1} classes, on {resolved}"
-            self.model_loaded.emit(
-                ModelInfo(
-                    path,
-                    list(info.class_names),
-                    resolved,
-                    description,
-                    cfg.detections_per_image,
-                    cfg.rpn_post_nms_top_n_test,
-                    augment_preset_of(info.extra.get("train_config")),
-                )
+            self.info = ModelInfo(
+                path,
+                list(info.class_names),
+                resolved,
+                description,
+                cfg.detections_per_image,
+                cfg.rpn_post_nms_top_n_test,
+                augment_preset_of(info.extra.get("train_config")),
+                cfg,
             )
+            self.model_loaded.emit(self.info)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app goes on
             self.model_failed.emit(error_message(exc, f"Cannot load {Path(path).name}"))
+
+    def ask_scale(self, path: str, object_size: float | None) -> None:
+        """From the GUI thread: the user's scale for model ``path`` (None: the model's own), applied by ``set_scale``
+        on this thread before the next prediction (also between the images of a batch, so a batch never delays it).
+        """
+        with self._scale_lock:
+            self._pending_scale = (str(path), object_size)
+
+    def set_scale(self) -> None:
+        """Apply the scale ``ask_scale`` left if it is for the model loaded: its configuration's scale fields are
+        replaced and the Predictor's caches cleared (the weights stay); ``scale_set`` tells the GUI."""
+        with self._scale_lock:
+            pending, self._pending_scale = self._pending_scale, None
+        if pending is None or self.predictor is None or self.info is None or pending[0] != self.info.path:
+            return
+        info = replace(self.info, object_size=pending[1])
+        model = self.predictor.model
+        if info.scaled_config != model.config:
+            model.config = info.scaled_config
+            self.predictor.set_model(model)  # everything cached was computed at the old scale
+        self.info = info
+        self.scale_set.emit(info)
 
     def serve_boxes(self) -> None:
         """Masks for the boxes the user drew (queued; also served between the images of a batch)."""
@@ -177,18 +253,39 @@ class InferenceWorker(QObject):
         if self.predictor is None:
             self.failed.emit(request.id, "No model loaded")
             return
+        self.set_scale()
         self.started.emit(request.id)
         if self.pause_before_predict is not None:
             self.pause_before_predict.wait(timeout=30)
+        from engine.inference import Cancelled
+
         start = time.perf_counter()
+        tiles = [0, 1]  # done, total: cancel and progress act between the tiles of a tiled image only
+
+        def progress(done: int, total: int) -> None:
+            tiles[:] = [done, total]
+            self.progress.emit(request.id, done, total)
+
+        def cancel() -> bool:
+            return tiles[1] > 1 and (request.id <= self.cancelled_upto or request.generation != self.current_generation)
+
         try:
-            prediction = self.predictor.predict(request.image, request.settings, key=request.key)
+            self.predictor.set_image(request.image, key=request.key)  # the tiles (a one-tile image: its backbone)
+            if len(self.predictor.tiles) > 1:
+                progress(0, len(self.predictor.tiles))
+            prediction = self.predictor.predict(
+                request.image, request.settings, key=request.key, cancel=cancel, progress=progress
+            )
+        except Cancelled:
+            self.cancelled.emit(request.id, *tiles)
+            return
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             self.failed.emit(request.id, error_message(exc, f"Inference failed on {Path(request.key).name}"))
             self._release_memory()
             return
-        self.finished.emit(Result(request, prediction, 1000 * (time.perf_counter() - start)))
+        elapsed = 1000 * (time.perf_counter() - start)
+        self.finished.emit(Result(request, prediction, elapsed, len(self.predictor.tiles)))
 
     def _release_memory(self) -> None:
         import torch
@@ -200,6 +297,7 @@ class InferenceWorker(QObject):
         """Predict every path in turn; ``serve_requests`` (the newest interactive request) and the drawn
         boxes go first between images; cancellable."""
         from engine.data import load_image
+        from engine.inference import Cancelled
 
         self._ensure_threads()
         total = len(paths)
@@ -207,13 +305,19 @@ class InferenceWorker(QObject):
         for done, path in enumerate(paths, start=1):
             serve_requests()
             self.serve_boxes()
+            self.set_scale()
             if self.cancel_batch.is_set() or self.predictor is None:
                 self.batch_done.emit(True)
                 return
             if self.pause_before_predict is not None:
                 self.pause_before_predict.wait(timeout=30)
             try:
-                prediction = self.predictor.predict(load_image(path), settings, key=path)
+                prediction = self.predictor.predict(
+                    load_image(path), settings, key=path, cancel=self.cancel_batch.is_set
+                )
+            except Cancelled:  # between the tiles of a large image
+                self.batch_done.emit(True)
+                return
             except Exception as exc:  # noqa: BLE001
                 self.failed.emit(-1, error_message(exc, f"Predict all: {Path(path).name}"))
                 prediction = None
