@@ -148,3 +148,19 @@ def test_a_mask_that_cannot_be_decoded_is_reported_and_skipped_and_the_image_is_
     driver.go_to(1)  # the next image loads as usual and takes the message away
     driver.wait_until(lambda: driver.index == 1 and driver.image is not None and driver.is_idle(), timeout=30000)
     assert driver.error() == ""
+
+
+def test_smoke_mode_with_a_mask_that_cannot_be_decoded_predicts_and_exits(tmp_path, weights_file):
+    """It used to wait for its 300 s timeout: the image was never predicted."""
+    entry = (
+        "from engine.data import Instance\n"
+        "real = Instance.decode_mask\n"
+        "def decode(self, height, width):\n"
+        "    if self.id == 2: raise ValueError('Invalid RLE mask representation')\n"
+        "    return real(self, height, width)\n"
+        "Instance.decode_mask = decode\n"
+    )
+    folder = coco_folder(tmp_path / "data")
+    result = smoke(str(folder), "--weights", str(weights_file), "--settings", str(tmp_path / "s.ini"), entry=entry)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "detections:" in result.stdout and "could not be decoded" in result.stderr
