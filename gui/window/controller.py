@@ -65,6 +65,8 @@ class ImageController(QObject):
         self._shown_for: Prediction | None = None  # the prediction Session.shown was last chosen from
         inference.prediction_ready.connect(self._on_result)
         inference.request_failed.connect(lambda message: messages.show_error(message, scope="result"))
+        inference.request_failed.connect(lambda _message: self._first_done())
+        inference.predict_cancelled.connect(lambda *_: self._first_done())
         inference.batch_failed.connect(messages.show_error)
         inference.model_loaded.connect(self._on_model_loaded)
         inference.model_failed.connect(self._on_model_failed)
@@ -101,7 +103,11 @@ class ImageController(QObject):
             self._first_done()
         return True
 
-    def _first_done(self) -> None:
+    def _first_done(self, until_predicted: bool = False) -> None:
+        """The project just opened got to its first image (``first_shown``); ``until_predicted``: with a
+        model, its first prediction (or a failure) ends the open, so a crash in it counts as one too."""
+        if until_predicted and (self.inference.model is not None or self.inference.loading_model):
+            return
         if self._first_pending:
             self._first_pending = False
             self.first_shown.emit()
@@ -151,7 +157,7 @@ class ImageController(QObject):
         self.report_mask_errors()
         self.inference.set_image(path, image, self.settings())
         self.update_hint()
-        self._first_done()
+        self._first_done(until_predicted=True)
 
     def _on_image_failed(self, token: int, path: str, message: str) -> None:
         if token != self._load_token:
@@ -178,6 +184,7 @@ class ImageController(QObject):
         self.messages.hide_error("result")
         self.session.mark_predicted(self.session.index)
         self.refilter()
+        self._first_done()
         self._end_tiles()
         model = self.inference.model
         scale = [describe_scale(model.scaled_config)] if model is not None and model.config is not None else []
@@ -299,6 +306,7 @@ class ImageController(QObject):
         self.session.set_model(model.path if model else "")  # the model in use stays
         self.messages.show_error(message, scope="model")
         self.update_hint()
+        self._first_done()
 
     def update_hint(self) -> None:
         session = self.session

@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Mask R-CNN Studio")
         self.setObjectName("MainWindow")
         self.settings = settings
+        self._opening = ""  # what this window marked as being opened (Settings.mark_opening)
         self.session = Session()
         self.messages = MessageBar()
         self.status_text = self.messages.status  # the status line (scripts and older tests read it here)
@@ -207,7 +208,8 @@ class MainWindow(QMainWindow):
         between leaves the mark, and the next plain start does not open it again (gui/app.py)."""
         if not self.save_or_discard():
             return False
-        self.settings.mark_opening(Path(path).expanduser().absolute())
+        self._opening = str(Path(path).expanduser().absolute())
+        self.settings.mark_opening(self._opening)
         opened = self.controller.open_path(path)
         if not opened:
             self.settings.clear_opening()
@@ -236,6 +238,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.save_settings()
+        if self._opening and self.settings.opening == self._opening:
+            self.settings.clear_opening()  # a clean exit before the first image: no crash to remember
         self.shutdown()
         super().closeEvent(event)
 

@@ -114,3 +114,26 @@ def test_the_mark_is_set_while_reading_and_cleared_when_the_open_fails(qtbot, wi
     assert seen == [str(folder)] and settings.opening == ""
     assert not driver.open(tmp_path / "absent")  # a failure is a message, not a crash: no mark left
     assert "Cannot open" in driver.error() and settings.opening == ""
+
+
+def test_with_a_model_the_open_ends_with_the_first_prediction_and_a_clean_close_ends_it_too(
+    qtbot, window, settings, weights_file, tmp_path
+):
+    """A crash while the first image is predicted counts as one; quitting while it runs does not."""
+    folder = coco_folder(tmp_path / "data")
+    driver = Driver(qtbot, window)
+    driver.load_model(weights_file)
+    driver.hold_inference()
+    assert driver.open(folder, wait=False)
+    driver.wait_until(lambda: driver.image is not None)
+    assert settings.opening == str(folder)  # the image is shown, its prediction not yet
+    driver.release_inference()
+    driver.wait_until(lambda: driver.prediction is not None and driver.is_idle(), timeout=30000)
+    assert settings.opening == ""
+    driver.hold_inference()
+    assert driver.open(tmp_path / "data" / "img_1.png", wait=False)
+    driver.wait_until(lambda: driver.image is not None)
+    assert settings.opening == str(tmp_path / "data" / "img_1.png")
+    driver.release_inference()
+    window.close()  # quit before the prediction came: a clean exit, nothing to warn about next time
+    assert settings.opening == ""
