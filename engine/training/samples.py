@@ -108,7 +108,7 @@ class TrainingSamples:
         return image, target
 
     def _scene(self, index: int) -> tuple:
-        """Pixel-scale: (image uint8 (3,H,W), labels (N,), mask crops [(h_i,w_i) uint8], origins (N,2) y/x,
+        """Pixel-scale: (image uint8 (3,H,W), labels (N,), mask crops [(h_i,w_i) uint8], their boxes (N,4) xyxy int64,
         areas (N,)) of item ``index``, cached; the instances of DetectionDataset.target (no crowd, no empty mask)."""
         hit = self._cache.get(index)
         if hit is not None:
@@ -117,7 +117,7 @@ class TrainingSamples:
         record = items.dataset.image_by_id(items.image_ids[index])
         pixels = load_image(items.dataset.image_path(record), expected_size=(record.width, record.height))
         image = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
-        labels, crops, origins, areas = [], [], [], []
+        labels, crops, boxes, areas = [], [], [], []
         for instance in record.instances:
             if instance.iscrowd:
                 continue
@@ -131,13 +131,13 @@ class TrainingSamples:
             crop = mask[y0:y1, x0:x1].to(torch.uint8)
             labels.append(items.category_id_to_label[instance.category_id])
             crops.append(crop)
-            origins.append((y0, x0))
+            boxes.append((x0, y0, x1, y1))
             areas.append(int(crop.sum()))
         scene = (
             image,
             torch.tensor(labels, dtype=torch.int64),
             crops,
-            torch.tensor(origins, dtype=torch.int64).reshape(-1, 2),
+            torch.tensor(boxes, dtype=torch.int64).reshape(-1, 4),
             torch.tensor(areas, dtype=torch.int64),
         )
         size = image.numel() + sum(crop.numel() for crop in crops)
@@ -148,13 +148,13 @@ class TrainingSamples:
 
     def _crop(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         """Pixel-scale: a random window of item ``index`` (the module's docstring), float image and its target."""
-        image, labels, crops, origins, areas = self._scene(index)
+        image, labels, crops, boxes, areas = self._scene(index)
         relative = 1.0
         if self.augment.scale_jitter:
             relative = 1.0 - self.augment.scale_jitter * float(torch.rand((), generator=generator))
         side = max(1, round(self.crop_size / (self.scale_factor * relative)))
         window = random_window(image.shape[-2], image.shape[-1], (side, side), generator)
-        masks, kept = window_masks(crops, origins, areas, window, MIN_VISIBLE)
+        masks, kept = window_masks(crops, boxes, areas, window, MIN_VISIBLE)
         y0, x0, h, w = window
         target = {"boxes": masks_to_boxes_xyxy(masks), "labels": labels[kept], "masks": masks}
         image = image[:, y0 : y0 + h, x0 : x0 + w].float() / 255

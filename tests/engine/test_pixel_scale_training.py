@@ -116,13 +116,12 @@ def test_cut_instances_keep_their_visible_part():
     window = (5, 0, 40, 30)  # y0, x0, h, w
     boxes = masks_to_boxes_xyxy(full).long()
     crops = [m[b[1] : b[3], b[0] : b[2]] for m, b in zip(full, boxes)]
-    origins = boxes[:, [1, 0]]
     areas = full.flatten(1).sum(1)
-    masks, kept = window_masks(crops, origins, areas, window, min_visible=MIN_VISIBLE)
+    masks, kept = window_masks(crops, boxes, areas, window, min_visible=MIN_VISIBLE)
     assert kept.tolist() == [0, 1]
     assert torch.equal(masks, full[kept][:, 5:45, 0:30])
     assert masks_to_boxes_xyxy(masks).tolist() == [[10, 5, 20, 15], [25, 5, 30, 15]]
-    masks, kept = window_masks(crops, origins, areas, window, min_visible=0.0)
+    masks, kept = window_masks(crops, boxes, areas, window, min_visible=0.0)
     assert kept.tolist() == [0, 1, 2]
 
 
