@@ -257,7 +257,8 @@ class InferenceWorker(QObject):
         self.started.emit(request.id)
         if self.pause_before_predict is not None:
             self.pause_before_predict.wait(timeout=30)
-        from engine.inference import Cancelled
+        from engine import tiling
+        from engine.inference import Cancelled, image_hw
 
         start = time.perf_counter()
         tiles = [0, 1]  # done, total: cancel and progress act between the tiles of a tiled image only
@@ -270,9 +271,10 @@ class InferenceWorker(QObject):
             return tiles[1] > 1 and (request.id <= self.cancelled_upto or request.generation != self.current_generation)
 
         try:
-            self.predictor.set_image(request.image, key=request.key)  # the tiles (a one-tile image: its backbone)
-            if len(self.predictor.tiles) > 1:
-                progress(0, len(self.predictor.tiles))
+            height, width = image_hw(request.image)
+            total = len(tiling.grid_for(height, width, self.predictor.model.config))
+            if total > 1:
+                progress(0, total)
             prediction = self.predictor.predict(
                 request.image, request.settings, key=request.key, cancel=cancel, progress=progress
             )
