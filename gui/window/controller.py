@@ -126,7 +126,9 @@ class ImageController(QObject):
         project = self.session.project
         if project is None or not 0 <= index < len(project) or index == self.session.index:
             return
-        self.saver.flush()  # a failure is shown; the edits stay in memory and are retried with the next save
+        # written on the autosave thread, not here: a large file takes seconds to write (a failure is shown;
+        # the edits stay in memory and are retried with the next save)
+        self.saver.save_soon()
         self.inference.clear_image()  # whatever is in flight for the previous image is stale now
         self._end_tiles()
         self.session.go_to(index)
@@ -343,8 +345,10 @@ class ImageController(QObject):
 
     # ----- saving -----
     def _on_save_failed(self, message: str) -> None:
-        text = f"{message}\nYour edits are kept in memory; they are saved with the next edit or Ctrl+S."
-        self.messages.show_error(text, scope="save")
+        kept = "Your edits are kept in memory; they are saved with the next edit or Ctrl+S."
+        if "read-only" in message:  # retrying will not help: the message says what will (Save As)
+            kept = "Your edits are kept in memory."
+        self.messages.show_error(f"{message}\n{kept}", scope="save")
 
     def save_as(self, path: str | Path) -> bool:
         """File > Save As…: write the annotations to ``path`` and save there from now on (a failure is

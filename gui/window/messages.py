@@ -74,6 +74,8 @@ class MessageBar:
     def hide_error(self, *scopes: str) -> None:
         """Hide the banner; with ``scopes``, only when it is about one of them."""
         if not scopes or self.scope in scopes:
+            if self.banner.isVisible() and self.status.text() == self.banner.text().split("\n", 1)[0]:
+                self.status.setText("")  # the status line was repeating the error: it is stale now too
             self.banner.hide()
             self.offer_button.hide()
             self._offer = None

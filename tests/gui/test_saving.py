@@ -119,7 +119,8 @@ def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_
 
     press(qtbot, window, Qt.Key.Key_D)  # moving on to the next image tries again, and keeps the edits
     qtbot.waitUntil(lambda: window.index == 1 and window.is_idle(), timeout=10000)
-    assert cut.attempts == 3 and path.read_bytes() == old_bytes
+    qtbot.waitUntil(lambda: cut.attempts == 3, timeout=5000)  # on the autosave thread
+    assert path.read_bytes() == old_bytes
     assert "Could not save" in window.error_text()  # the next image loading does not hide the failure
     assert len(window.project.records[0].instances) == 2
     press(qtbot, window, Qt.Key.Key_A)
@@ -144,6 +145,32 @@ def test_the_next_edit_after_a_failed_autosave_saves_everything(qtbot, window, f
     draw_polygon(qtbot, window, TRIANGLE)  # the autosave of this edit carries the first one too
     masks = file_masks(wait_saved(qtbot, window))
     assert len(masks) == 2 and window.error_text() == ""
+    assert "Could not save" not in window.status_text.text()  # the status line does not keep the old error
+
+
+def test_switching_images_leaves_the_writing_to_the_autosave_thread(qtbot, window, folder, monkeypatch):
+    """A large annotations file takes seconds to write: moving to the next image must not wait for it."""
+    import threading
+
+    from gui.workers import autosave
+
+    writers: list[str] = []
+    real_write = autosave.write_coco
+
+    def recording_write(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        writers.append(threading.current_thread().name)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(autosave, "write_coco", recording_write)
+    open_folder(qtbot, window, folder)
+    for timer in (window.saver._timer, window.saver._deadline):  # only the image switch can start this save
+        timer.setInterval(60_000)
+    draw_polygon(qtbot, window, RECT)
+    assert window.saver.dirty and writers == []
+    press(qtbot, window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: not window.saver.dirty, timeout=10000)
+    assert writers and threading.main_thread().name not in writers
+    assert len(file_masks(json.loads(window.saver.path.read_text()))) == 1
 
 
 def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edits(
@@ -191,6 +218,7 @@ def test_a_read_only_annotations_file_says_so_and_file_save_as_writes_the_edits_
     draw_polygon(qtbot, window, TRIANGLE)
     qtbot.waitUntil(lambda: "read-only" in window.error_text(), timeout=5000)
     assert "Save As" in window.error_text() and path.read_bytes() == old_bytes
+    assert "next edit or Ctrl+S" not in window.error_text()  # retrying cannot help a read-only file
     assert (path.stat().st_mode & 0o777) == 0o444 and window.saver.dirty
 
     elsewhere = folder / "mine.json"
