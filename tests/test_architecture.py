@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,16 @@ def test_a_qt_import_in_the_engine_breaks_a_contract(tmp_path):
     result = _lint_imports(cwd=tmp_path)
     assert result.returncode != 0
     assert "engine.leak -> PySide6" in result.stdout
+
+
+def test_the_file_map_in_architecture_md_is_current():
+    """docs/ARCHITECTURE.md lists every module of engine/ and gui/ with its docstring's first sentence."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "architecture_map.py"), "--check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for path in [*ROOT.glob("engine/**/*.py"), *ROOT.glob("gui/**/*.py")]:
+        name = path.relative_to(ROOT).as_posix()
+        assert (f"{name.removesuffix('__init__.py')} " if path.name == "__init__.py" else f"{name} ") in text, name
