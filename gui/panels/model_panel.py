@@ -54,7 +54,7 @@ class ModelPanel(QGroupBox):
         for text, value in DEVICES:
             self.device.addItem(text, value)
         self.scale = QComboBox()
-        self.scale.addItems(["Model's default", "Pixel scale"])
+        self.scale.addItems(["Model's own", "Pixel scale"])
         self.scale.setToolTip(
             "How images are scaled for the model. Pixel scale: objects keep their size in pixels, whatever the image "
             "size; a large image is predicted in tiles (microscopy, aerial, inspection images)"
@@ -65,8 +65,8 @@ class ModelPanel(QGroupBox):
         self.object_size.setSuffix(" px")
         self.object_size.setKeyboardTracking(False)  # applied on Enter or leaving the box, not on every digit
         self.object_size.setToolTip(
-            "The typical size (diameter) of the objects in your images, in pixels: the scale factor follows from it "
-            "and the model's own object size"
+            "The typical size (diameter) of the objects in your images, in pixels: the scale factor is the model's own "
+            "object size over it"
         )
         self.scale_note = QLabel("")
         self.scale_note.setWordWrap(True)
@@ -99,7 +99,7 @@ class ModelPanel(QGroupBox):
         grid = QGridLayout()
         grid.addWidget(QLabel("Scale"), 0, 0)
         grid.addWidget(self.scale, 0, 1)
-        self.object_size_label = QLabel("Objects in your images")
+        self.object_size_label = QLabel("Object size")
         grid.addWidget(self.object_size_label, 1, 0)
         grid.addWidget(self.object_size, 1, 1)
         grid.setColumnStretch(1, 1)
@@ -159,11 +159,11 @@ class ModelPanel(QGroupBox):
         for widget in (self.scale, self.object_size):
             widget.blockSignals(True)
         if self._info is None:
-            self.scale.setItemText(OWN, "Model's default")
+            self.scale.setItemText(OWN, "Model's own")
             self.scale.setCurrentIndex(OWN)
         else:
             config = self._info.config
-            self.scale.setItemText(OWN, f"Model's default ({describe_scale(config)})")
+            self.scale.setItemText(OWN, f"Model's: {describe_scale(config)}")
             self.scale.setCurrentIndex(OWN if self._info.object_size is None else PIXEL)
             if self._info.object_size is not None:
                 self.object_size.setValue(self._info.object_size)
@@ -184,24 +184,23 @@ class ModelPanel(QGroupBox):
             return
         config = self._info.config
         size, recorded = model_object_size(config)
-        source = "recorded in its file" if recorded else "assumed: twice its smallest anchor, not recorded in its file"
-        learnt = f"the model's object size, ~{size:.0f} px ({source})"
+        source = "recorded in its file" if recorded else "assumed: twice its smallest anchor; its file does not say"
+        learnt = f"The model's object size: ~{size:.0f} px ({source})."
         if pixel:
             factor = scale_factor_for(config, self.object_size.value())
-            self.scale_note.setText(
-                f"Factor \u00d7{factor:.3g}: your objects reach the network at {learnt}. Large images are predicted "
-                "in tiles."
-            )
+            text = f"Factor \u00d7{factor:.3g}: your objects reach the network at the model's object size."
+            text += " Large images are predicted in tiles."
         elif config.scale_policy == "pixel-scale":
-            self.scale_note.setText(
+            text = (
                 f"Factor \u00d7{config.scale_factor:.3g}, the model's own: right for objects of "
-                f"~{size / config.scale_factor:.0f} px in your images ({learnt})."
+                f"~{size / config.scale_factor:.0f} px in your images."
             )
         else:
-            self.scale_note.setText(
-                f"Each image is resized to a short side of {config.min_size[-1]} px, whatever its size. For objects of "
-                f"a fixed size in large images, choose Pixel scale and their size ({learnt})."
+            text = (
+                f"Each image is resized to a short side of {config.min_size[-1]} px, whatever its size; for objects "
+                "of a fixed size in large images, choose Pixel scale."
             )
+        self.scale_note.setText(f"{text} {learnt}")
         self.scale_note.setToolTip(learnt)
 
     # ----- predicting -----

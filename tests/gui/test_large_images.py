@@ -83,7 +83,7 @@ def test_the_scale_reaches_the_predictor_without_a_reload_and_tiles_report_in_or
     app = large
     model_before = predictor(app).model
     assert app.prediction.height == SIDE and len(predictor(app).tiles) == 1  # the file's scale: short side
-    assert "short side 128" in panel(app).scale.itemText(OWN)
+    assert panel(app).scale.itemText(OWN) == "Model's: short side 128 px"
     assert "short side 128 px · backbone" in app.window.messages.timing.text()  # the scale, then the stages' times
     assert "twice its smallest anchor" in panel(app).scale_note.text()  # the tiny model records no object size
     events = record_progress(app)
