@@ -7,10 +7,9 @@ keeps, how many detections are kept per image, the score threshold and the NMS I
 The scale policy (issue 12) says how images are resized for the model: ``--scale short-side`` (each image to
 the model's input short side, torchvision's convention) or ``--scale pixel-scale --scale-factor F`` (every image
 by F, so objects keep their pixel size; large images are predicted in tiles of ``--tile-size`` network pixels
-overlapping by ``--tile-overlap``, engine.tiling). The factor is given directly, not as an object size from which
-it would follow (Cellpose's diameter): a checkpoint does not record the object size its model was trained at, so
-an object size could not be turned into a factor here; F = (object size the model learnt) / (object size in your
-images) is that conversion, for whoever knows both.
+overlapping by ``--tile-overlap``, engine.tiling). ``--object-size`` records the typical object size the model
+learnt, in network pixels: from it the app's Model panel turns "my objects are d px" into the factor
+F = object size / d (Cellpose's diameter).
 """
 
 from __future__ import annotations
@@ -37,6 +36,12 @@ SCALE_SETTINGS = {  # flag -> (ModelConfig field, type, what)
     "--scale-factor": ("scale_factor", float, "pixel-scale: every image is resized by this factor (implies it)"),
     "--tile-size": ("tile_size", int, "pixel-scale: tiles of at most this many network pixels a side"),
     "--tile-overlap": ("tile_overlap", int, "pixel-scale: overlap of tiles, network pixels (default: largest anchor)"),
+    "--object-size": (
+        "object_size",
+        float,
+        "typical object size the model learnt, in network pixels (the app turns "
+        "the objects' size in your images into the scale factor from it)",
+    ),
 }
 
 
@@ -80,6 +85,8 @@ def describe_scale(config) -> list[str]:  # noqa: ANN001 - ModelConfig
     overlap = f"{config.tile_overlap_px}" + (" (auto)" if config.tile_overlap is None else "")
     lines.append(f"{'--tile-size':18s} {config.tile_size:>11d}  network pixels per tile side (pixel-scale only)")
     lines.append(f"{'--tile-overlap':18s} {overlap:>11s}  network pixels of overlap (pixel-scale only)")
+    size = "-" if config.object_size is None else f"{config.object_size:g}"
+    lines.append(f"{'--object-size':18s} {size:>11s}  typical object size the model learnt, network pixels")
     return lines
 
 

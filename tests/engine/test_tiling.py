@@ -140,6 +140,11 @@ def test_defaults_shows_and_changes_the_scale(tmp_path, capsys):
     assert defaults.main(["--weights", str(path), "--out", str(back), "--scale-factor", "0"]) == 2
     assert defaults.main(["--weights", str(path), "--out", str(back), "--tile-overlap", "5000"]) == 2
     assert "tile_overlap" in capsys.readouterr().err
+    sized = tmp_path / "sized.safetensors"
+    assert defaults.main(["--weights", str(pixel), "--out", str(sized), "--object-size", "40"]) == 0
+    assert "--object-size" in capsys.readouterr().out and read_info(sized).config.object_size == 40
+    assert read_info(sized).config.scale_factor == 1.5  # the other settings stay
+    assert defaults.main(["--weights", str(path), "--out", str(back), "--object-size", "0"]) == 2
 
 
 # ----- tiled prediction with a tiny random model: caches, progress, cancel -----
