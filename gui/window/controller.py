@@ -74,7 +74,7 @@ class ImageController(QObject):
         inference.batch_done.connect(self._on_batch_done)
         inference.predict_progress.connect(self._on_tile_progress)
         inference.predict_cancelled.connect(self._on_prediction_cancelled)
-        inference.request_failed.connect(lambda _message: self._end_tiles())
+        inference.request_failed.connect(lambda _message: self._end_tiles(clear_status=False))  # it shows the error
         inference.scale_set.connect(self._on_scale_set)
         loader.loaded.connect(self._on_image_loaded)
         loader.failed.connect(self._on_image_failed)
@@ -204,13 +204,14 @@ class ImageController(QObject):
         else:
             self.messages.show_status(f"Merging {total} tiles…")
 
-    def _end_tiles(self) -> None:
+    def _end_tiles(self, clear_status: bool = True) -> None:
         """No tiled prediction under way (any more): the status line and the progress bar say so."""
         if self._tiles_shown:
             self._tiles_shown = False
             self.tile_progress.emit(0, 0)
             self.predicting.emit(False)
-            self.messages.show_status("")
+            if clear_status:
+                self.messages.show_status("")
 
     def cancel_prediction(self) -> None:
         """Esc or the Model panel's Cancel: stop the current image's prediction between two tiles."""
