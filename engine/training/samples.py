@@ -19,8 +19,10 @@ A sample follows the model's scale policy (engine.model.transform.input_scale):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from engine.config import AugmentConfig
@@ -29,7 +31,6 @@ from engine.data.augment.geometric import (
     Compose,
     RandomHorizontalFlip,
     RandomVerticalFlip,
-    masks_to_boxes_xyxy,
     random_window,
     resize_sample,
     window_masks,
@@ -121,14 +122,23 @@ class TrainingSamples:
         for instance in record.instances:
             if instance.iscrowd:
                 continue
-            mask = torch.from_numpy(instance.decode_mask(record.height, record.width))
+            # Its stored box a pixel wider each way (a polygon's extent rounds either way), unless a box read from a
+            # file leaves some of the mask out; then the mask's own box.
+            full = instance.decode_mask(record.height, record.width)
+            bx, by, bw, bh = instance.box
+            sx, sy = max(0, math.floor(bx) - 1), max(0, math.floor(by) - 1)
+            ex, ey = min(record.width, math.ceil(bx + bw) + 1), min(record.height, math.ceil(by + bh) + 1)
+            if np.count_nonzero(full[sy:ey, sx:ex]) != np.count_nonzero(full):
+                sx, sy, ex, ey = 0, 0, record.width, record.height
+            mask = torch.from_numpy(full[sy:ey, sx:ex])
             rows, cols = mask.any(dim=1).nonzero()[:, 0], mask.any(dim=0).nonzero()[:, 0]
             if rows.numel() == 0:
                 continue
             if instance.category_id not in items.category_id_to_label:
                 raise KeyError(f"{record.path}: instance of unknown category id {instance.category_id}")
             y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-            crop = mask[y0:y1, x0:x1].to(torch.uint8)
+            crop = mask[y0:y1, x0:x1].to(torch.uint8)  # a copy: the full-frame decode is let go
+            x0, x1, y0, y1 = x0 + sx, x1 + sx, y0 + sy, y1 + sy
             labels.append(items.category_id_to_label[instance.category_id])
             crops.append(crop)
             boxes.append((x0, y0, x1, y1))
@@ -154,9 +164,9 @@ class TrainingSamples:
             relative = 1.0 - self.augment.scale_jitter * float(torch.rand((), generator=generator))
         side = max(1, round(self.crop_size / (self.scale_factor * relative)))
         window = random_window(image.shape[-2], image.shape[-1], (side, side), generator)
-        masks, kept = window_masks(crops, boxes, areas, window, MIN_VISIBLE)
+        masks, cut_boxes, kept = window_masks(crops, boxes, areas, window, MIN_VISIBLE)
         y0, x0, h, w = window
-        target = {"boxes": masks_to_boxes_xyxy(masks), "labels": labels[kept], "masks": masks}
+        target = {"boxes": cut_boxes, "labels": labels[kept], "masks": masks}
         image = image[:, y0 : y0 + h, x0 : x0 + w].float() / 255
         if relative != 1.0:
             image, target = resize_sample(image, target, resized_hw(h, w, relative))

@@ -144,26 +144,26 @@ def window_masks(
     areas: torch.Tensor,
     window: tuple[int, int, int, int],
     min_visible: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Instances given as mask crops of their boxes (``crops[i]`` uint8 (h_i, w_i) covering pixels ``boxes[i]``
     = x0, y0, x1, y1 (int64, x1/y1 exclusive) of the image; ``areas[i]`` its pixel count) -> (masks (n, h, w)
-    uint8 of window (y0, x0, h, w), indices (n,) int64 of the instances kept): those whose part inside the window
-    has at least one pixel and at least ``min_visible`` of their area. Only crops reaching into the window are
-    looked at (one vectorised test over all boxes, so an image of 20,000 instances costs little per window)."""
+    uint8 of window (y0, x0, h, w), their tight boxes (n, 4) float32 xyxy in the window, indices (n,) int64 of the
+    instances kept): those whose part inside the window has at least one pixel and at least ``min_visible`` of
+    their area. Only crops reaching into the window are looked at (one vectorised test over all boxes, so an image
+    of 20,000 instances costs little per window), and each visible part's box is found on the part alone."""
     y0, x0, h, w = window
     reach = (boxes[:, 0] < x0 + w) & (boxes[:, 2] > x0) & (boxes[:, 1] < y0 + h) & (boxes[:, 3] > y0)
-    kept, masks = [], []
+    parts = []
     for i in reach.nonzero()[:, 0].tolist():
         bx0, by0, bx1, by1 = boxes[i].tolist()
         top, left, bottom, right = max(by0, y0), max(bx0, x0), min(by1, y0 + h), min(bx1, x0 + w)
         part = crops[i][top - by0 : bottom - by0, left - bx0 : right - bx0]
         visible = int(part.sum())
-        if visible == 0 or visible < min_visible * float(areas[i]):
-            continue
-        mask = torch.zeros((h, w), dtype=torch.uint8)
-        mask[top - y0 : bottom - y0, left - x0 : right - x0] = part
-        kept.append(i)
-        masks.append(mask)
-    if not masks:
-        return torch.zeros((0, h, w), dtype=torch.uint8), torch.zeros((0,), dtype=torch.int64)
-    return torch.stack(masks), torch.tensor(kept, dtype=torch.int64)
+        if visible and visible >= min_visible * float(areas[i]):
+            parts.append((i, top - y0, left - x0, part))
+    masks = torch.zeros((len(parts), h, w), dtype=torch.uint8)
+    tight = torch.zeros((len(parts), 4), dtype=torch.float32)
+    for k, (_, top, left, part) in enumerate(parts):
+        masks[k, top : top + part.shape[0], left : left + part.shape[1]] = part
+        tight[k] = masks_to_boxes_xyxy(part[None])[0] + torch.tensor([left, top, left, top], dtype=torch.float32)
+    return masks, tight, torch.tensor([i for i, *_ in parts], dtype=torch.int64)
