@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.data import DatasetError, ImageLoadError
 from engine.structures import Prediction, PredictSettings
 from gui.editing.masks import matched
 from gui.session.project import Project
@@ -26,6 +25,7 @@ from gui.workers.autosave import AutoSaver
 from gui.workers.inference import InferenceClient
 from gui.workers.inference_worker import ModelInfo, Result, describe_scale
 from gui.workers.loader import ImageLoader
+from gui.workers.opener import ProjectOpener
 
 MATCH_IOU = 0.5  # a prediction this close to an annotation (or a rejected prediction) is hidden
 
@@ -35,10 +35,13 @@ class ImageController(QObject):
     hint = Signal(str)  # what the canvas should say over the image ("" for nothing)
     batch = Signal(bool, int, int)  # Predict all: running, done, total
     model_ready = Signal(object)  # ModelInfo, before the image on screen is predicted with it
-    first_shown = Signal()  # the project just opened has shown its first image (or failed to, or has none)
+    first_shown = Signal()  # the project just opened has shown its first image (or failed to, or has none), or the
+    # open failed
     tile_progress = Signal(int, int)  # tiles done, tiles of the image being predicted (0, 0: none under way)
     predicting = Signal(bool)  # a tiled prediction is under way (it can be cancelled)
     scale_applied = Signal(object)  # ModelInfo: the user's scale for the model is in force
+    opened = Signal(bool)  # an open ended: the project is in the Session (True), or a message says why not
+    busy = Signal(bool)  # a project is being read (the busy bar)
 
     def __init__(
         self,
@@ -50,9 +53,13 @@ class ImageController(QObject):
         settings: Callable[[], PredictSettings],
         device: Callable[[], str],
         parent: QObject | None = None,
+        opener: ProjectOpener | None = None,
     ) -> None:
         super().__init__(parent)
         self.session, self.inference, self.loader, self.saver = session, inference, loader, saver
+        self.opener = opener or ProjectOpener()
+        self.reading = ""  # the path being read (open_path), "" when none
+        self._open_token = 0
         self.messages, self.settings, self.device = messages, settings, device
         self.class_filter = ""  # the instance list's class filter ("" for all)
         self.hide_matched = True  # hide predictions matching an annotation
@@ -76,6 +83,8 @@ class ImageController(QObject):
         inference.predict_cancelled.connect(self._on_prediction_cancelled)
         inference.request_failed.connect(lambda _message: self._end_tiles(clear_status=False))  # it shows the error
         inference.scale_set.connect(self._on_scale_set)
+        self.opener.read.connect(self._on_project_read)
+        self.opener.failed.connect(self._on_project_failed)
         loader.loaded.connect(self._on_image_loaded)
         loader.failed.connect(self._on_image_failed)
         saver.failed.connect(self._on_save_failed)
@@ -83,25 +92,60 @@ class ImageController(QObject):
 
     # ----- opening things -----
     def open_path(self, path: str | Path) -> bool:
-        """A folder, an annotation file or an image; False (and a message) when it cannot be read."""
-        try:
-            project = Project.open(path)
-        except (DatasetError, ImageLoadError, OSError) as exc:
-            self.messages.show_error(f"Cannot open {path}: {exc}")
-            return False
-        except Exception as exc:  # noqa: BLE001 - a reader's bug (or a file it did not foresee) is one message too
-            self.messages.show_error(f"Cannot open {path}: {type(exc).__name__}: {exc}")
-            return False
+        """A folder, an annotation file or an image, read on the opener thread ("Opening NAME…" and the busy
+        bar meanwhile; the window stays responsive); True: the read started (``opened`` says how it ended).
+        An open asked for while another is read supersedes it. A failure is a message, and what is open stays.
+        """
+        self._open_token += 1
+        self.reading = str(path)  # ``loading`` meanwhile: what waits for the open (smoke mode) waits for the read
+        self.messages.show_status(f"Opening {Path(path).name or path}…")
+        self.busy.emit(True)
+        self.opener.request(self._open_token, str(path))
+        return True
+
+    def _on_project_read(self, token: int, path: str, project: Project) -> None:
+        if token != self._open_token:
+            return  # a later open superseded this one
+        self._end_read()
+        if self.saver.dirty and not self.saver.flush():  # an edit made while reading: on disk before the switch
+            self._open_failed(f"Did not open {path}: the edits to the project open now could not be saved")
+            return
         self.saver.attach(project.dataset, project.annotation_path())
         self.session.open_project(project)
+        self.messages.show_status("")
         if project.warnings:
             self.messages.show_status(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
         self._first_pending = True
+        self.opened.emit(True)
         if len(project):
             self.go_to(project.start_index)
         else:
             self._first_done()
-        return True
+
+    def _on_project_failed(self, token: int, path: str, message: str) -> None:
+        if token == self._open_token:
+            self._end_read()
+            self._open_failed(message)
+
+    def _end_read(self) -> None:
+        self.reading = ""
+        self.busy.emit(False)
+
+    @property
+    def loading(self) -> bool:
+        """A project is being read or an image decoded."""
+        return self._loading_image or bool(self.reading)
+
+    @loading.setter
+    def loading(self, value: bool) -> None:
+        self._loading_image = value
+
+    def _open_failed(self, message: str) -> None:
+        self.messages.show_error(message)
+        self.update_hint()
+        self._first_pending = True  # the open ended: the start-up guard's mark goes (``first_shown``)
+        self._first_done()
+        self.opened.emit(False)
 
     def _first_done(self, until_predicted: bool = False) -> None:
         """The project just opened got to its first image (``first_shown``); ``until_predicted``: with a

@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         controller.hint.connect(self.canvas.show_message)
         controller.batch.connect(self.model_panel.set_batch)
         self.inference.busy_changed.connect(messages.busy.setVisible)
+        controller.busy.connect(messages.busy.setVisible)  # a project being read
         self.inference.box_mask_ready.connect(editor.on_box_mask)
         self.images.current_changed.connect(controller.go_to)
         self.thresholds.settings_changed.connect(controller.settings_changed)
@@ -251,6 +252,7 @@ class MainWindow(QMainWindow):
         self.saver.shutdown()
         self.inference.shutdown()
         self.loader.shutdown()
+        self.controller.opener.shutdown(500)  # a long read under way is not waited for here (joined at exit)
 
     # ----- shortcuts for scripts and older tests that hold only the window (the Session, controller have it)
     project = property(lambda self: self.session.project)

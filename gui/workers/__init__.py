@@ -8,6 +8,8 @@ Threads besides the GUI thread (their names are the OS threads' names too):
   "Predict all" batches (which serve the newest request and the boxes between images). Low priority,
   cores - 1 torch threads.
 - "image-loader" (loader.py): decodes the newest image file asked for (A/D held down decodes two).
+- "project-opener" (opener.py): reads the newest project asked for (``Project.open``); the window stays
+  responsive while a large COCO file is parsed.
 - "autosave" (autosave.py): writes the newest snapshot of the annotations, debounced; ``flush()``
   writes on the calling thread instead, ordered with the thread by a lock and the edit version.
 

@@ -177,8 +177,18 @@ class Driver:
 
     # ----- doing -----
     def open(self, path: str | Path, wait: bool = True, wait_for_prediction: bool = False) -> bool:
-        """File > Open (a folder, an annotation file or an image); waits for the image (and its prediction)."""
-        opened = self.window.open_path(path)
+        """File > Open (a folder, an annotation file or an image): waits for the project to be read (off the GUI
+        thread; False when it could not be, or nothing was read), then for the image (and its prediction)."""
+        controller = self.window.controller
+        results: list[bool] = []
+        controller.opened.connect(results.append)
+        try:
+            opened = self.window.open_path(path)
+            if opened:
+                self.wait_until(lambda: bool(results) and not controller.reading, timeout=30000)
+                opened = results[-1]
+        finally:
+            controller.opened.disconnect(results.append)
         if opened and wait_for_prediction:
             self.wait_until(lambda: self.prediction is not None and self.is_idle(), timeout=30000)
         elif opened and wait:

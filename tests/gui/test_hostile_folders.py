@@ -104,6 +104,7 @@ def test_file_open_of_a_symlink_loop_or_a_reader_bug_gives_one_message(
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: chosen[0]))
     open_folder = _menu_action(window, "Open &Folder…")
     open_folder.trigger()
+    driver.wait_until(lambda: not window.controller.reading)  # the project is read off the GUI thread
     assert excepthook == []
     assert driver.error().startswith(f"Cannot open {loop}") and "symbolic link" in driver.error()
     assert driver.project is None
@@ -114,6 +115,7 @@ def test_file_open_of_a_symlink_loop_or_a_reader_bug_gives_one_message(
     monkeypatch.setattr(project_module, "read_dataset", reader_bug)
     chosen[0] = str(folder)
     open_folder.trigger()
+    driver.wait_until(lambda: not window.controller.reading)
     assert excepthook == []
     assert driver.error() == f"Cannot open {folder}: TypeError: 'NoneType' object is not subscriptable"
     monkeypatch.undo()  # the reader again; the same folder opens
