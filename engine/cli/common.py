@@ -169,3 +169,11 @@ def warn(message: str, write: Callable[[str], None] | None = None) -> None:
         write(line)
     else:
         print(line, file=sys.stderr)
+
+
+def imply_pixel_scale(changes: dict) -> dict:
+    """A scale factor is the factor of pixel-scale: given alone, it switches the model to pixel-scale (the one
+    rule for ``train`` and ``defaults``); with --scale short-side it is a contradiction, said as such."""
+    if "scale_factor" in changes and changes.setdefault("scale_policy", "pixel-scale") != "pixel-scale":
+        raise UserError("--scale-factor is the factor of --scale pixel-scale; leave it out with short-side")
+    return changes

@@ -18,7 +18,7 @@ import sys
 
 from safetensors import safe_open
 
-from engine.cli.common import UserError, existing_path, make_parser, output_file, run
+from engine.cli.common import UserError, existing_path, imply_pixel_scale, make_parser, output_file, run
 from engine.config import SCALE_POLICIES
 
 SETTINGS = {  # flag -> (ModelConfig field, type, what)
@@ -63,9 +63,8 @@ def scale_changes(args) -> dict:  # noqa: ANN001 - argparse.Namespace
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             changes[field] = value
+    imply_pixel_scale(changes)
     if "scale_factor" in changes:
-        if changes.setdefault("scale_policy", "pixel-scale") != "pixel-scale":
-            raise UserError("--scale-factor is the factor of --scale pixel-scale; leave it out with short-side")
         if not 0.01 <= changes["scale_factor"] <= 100:
             raise UserError(f"--scale-factor {changes['scale_factor']}: must be between 0.01 and 100")
     return changes

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from engine.cli.common import UserError, choose_device, existing_path, make_parser, number, run
+from engine.cli.common import UserError, choose_device, existing_path, imply_pixel_scale, make_parser, number, run
 from engine.cli.flags import add_flags, flag_fields, flag_name, given
 from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, AugmentConfig, ModelConfig, TrainConfig
 from engine.training.subsets import TRAIN_SUBSETS
@@ -117,7 +117,7 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
     from engine.model.mask_rcnn import MaskRCNN
 
     k = len(class_names) + 1
-    changes = given(args, ModelConfig)
+    changes = imply_pixel_scale(given(args, ModelConfig))
     if args.input_size is not None:
         changes["min_size"] = (args.input_size,)
     if not args.weights:

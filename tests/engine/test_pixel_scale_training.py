@@ -209,3 +209,15 @@ def test_instances_come_whole_from_polygons_and_from_a_wrong_box_in_the_file(tmp
     expected = torch.from_numpy(np.stack([square, polygon.decode_mask(150, 200)])).to(torch.uint8)
     assert torch.equal(target["masks"], expected)
     assert torch.equal(target["boxes"], masks_to_boxes_xyxy(expected))
+
+
+def test_a_scale_factor_alone_makes_train_build_a_pixel_scale_model(tmp_path):
+    """As in `defaults`: --scale-factor is the factor of pixel-scale; with short-side it is refused."""
+    from engine.cli.common import UserError
+    from engine.cli.train import build_model, build_parser
+
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--backbone", "resnet18"]
+    model = build_model(build_parser().parse_args([*base, "--scale-factor", "2"]), ["nucleus"])
+    assert (model.config.scale_policy, model.config.scale_factor) == ("pixel-scale", 2.0)
+    with pytest.raises(UserError, match="short-side"):
+        build_model(build_parser().parse_args([*base, "--scale", "short-side", "--scale-factor", "2"]), ["nucleus"])
