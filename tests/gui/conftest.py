@@ -253,6 +253,20 @@ class Driver:
         """A key press on the window itself."""
         self.qtbot.keyClick(self.window, key)
 
+    def menu(self, text: str) -> None:
+        """Choose the menu entry called ``text``, as the menu bar spells it (with its &)."""
+        for top in self.window.menuBar().actions():
+            for action in top.menu().actions():
+                if action.text() == text:
+                    action.trigger()
+                    return
+        raise AssertionError(f"no menu entry {text!r}")
+
+    def close_window(self) -> bool:
+        """Close the window as its title bar's X does; True when it is still open (the close was refused)."""
+        self.window.close()
+        return self.window.isVisible()
+
     def widget_point(self, x: float, y: float) -> QPoint:
         return self.window.canvas.image_to_widget(x, y)
 
@@ -421,6 +435,13 @@ class Driver:
 
     def unsaved(self) -> bool:
         return self.window.saver.dirty
+
+    def autosave_waits(self, ms: int) -> None:
+        """The autosave's pause after an edit and its longest wait set to ``ms``: with a long one, only
+        leaving the image (or Ctrl+S) starts a save."""
+        saver = self.window.saver
+        for timer in (saver._timer, saver._deadline):
+            timer.setInterval(ms)
 
     def saved(self, timeout: int = 5000) -> dict:
         """Wait for the autosave (no flush: the debounced writer thread does it) and read the file."""

@@ -14,17 +14,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from engine.data.io import atomic
 from gui.window import menus
-from tests.gui.conftest import write_images
-from tests.gui.test_editing import (
-    CTRL,
-    RECT,
-    TRIANGLE,
-    draw_polygon,
-    file_masks,
-    open_folder,
-    press,
-    wait_saved,
-)
+from tests.gui.conftest import Driver, write_images
+from tests.gui.test_editing import CTRL, RECT, TRIANGLE, draw, file_masks
 
 
 class CutOffWrites:
@@ -82,7 +73,7 @@ def never_block_on_a_dialog(monkeypatch):  # noqa: ANN001
 
 
 @pytest.fixture
-def cut(window, monkeypatch) -> CutOffWrites:  # noqa: ANN001
+def cut(driver, monkeypatch) -> CutOffWrites:  # noqa: ANN001
     """Writes fail until the test sets ``failing = False``; they work again before the window closes (a
     failing save on close would ask with a modal dialog)."""
     cut_off = CutOffWrites()
@@ -96,64 +87,72 @@ def temp_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(".annotations.json.*.tmp"))
 
 
-def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_edits(qtbot, window, folder, cut):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    wait_saved(qtbot, window)
-    path = window.saver.path
+def kept(app: Driver, index: int = 0) -> int:
+    """How many annotations the open project holds for image ``index`` (in memory, saved or not)."""
+    return len(app.project.records[index].instances)
+
+
+def test_a_save_cut_off_midway_leaves_the_old_file_and_the_next_save_writes_the_edits(driver, folder, cut):
+    app = driver
+    assert app.open(folder)
+    draw(app, RECT)
+    app.saved()
+    path = app.saved_path()
     old_bytes = path.read_bytes()
-    assert len(file_masks(wait_saved(qtbot, window))) == 1
+    assert len(file_masks(app.saved())) == 1
 
     cut.failing = True
-    draw_polygon(qtbot, window, TRIANGLE)  # the autosave (writer thread) fails half-way through
-    qtbot.waitUntil(lambda: "Could not save" in window.error_text(), timeout=5000)
+    draw(app, TRIANGLE)  # the autosave (writer thread) fails half-way through
+    app.wait_until(lambda: "Could not save" in app.error(), timeout=5000)
     assert cut.attempts == 1 and cut.partial and 0 < cut.partial[0][1] < cut.partial[0][2]  # really cut off
-    assert "No space left on device" in window.error_text() and "kept in memory" in window.error_text()
+    assert "No space left on device" in app.error() and "kept in memory" in app.error()
     assert path.read_bytes() == old_bytes and temp_files(folder) == []  # the half-written temp file is gone
-    assert len(window.project.records[0].instances) == 2 and len(window.editor.shown) == 2
-    assert window.saver.dirty and window.windowTitle().startswith("*")
+    assert kept(app) == 2 and app.annotations_drawn() == 2
+    assert app.unsaved() and app.title().startswith("*")
 
-    press(qtbot, window, Qt.Key.Key_S, CTRL)  # Ctrl+S while the disk is still full
+    app.press(Qt.Key.Key_S, CTRL)  # Ctrl+S while the disk is still full
     assert cut.attempts == 2 and path.read_bytes() == old_bytes and temp_files(folder) == []
-    assert "Could not save" in window.error_text() and window.saver.dirty
+    assert "Could not save" in app.error() and app.unsaved()
 
-    press(qtbot, window, Qt.Key.Key_D)  # moving on to the next image tries again, and keeps the edits
-    qtbot.waitUntil(lambda: window.index == 1 and window.is_idle(), timeout=10000)
-    qtbot.waitUntil(lambda: cut.attempts == 3, timeout=5000)  # on the autosave thread
+    app.press(Qt.Key.Key_D)  # moving on to the next image tries again, and keeps the edits
+    app.wait_until(lambda: app.index == 1 and app.is_idle(), timeout=10000)
+    app.wait_until(lambda: cut.attempts == 3, timeout=5000)  # on the autosave thread
     assert path.read_bytes() == old_bytes
-    assert "Could not save" in window.error_text()  # the next image loading does not hide the failure
-    assert len(window.project.records[0].instances) == 2
-    press(qtbot, window, Qt.Key.Key_A)
-    qtbot.waitUntil(lambda: window.index == 0 and window.image is not None and window.is_idle(), timeout=10000)
-    assert len(window.editor.shown) == 2  # still on screen
+    assert "Could not save" in app.error()  # the next image loading does not hide the failure
+    assert kept(app) == 2
+    app.press(Qt.Key.Key_A)
+    app.wait_until(lambda: app.index == 0 and app.image is not None and app.is_idle(), timeout=10000)
+    assert app.annotations_drawn() == 2  # still on screen
 
     cut.failing = False  # space again
-    press(qtbot, window, Qt.Key.Key_S, CTRL)
-    assert not window.saver.dirty and not window.windowTitle().startswith("*")
-    assert window.error_text() == "" and "Saved" in window.status_text.text()
-    masks = file_masks(wait_saved(qtbot, window))
+    app.press(Qt.Key.Key_S, CTRL)
+    assert not app.unsaved() and not app.title().startswith("*")
+    assert app.error() == "" and "Saved" in app.status()
+    masks = file_masks(app.saved())
     assert len(masks) == 2 and path.read_bytes() != old_bytes and temp_files(folder) == []
 
 
-def test_the_next_edit_after_a_failed_autosave_saves_everything(qtbot, window, folder, cut):
-    open_folder(qtbot, window, folder)
+def test_the_next_edit_after_a_failed_autosave_saves_everything(driver, folder, cut):
+    app = driver
+    assert app.open(folder)
     cut.failing = True
-    draw_polygon(qtbot, window, RECT)
-    qtbot.waitUntil(lambda: "Could not save" in window.error_text(), timeout=5000)
-    assert not window.saver.path.exists() and temp_files(folder) == []  # no file rather than half a file
+    draw(app, RECT)
+    app.wait_until(lambda: "Could not save" in app.error(), timeout=5000)
+    assert not app.saved_path().exists() and temp_files(folder) == []  # no file rather than half a file
     cut.failing = False
-    draw_polygon(qtbot, window, TRIANGLE)  # the autosave of this edit carries the first one too
-    masks = file_masks(wait_saved(qtbot, window))
-    assert len(masks) == 2 and window.error_text() == ""
-    assert "Could not save" not in window.status_text.text()  # the status line does not keep the old error
+    draw(app, TRIANGLE)  # the autosave of this edit carries the first one too
+    masks = file_masks(app.saved())
+    assert len(masks) == 2 and app.error() == ""
+    assert "Could not save" not in app.status()  # the status line does not keep the old error
 
 
-def test_switching_images_leaves_the_writing_to_the_autosave_thread(qtbot, window, folder, monkeypatch):
+def test_switching_images_leaves_the_writing_to_the_autosave_thread(driver, folder, monkeypatch):
     """A large annotations file takes seconds to write: moving to the next image must not wait for it."""
     import threading
 
     from gui.workers import autosave
 
+    app = driver
     writers: list[str] = []
     real_write = autosave.write_coco
 
@@ -162,26 +161,24 @@ def test_switching_images_leaves_the_writing_to_the_autosave_thread(qtbot, windo
         return real_write(*args, **kwargs)
 
     monkeypatch.setattr(autosave, "write_coco", recording_write)
-    open_folder(qtbot, window, folder)
-    for timer in (window.saver._timer, window.saver._deadline):  # only the image switch can start this save
-        timer.setInterval(60_000)
-    draw_polygon(qtbot, window, RECT)
-    assert window.saver.dirty and writers == []
-    press(qtbot, window, Qt.Key.Key_D)
-    qtbot.waitUntil(lambda: not window.saver.dirty, timeout=10000)
+    assert app.open(folder)
+    app.autosave_waits(60_000)  # only the image switch can start this save
+    draw(app, RECT)
+    assert app.unsaved() and writers == []
+    app.press(Qt.Key.Key_D)
+    app.wait_until(lambda: not app.unsaved(), timeout=10000)
     assert writers and threading.main_thread().name not in writers
-    assert len(file_masks(json.loads(window.saver.path.read_text()))) == 1
+    assert len(file_masks(json.loads(app.saved_path().read_text()))) == 1
 
 
-def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edits(
-    qtbot, window, folder, cut, monkeypatch
-):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    wait_saved(qtbot, window)
-    old_bytes = window.saver.path.read_bytes()
+def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edits(driver, folder, cut, monkeypatch):
+    app = driver
+    assert app.open(folder)
+    draw(app, RECT)
+    app.saved()
+    old_bytes = app.saved_path().read_bytes()
     cut.failing = True
-    draw_polygon(qtbot, window, TRIANGLE)
+    draw(app, TRIANGLE)
     questions = []
 
     def answer(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -189,45 +186,36 @@ def test_closing_while_saving_fails_asks_and_cancel_keeps_the_window_and_the_edi
         return QMessageBox.StandardButton.Cancel
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(answer))
-    window.close()
+    still_open = app.close_window()
     assert len(questions) == 1 and "No space left on device" in questions[0]
-    assert window.isVisible() and window.saver.dirty and len(window.project.records[0].instances) == 2
-    assert window.saver.path.read_bytes() == old_bytes
+    assert still_open and app.unsaved() and kept(app) == 2
+    assert app.saved_path().read_bytes() == old_bytes
     cut.failing = False
-    press(qtbot, window, Qt.Key.Key_S, CTRL)
-    assert len(file_masks(wait_saved(qtbot, window))) == 2
+    app.press(Qt.Key.Key_S, CTRL)
+    assert len(file_masks(app.saved())) == 2
 
 
-def menu_action(window, text: str):  # noqa: ANN001, ANN201
-    for menu_action_ in window.menuBar().actions():
-        for action in menu_action_.menu().actions():
-            if action.text() == text:
-                return action
-    raise AssertionError(f"no menu entry {text!r}")
-
-
-def test_a_read_only_annotations_file_says_so_and_file_save_as_writes_the_edits_elsewhere(
-    qtbot, window, folder, monkeypatch
-):
-    open_folder(qtbot, window, folder)
-    draw_polygon(qtbot, window, RECT)
-    path = window.saver.path
-    assert len(file_masks(wait_saved(qtbot, window))) == 1
+def test_a_read_only_annotations_file_says_so_and_file_save_as_writes_the_edits_elsewhere(driver, folder, monkeypatch):
+    app = driver
+    assert app.open(folder)
+    draw(app, RECT)
+    path = app.saved_path()
+    assert len(file_masks(app.saved())) == 1
     os.chmod(path, 0o444)  # read-only, in a writable folder
     old_bytes = path.read_bytes()
-    draw_polygon(qtbot, window, TRIANGLE)
-    qtbot.waitUntil(lambda: "read-only" in window.error_text(), timeout=5000)
-    assert "Save As" in window.error_text() and path.read_bytes() == old_bytes
-    assert "next edit or Ctrl+S" not in window.error_text()  # retrying cannot help a read-only file
-    assert (path.stat().st_mode & 0o777) == 0o444 and window.saver.dirty
+    draw(app, TRIANGLE)
+    app.wait_until(lambda: "read-only" in app.error(), timeout=5000)
+    assert "Save As" in app.error() and path.read_bytes() == old_bytes
+    assert "next edit or Ctrl+S" not in app.error()  # retrying cannot help a read-only file
+    assert (path.stat().st_mode & 0o777) == 0o444 and app.unsaved()
 
     elsewhere = folder / "mine.json"
     monkeypatch.setattr(menus.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(elsewhere), "")))
-    menu_action(window, "Save &As…").trigger()
-    assert window.saver.path == elsewhere and window.project.annotation_path() == elsewhere
-    assert window.error_text() == "" and not window.saver.dirty and "mine.json" in window.status_text.text()
+    app.menu("Save &As…")
+    assert app.saved_path() == elsewhere and app.project.annotation_path() == elsewhere
+    assert app.error() == "" and not app.unsaved() and "mine.json" in app.status()
     assert path.read_bytes() == old_bytes
-    draw_polygon(qtbot, window, [(70, 65), (110, 65), (90, 90)])  # the next edit is saved there too
-    qtbot.waitUntil(lambda: not window.saver.dirty, timeout=5000)
+    draw(app, [(70, 65), (110, 65), (90, 90)])  # the next edit is saved there too
+    app.wait_until(lambda: not app.unsaved(), timeout=5000)
     assert len(file_masks(json.loads(elsewhere.read_text()))) == 3 and path.read_bytes() == old_bytes
     assert temp_files(folder) == []
