@@ -390,6 +390,10 @@ class Driver:
         return self.window.classes.names()
 
     # ----- the model and its worker -----
+    def weights_path(self) -> str:
+        """The weights the window uses (set as soon as a load is asked; ``model_path`` once it has loaded)."""
+        return self.session.weights_path
+
     def model_path(self) -> str | None:
         model = self.window.inference.model
         return None if model is None else str(model.path)
@@ -428,6 +432,96 @@ class Driver:
         """The result drawn answers the newest request."""
         client = self.window.inference
         return client.shown_id == client.latest_id
+
+    # ----- the Train panel and its runs -----
+    @property
+    def _panel(self):  # noqa: ANN202 - gui.panels.train_panel.TrainPanel
+        return self.window.train_panel
+
+    def open_train_panel(self) -> None:
+        """Model > Train…"""
+        self.menu("&Train…")
+
+    def train_panel_shown(self) -> bool:
+        return self.window.train_dock.isVisible()
+
+    def set_train_option(self, name: str, value) -> None:  # noqa: ANN001
+        """One of the panel's options: a list's entry (by its value, else its text) or a number."""
+        widget = getattr(self._panel, name)
+        if hasattr(widget, "findData"):
+            index = widget.findData(value)
+            widget.setCurrentIndex(index if index >= 0 else widget.findText(str(value)))
+        else:
+            widget.setValue(value)
+
+    def train_option(self, name: str):  # noqa: ANN201
+        """What one of the panel's lists has chosen (its value)."""
+        return getattr(self._panel, name).currentData()
+
+    def train_choices(self, name: str) -> list[tuple[object, str]]:
+        """One of the panel's lists: (value, text as shown) for each entry."""
+        combo = getattr(self._panel, name)
+        return [(combo.itemData(r), combo.itemText(r)) for r in range(combo.count())]
+
+    def train_request(self):  # noqa: ANN201 - gui.training.process.TrainRequest
+        """What pressing Train would ask the trainer for, as the panel's widgets stand."""
+        return self._panel.options()
+
+    def press_train(self) -> None:
+        self.qtbot.mouseClick(self._panel.train_button, LEFT)
+
+    def press_cancel_training(self) -> None:
+        self.qtbot.mouseClick(self._panel.cancel_button, LEFT)
+
+    def train_buttons(self) -> tuple[bool, bool]:
+        """Whether Train and Cancel can be pressed."""
+        return self._panel.train_button.isEnabled(), self._panel.cancel_button.isEnabled()
+
+    def train_status(self) -> str:
+        return self._panel.status.text()
+
+    def train_progress(self) -> tuple[int, int]:
+        """The progress bar: (value, maximum)."""
+        return self._panel.progress.value(), self._panel.progress.maximum()
+
+    def loss_curve(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The plotted curve of loss ``term``: (iterations, values)."""
+        return self._panel.plot.points(term)
+
+    def models_listed(self) -> list[str]:
+        """The panel's list of the project's models, as shown."""
+        models = self._panel.models
+        return [models.item(r).text() for r in range(models.count())]
+
+    def training(self) -> bool:
+        """A trainer process is running."""
+        return self.window.trainer.running
+
+    def train_run(self):  # noqa: ANN201 - gui.training.process.TrainingRun | None
+        """The latest run: its events as the trainer process reported them, its folder, its stderr."""
+        return self.window.trainer.run
+
+    def wait_training_ended(self, timeout: int) -> str:
+        """Wait for the run started to end; how it ended ("done", "cancelled", "failed")."""
+        trainer = self.window.trainer
+        self.wait_until(lambda: trainer.run is not None and not trainer.running and bool(trainer.last_outcome), timeout)
+        return trainer.last_outcome
+
+    # ----- the window's size -----
+    def resize(self, width: int, height: int) -> None:
+        self.window.resize(width, height)
+
+    def window_size(self) -> tuple[int, int]:
+        return self.window.width(), self.window.height()
+
+    def smallest_height(self) -> int:
+        """The least height the window's layout can take."""
+        return max(self.window.minimumSizeHint().height(), self.window.minimumSize().height())
+
+    def loss_plot_whole(self) -> bool:
+        """The loss plot lies wholly inside the Train panel's dock (not cut off below)."""
+        dock, plot = self.window.train_dock, self._panel.plot
+        return dock.geometry().contains(plot.mapTo(self.window, plot.rect().bottomRight()))
 
     # ----- what is saved -----
     def saved_path(self) -> Path | None:

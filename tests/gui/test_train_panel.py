@@ -12,123 +12,114 @@ from PySide6.QtCore import Qt
 
 from engine.checkpoint import read_info
 from gui.training.process import CANCEL_FILE, MODEL_FILE, MODELS_FOLDER
-from tests.gui.test_editing import LEFT, SHIFT, file_annotations, file_state, press, wait_saved
+from tests.gui.conftest import Driver
+from tests.gui.test_editing import CTRL, SHIFT, file_annotations, file_state
 
 TRAIN_TIMEOUT_MS = 180_000
 
 
-def accept_on_two_images(qtbot, window) -> None:  # noqa: ANN001
+def accept_on_two_images(app: Driver) -> None:
     """A few predictions accepted on images 0 and 1, each marked reviewed: two reviewed images to train on."""
-    window.thresholds.sliders["max_detections"].set_value(4)
-    qtbot.waitUntil(lambda: len(window.prediction) == 4 and window.is_idle(), timeout=10000)
-    press(qtbot, window, Qt.Key.Key_A, SHIFT)
-    press(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    press(qtbot, window, Qt.Key.Key_D)
-    qtbot.waitUntil(lambda: window.index == 1 and window.prediction is not None and window.is_idle(), timeout=30000)
-    press(qtbot, window, Qt.Key.Key_A, SHIFT)
-    press(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    doc = wait_saved(qtbot, window)
+    app.set_slider("max_detections", 4)
+    app.wait_until(lambda: len(app.prediction) == 4 and app.is_idle(), timeout=10000)
+    app.press(Qt.Key.Key_A, SHIFT)
+    app.press(Qt.Key.Key_Return, CTRL)
+    app.press(Qt.Key.Key_D)
+    app.wait_until(lambda: app.index == 1 and app.prediction is not None and app.is_idle(), timeout=30000)
+    app.press(Qt.Key.Key_A, SHIFT)
+    app.press(Qt.Key.Key_Return, CTRL)
+    doc = app.saved()
     assert [file_state(doc, f"img_{i}.png") for i in range(3)] == ["reviewed", "reviewed", "not_run"]
     assert len(file_annotations(doc, "img_0.png")) == len(file_annotations(doc, "img_1.png")) == 4
 
 
-def set_up_panel(qtbot, window, iterations: int):  # noqa: ANN001, ANN201
+def set_up_panel(app: Driver, iterations: int) -> None:
     """Model > Train (Ctrl+T), then the panel's own widgets: a tiny, short CPU run."""
-    press(qtbot, window, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
-    panel = window.train_panel
-    assert window.train_dock.isVisible() and panel.train_button.isEnabled() and not panel.cancel_button.isEnabled()
-    assert panel.subset.currentData() == "reviewed" and "(2)" in panel.subset.currentText()
-    panel.unit.setCurrentText("iterations")
-    panel.length.setValue(iterations)
-    panel.batch_size.setValue(1)
-    panel.input_size.setValue(64)
-    panel.max_size.setValue(96)
-    panel.threads.setValue(1)
-    panel.val_split.setValue(0.0)
-    panel.device.setCurrentIndex(panel.device.findData("cpu"))
-    assert panel.start_from.currentData() is True  # fine-tune the model on screen
-    options = panel.options()
+    app.press(Qt.Key.Key_T, CTRL)
+    assert app.train_panel_shown() and app.train_buttons() == (True, False)
+    assert app.train_option("subset") == "reviewed" and "(2)" in app.train_choices("subset")[0][1]
+    app.set_train_option("unit", "iterations")
+    app.set_train_option("length", iterations)
+    app.set_train_option("batch_size", 1)
+    app.set_train_option("input_size", 64)
+    app.set_train_option("max_size", 96)
+    app.set_train_option("threads", 1)
+    app.set_train_option("val_split", 0.0)
+    app.set_train_option("device", "cpu")
+    assert app.train_option("start_from") is True  # fine-tune the model on screen
+    options = app.train_request()
     assert options.config.iterations == iterations and options.input_size == 64 and options.device == "cpu"
-    return panel
 
 
-def wait_until_ended(qtbot, window) -> str:  # noqa: ANN001
-    trainer = window.trainer
-    ended = lambda: trainer.run is not None and not trainer.running and bool(trainer.last_outcome)  # noqa: E731
-    qtbot.waitUntil(ended, timeout=TRAIN_TIMEOUT_MS)
-    return trainer.last_outcome
-
-
-def steps(window) -> list:  # noqa: ANN001 (TrainEvents)
-    return [e for e in window.trainer.run.events if e.kind == "step"]
+def steps(app: Driver) -> list:  # (TrainEvents)
+    return [e for e in app.train_run().events if e.kind == "step"]
 
 
 @pytest.fixture
-def annotated(qtbot, loaded):  # noqa: ANN001
-    accept_on_two_images(qtbot, loaded)
-    return loaded
+def annotated(ready) -> Driver:
+    accept_on_two_images(ready)
+    return ready
 
 
-def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_it(qtbot, annotated, weights_file):
-    window = annotated
-    panel = set_up_panel(qtbot, window, iterations=2)
-    old_prediction, requests = window.prediction, window.inference.requests_sent
-    qtbot.mouseClick(panel.train_button, LEFT)
-    assert window.trainer.running and not panel.train_button.isEnabled() and panel.cancel_button.isEnabled()
-    outcome = wait_until_ended(qtbot, window)
-    assert outcome == "done", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
+def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_it(annotated, weights_file):
+    app = annotated
+    set_up_panel(app, iterations=2)
+    old_prediction, requests = app.prediction, app.requests_sent()
+    app.press_train()
+    assert app.training() and app.train_buttons() == (False, True)
+    outcome = app.wait_training_ended(TRAIN_TIMEOUT_MS)
+    assert outcome == "done", f"{app.train_status()}\n{app.train_run().stderr[-3000:]}"
 
-    kinds = [e.kind for e in window.trainer.run.events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and len(steps(window)) == 2
-    x, y = panel.plot.points("loss")
+    kinds = [e.kind for e in app.train_run().events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and len(steps(app)) == 2
+    x, y = app.loss_curve("loss")
     assert list(x) == [1.0, 2.0] and np.isfinite(y).all() and (y > 0).all()
-    assert list(y) == [s.losses["loss"] for s in steps(window)]
-    assert len(panel.plot.points("loss_mask")[0]) == 2
-    assert panel.progress.value() == panel.progress.maximum() == 2
+    assert list(y) == [s.losses["loss"] for s in steps(app)]
+    assert len(app.loss_curve("loss_mask")[0]) == 2
+    value, maximum = app.train_progress()
+    assert value == maximum == 2
 
-    run_folder = window.trainer.run.out_dir
+    run_folder = app.train_run().out_dir
     model = run_folder / MODEL_FILE
-    assert run_folder.parent == window.project.root / MODELS_FOLDER and model.is_file()
+    assert run_folder.parent == app.project.root / MODELS_FOLDER and model.is_file()
     info = read_info(model)
     assert info.extra.get("iteration") == 2
     assert not (run_folder / CANCEL_FILE).exists()
 
-    assert window.weights_path == str(model) != str(weights_file)  # the window switched to the new model
-    qtbot.waitUntil(
-        lambda: window.inference.model is not None and window.inference.model.path == str(model)
-        and window.prediction is not old_prediction and window.is_idle(),
+    assert app.weights_path() == str(model) != str(weights_file)  # the window switched to the new model
+    app.wait_until(
+        lambda: app.model_path() == str(model) and app.prediction is not old_prediction and app.is_idle(),
         timeout=60000,
-    )  # fmt: skip
-    assert window.inference.requests_sent > requests and window.prediction.height == 96
-    names = [panel.models.item(r).text() for r in range(panel.models.count())]
-    assert names == [f"{run_folder.name}  (in use)"]
-    assert window.error_text() == ""
+    )
+    assert app.requests_sent() > requests and app.prediction.height == 96
+    assert app.models_listed() == [f"{run_folder.name}  (in use)"]
+    assert app.error() == ""
 
 
-def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on(qtbot, annotated, weights_file):
-    window = annotated
-    panel = set_up_panel(qtbot, window, iterations=500)
-    qtbot.mouseClick(panel.train_button, LEFT)
-    qtbot.waitUntil(lambda: len(steps(window)) >= 1, timeout=TRAIN_TIMEOUT_MS)
-    qtbot.mouseClick(panel.cancel_button, LEFT)
-    assert "Cancelling" in panel.status.text()
-    outcome = wait_until_ended(qtbot, window)
-    assert outcome == "cancelled", f"{panel.status.text()}\n{window.trainer.run.stderr[-3000:]}"
+def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on(annotated, weights_file):
+    app = annotated
+    set_up_panel(app, iterations=500)
+    app.press_train()
+    app.wait_until(lambda: len(steps(app)) >= 1, timeout=TRAIN_TIMEOUT_MS)
+    app.press_cancel_training()
+    assert "Cancelling" in app.train_status()
+    outcome = app.wait_training_ended(TRAIN_TIMEOUT_MS)
+    assert outcome == "cancelled", f"{app.train_status()}\n{app.train_run().stderr[-3000:]}"
 
-    events = window.trainer.run.events
+    events = app.train_run().events
     assert events[-1].kind == "cancelled" and "done" not in [e.kind for e in events]
-    assert 0 < len(steps(window)) < 500
-    assert len(panel.plot.points("loss")[0]) == len(steps(window))
-    assert "cancelled" in panel.status.text().lower()
-    assert panel.train_button.isEnabled() and not panel.cancel_button.isEnabled()
-    run_folder: Path = window.trainer.run.out_dir
+    assert 0 < len(steps(app)) < 500
+    assert len(app.loss_curve("loss")[0]) == len(steps(app))
+    assert "cancelled" in app.train_status().lower()
+    assert app.train_buttons() == (True, False)
+    run_folder: Path = app.train_run().out_dir
     assert (run_folder / MODEL_FILE).is_file() and not (run_folder / CANCEL_FILE).exists()  # a checkpoint is kept
-    assert window.weights_path == str(weights_file)  # a cancelled run is not loaded
-    assert window.error_text() == ""
+    assert app.weights_path() == str(weights_file)  # a cancelled run is not loaded
+    assert app.error() == ""
 
-    press(qtbot, window, Qt.Key.Key_D)  # the app goes on: the next image is predicted
-    qtbot.waitUntil(lambda: window.index == 2 and window.prediction is not None and window.is_idle(), timeout=30000)
-    assert window.instances.row_count() == len(window.prediction) > 0
+    app.press(Qt.Key.Key_D)  # the app goes on: the next image is predicted
+    app.wait_until(lambda: app.index == 2 and app.prediction is not None and app.is_idle(), timeout=30000)
+    assert app.shown_count() == len(app.prediction) > 0
 
 
 def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_path, monkeypatch):
@@ -144,32 +135,32 @@ def test_the_trainer_gets_absolute_paths_though_it_runs_in_its_own_folder(tmp_pa
     assert args[args.index("--augment") + 1] == "flips"
 
 
-def test_the_augmentation_choice_reaches_the_trainer(qtbot, window):
+def test_the_augmentation_choice_reaches_the_trainer(driver):
     from engine.cli.train import augmentation, build_parser
     from engine.config import AUGMENT_PRESETS
     from gui.training.process import train_arguments
 
-    panel = window.train_panel
-    assert panel.options().config.augment == AUGMENT_PRESETS["flips"]
-    panel.augment.setCurrentIndex(panel.augment.findData("microscopy"))
-    args = train_arguments(Path("a.json"), Path("run"), None, panel.options())
+    app = driver
+    assert app.train_request().config.augment == AUGMENT_PRESETS["flips"]
+    app.set_train_option("augment", "microscopy")
+    args = train_arguments(Path("a.json"), Path("run"), None, app.train_request())
     parsed = build_parser().parse_args(args[3:])  # what the trainer process parses
     assert augmentation(parsed) == AUGMENT_PRESETS["microscopy"]
 
 
-def test_the_train_panel_fits_a_1280x800_screen(qtbot, window):
-    window.resize(1280, 800)
-    window.train_dock.show()
-    qtbot.waitUntil(lambda: window.train_dock.isVisible(), timeout=5000)
-    assert window.minimumSizeHint().height() <= 800 and window.minimumSize().height() <= 800
-    window.resize(1280, 800)
-    qtbot.wait(50)
-    assert window.height() <= 800
-    plot = window.train_panel.plot  # the loss curves are seen whole: only the options column scrolls
-    assert window.train_dock.geometry().contains(plot.mapTo(window, plot.rect().bottomRight()))
+def test_the_train_panel_fits_a_1280x800_screen(driver):
+    app = driver
+    app.resize(1280, 800)
+    app.open_train_panel()
+    app.wait_until(app.train_panel_shown, timeout=5000)
+    assert app.smallest_height() <= 800
+    app.resize(1280, 800)
+    app.qtbot.wait(50)
+    assert app.window_size()[1] <= 800
+    assert app.loss_plot_whole()  # the loss curves are seen whole: only the options column scrolls
 
 
-def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, window, tmp_path):
+def test_the_panel_takes_the_augmentation_the_model_was_trained_with(driver, tmp_path):
     import dataclasses
 
     from engine.checkpoint import save_checkpoint
@@ -179,39 +170,39 @@ def test_the_panel_takes_the_augmentation_the_model_was_trained_with(qtbot, wind
     trained = tmp_path / "microscopy.safetensors"
     record = {"lr": 0.01, **dataclasses.asdict(AUGMENT_PRESETS["microscopy"])}  # flat, as earlier versions saved
     save_checkpoint(tiny_model(), trained, class_names=CLASS_NAMES, extra={"train_config": record})
-    window.load_weights(trained)
-    qtbot.waitUntil(lambda: window.inference.model is not None, timeout=30000)
-    assert window.train_panel.augment.currentData() == "microscopy"
+    app = driver
+    app.load_model(trained)
+    assert app.train_option("augment") == "microscopy"
     plain = tmp_path / "plain.safetensors"
     save_checkpoint(tiny_model(), plain, class_names=CLASS_NAMES, extra={"train_config": {**record, "blur": 0.1}})
-    window.train_panel.augment.setCurrentIndex(0)
-    window.load_weights(plain)  # a mix of its own matches no preset: the panel keeps the user's choice
-    qtbot.waitUntil(lambda: window.inference.model is not None and str(window.inference.model.path) == str(plain))
-    assert window.train_panel.augment.currentData() == "flips"
+    app.set_train_option("augment", app.train_choices("augment")[0][0])
+    app.load_model(plain, wait=False)  # a mix of its own matches no preset: the panel keeps the user's choice
+    app.wait_until(lambda: app.model_path() == str(plain))
+    assert app.train_option("augment") == "flips"
 
 
-def test_the_panel_starts_on_the_trainers_defaults(qtbot, window):
+def test_the_panel_starts_on_the_trainers_defaults(driver):
     from engine.cli.train import build_parser, train_config
     from engine.config import DEFAULT_EPOCHS, TrainConfig
     from gui.training.process import train_arguments
 
-    panel = window.train_panel
-    request = panel.options()
+    app = driver
+    request = app.train_request()
     assert request.config == TrainConfig() and request.epochs == DEFAULT_EPOCHS  # one set of defaults: the CLI's
     args = train_arguments(Path("a.json"), Path("run"), None, request)
     assert "--lr" not in args and "--batch-size" not in args and "--iters" not in args
     parsed, plain = build_parser().parse_args(args[3:]), build_parser().parse_args(["--data", "a", "--out", "o"])
     assert train_config(parsed, num_images=10) == train_config(plain, num_images=10)  # 12 epochs, lr 0.01
-    panel.unit.setCurrentText("iterations")
-    panel.length.setValue(7)
-    panel.lr.setValue(0.02)
-    panel.batch_size.setValue(1)
-    parsed = build_parser().parse_args(train_arguments(Path("a.json"), Path("run"), None, panel.options())[3:])
+    app.set_train_option("unit", "iterations")
+    app.set_train_option("length", 7)
+    app.set_train_option("lr", 0.02)
+    app.set_train_option("batch_size", 1)
+    parsed = build_parser().parse_args(train_arguments(Path("a.json"), Path("run"), None, app.train_request())[3:])
     cfg = train_config(parsed, num_images=10)
     assert (cfg.iterations, cfg.lr, cfg.batch_size) == (7, 0.02, 1)
 
 
-def test_the_panel_counts_the_images_the_trainer_trains_on(qtbot, window, tmp_path):
+def test_the_panel_counts_the_images_the_trainer_trains_on(driver, tmp_path):
     import dataclasses
 
     from engine.data import Category, Instance, read_dataset, write_coco
@@ -229,12 +220,12 @@ def test_the_panel_counts_the_images_the_trainer_trains_on(qtbot, window, tmp_pa
     third.instances = [dataclasses.replace(square, iscrowd=True)]  # a crowd region only: in neither
     fourth.instances = [dataclasses.replace(square, origin="accepted")]  # annotated, not reviewed
     write_coco(dataset, folder / "annotations.json")
-    assert window.open_path(folder)
-    qtbot.waitUntil(lambda: window.project is not None and window.is_idle(), timeout=30000)
-    window.trainer.refresh()
+    app = driver
+    assert app.open(folder)
+    app.open_train_panel()  # Model > Train… counts afresh
     saved = read_dataset(folder / "annotations.json").images  # what the trainer process reads
-    subset = window.train_panel.subset
+    subset = app.train_choices("subset")
     for row, name in enumerate(("reviewed", "annotated")):
-        assert subset.itemData(row) == name
-        assert f"({len(training_ids(saved, name))})" in subset.itemText(row), (name, subset.itemText(row))
-    assert "(1)" in subset.itemText(0) and "(2)" in subset.itemText(1)
+        assert subset[row][0] == name
+        assert f"({len(training_ids(saved, name))})" in subset[row][1], (name, subset[row][1])
+    assert "(1)" in subset[0][1] and "(2)" in subset[1][1]
