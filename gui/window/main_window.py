@@ -254,14 +254,13 @@ class MainWindow(QMainWindow):
         self.loader.shutdown()
         self.controller.opener.shutdown(500)  # a long read under way is not waited for here (joined at exit)
 
-    # ----- shortcuts for scripts and older tests that hold only the window (the Session, controller have it)
+    # ----- shortcuts for scripts that hold only the window (the Session, controller have it): scripts/screenshots.py
+    # (project, index, prediction, shown, go_to), benchmarks/gui_stall.py (prediction, step),
+    # tests/gui/test_worker.py (prediction, is_idle); tests go through tests/gui/conftest.py's Driver
     project = property(lambda self: self.session.project)
     index = property(lambda self: self.session.index)
-    image = property(lambda self: self.session.image)
     prediction = property(lambda self: self.session.prediction)
     shown = property(lambda self: self.session.shown)
-    weights_path = property(lambda self: self.session.weights_path)
     is_idle = property(lambda self: self.controller.is_idle)
     go_to = property(lambda self: self.controller.go_to)
     step = property(lambda self: self.controller.step)
-    error_text = property(lambda self: self.messages.error_text)
