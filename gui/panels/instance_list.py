@@ -3,26 +3,22 @@ class, score and area; filtered by class; the selected one highlighted.
 
 Bound to a Session (``bind``), it lists the shown predictions first (the work still to do), then the
 annotations, and selects the row of the Session's selection; a row picked by the user selects that
-prediction or annotation in the Session (``selected``: its prediction row, or -1 for an annotation)."""
+prediction or annotation in the Session (``selected``: its prediction row, or -1 for an annotation).
+
+A model/view table (issue 15, item 11): the rows are plain tuples in ``InstanceModel`` and an edit resets
+the model, so the view draws only the rows on screen; with 5,000 annotations a rebuild of table items
+took most of an edit's time on the GUI thread."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPixmap
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHeaderView,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from engine.data import Instance
+from engine.structures import InstanceMask
 from gui.canvas.overlay import instance_color
 from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
@@ -31,8 +27,66 @@ ALL_CLASSES = "All classes"
 PREDICTION, ANNOTATION = "prediction", "annotation"  # what the "source" column says
 
 
+COLUMNS = ("class", "score", "area", "source")
+ANNOTATION_COLOR = QColor(20, 110, 40)  # the source column of an annotation's row
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+# class, score, area (in pixels, or the mask crop whose area it is: counted only for the rows drawn), RGB colour,
+# source
+Row = tuple[str, "float | None", "int | InstanceMask", tuple[int, int, int], str]
+
+
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+class InstanceModel(QAbstractTableModel):
+    """The listed instances as rows of plain values; the texts and the colour swatch are made only for the
+    rows the view draws."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Row] = []
+
+    def set_rows(self, rows: Sequence[Row]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def text(self, row: int, column: int) -> str:
+        name, score, area, _color, source = self.rows[row]
+        if column == 0:
+            return name
+        if column == 1:
+            return "" if score is None else f"{score:.3f}"
+        if column == 2:
+            return str(area if isinstance(area, int) else area.area)
+        return source
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        row, column = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(row, column)
+        if role == Qt.ItemDataRole.DecorationRole and column == 0:
+            return QColor(*self.rows[row][3])  # drawn as a swatch
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 2):
+            return int(RIGHT.value)
+        if role == Qt.ItemDataRole.ForegroundRole and column == 3 and self.rows[row][4] == ANNOTATION:
+            return ANNOTATION_COLOR
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
 
 
 class InstanceList(QWidget):
@@ -44,11 +98,13 @@ class InstanceList(QWidget):
         self.class_filter = QComboBox()
         self.class_filter.addItem(ALL_CLASSES)
         self.summary = QLabel("")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["class", "score", "area", "source"])
+        self.model = InstanceModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.annotations: list[Instance] = []  # the annotation rows' instances (after the predictions)
         self.predictions = 0  # how many rows are predictions (the first ones)
         self._session: Session | None = None
+        self._quiet = False  # the selection is being set from the Session (or dropped by a reset), not picked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -59,12 +115,13 @@ class InstanceList(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(0)  # column widths from the rows on screen, not from thousands of rows
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.class_filter)
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
-        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
         self.class_filter.currentTextChanged.connect(self._on_filter)
         guard_wheel(self)
 
@@ -93,7 +150,7 @@ class InstanceList(QWidget):
         other_predictions = other_annotations = covered = 0
         if pred is not None:
             rows = [
-                (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i].area,
+                (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i],
                  instance_color(int(pred.keys[i])), PREDICTION)
                 for i in session.shown
             ]  # fmt: skip
@@ -110,7 +167,7 @@ class InstanceList(QWidget):
                     other_annotations += 1
                     continue
                 self.annotations.append(instance)
-                rows.append((name, instance.score, project.crop(index, instance).area, color, ANNOTATION))
+                rows.append((name, instance.score, project.crop(index, instance), color, ANNOTATION))
         self.set_instances(rows, (other_annotations, other_predictions), covered)
         self._show_selection(session.selection)
 
@@ -133,33 +190,17 @@ class InstanceList(QWidget):
 
     def set_instances(
         self,
-        rows: Sequence[tuple[str, float | None, int, tuple[int, int, int], str]],
+        rows: Sequence[Row],
         hidden: tuple[int, int] = (0, 0),
         covered: int = 0,
     ) -> None:
-        """rows: (class name, score or None, area in pixels, RGB colour, source) per listed instance; ``hidden``:
+        """rows: (class name, score or None, area in pixels or its mask, RGB colour, source) per instance; ``hidden``:
         the (annotations, predictions) of other classes than the filter's; ``covered``: predictions of the
         listed classes not listed because an annotation (or a rejection) matches them."""
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(rows))
-        for r, (name, score, area, color, source) in enumerate(rows):
-            swatch = QPixmap(10, 10)
-            swatch.fill(QColor(*color))
-            name_item = QTableWidgetItem(name)
-            name_item.setIcon(swatch)
-            score_item = QTableWidgetItem("" if score is None else f"{score:.3f}")
-            area_item = QTableWidgetItem(str(area))
-            for item in (score_item, area_item):
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.table.setItem(r, 0, name_item)
-            self.table.setItem(r, 1, score_item)
-            self.table.setItem(r, 2, area_item)
-            source_item = QTableWidgetItem(source)
-            if source == ANNOTATION:
-                source_item.setForeground(QColor(20, 110, 40))
-            self.table.setItem(r, 3, source_item)
+        self._quiet = True  # a reset drops the selection; the Session's is shown again after
+        self.model.set_rows(rows)
         self.table.clearSelection()
-        self.table.blockSignals(False)
+        self._quiet = False
         annotations = sum(1 for row in rows if row[4] == ANNOTATION)
         text = f"{count(len(rows), 'instance')}: {count(annotations, 'annotation')}, "
         text += count(len(rows) - annotations, "prediction")
@@ -172,7 +213,7 @@ class InstanceList(QWidget):
 
     def source(self, r: int) -> str:
         """What row ``r`` is: "prediction" or "annotation"."""
-        return self.table.item(r, 3).text()
+        return self.model.rows[r][4]
 
     def _show_selection(self, selection) -> None:  # noqa: ANN001 - gui.session.session.Selection
         """Select the row of the Session's selected prediction, else of its one selected annotation."""
@@ -184,22 +225,24 @@ class InstanceList(QWidget):
         self.select(-1 if row is None else self.predictions + row)
 
     def select(self, index: int) -> None:
-        self.table.blockSignals(True)
-        if 0 <= index < self.table.rowCount():
+        self._quiet = True  # the Session's selection shown: not picked by the user
+        if 0 <= index < self.model.rowCount():
             self.table.selectRow(index)
-            self.table.scrollToItem(self.table.item(index, 0))
+            self.table.scrollTo(self.model.index(index, 0))
         else:
             self.table.clearSelection()
-        self.table.blockSignals(False)
+        self._quiet = False
 
     def row_count(self) -> int:
-        return self.table.rowCount()
+        return self.model.rowCount()
 
     def row(self, r: int) -> tuple[str, str, str]:
         """(class, score, area) of row ``r`` as shown (``source`` says whether it is an annotation)."""
-        return tuple(self.table.item(r, c).text() for c in range(3))
+        return tuple(self.model.text(r, c) for c in range(3))
 
     def _on_selection(self) -> None:
+        if self._quiet:
+            return
         rows = self.table.selectionModel().selectedRows()
         row = rows[0].row() if rows else -1
         if row >= self.predictions:  # an annotation: the Session selects it (as a click on its mask does)

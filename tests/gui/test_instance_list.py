@@ -78,3 +78,29 @@ def test_the_class_filter_applies_to_annotations_too(ready):
     app.filter_class("")
     app.wait_idle()
     assert len(app.instance_rows()) == len(names) and "hidden by the filter" not in summary(app)
+
+
+def test_the_list_is_a_model_view_table_and_an_edit_keeps_the_selection_highlighted(ready):
+    """Issue 15, item 11: rows are values in a model (no widget item per cell); an edit resets the model and
+    the Session's selection is highlighted again, without the reset picking anything itself."""
+    from PySide6.QtGui import QColor
+
+    from gui.panels.instance_list import InstanceModel
+
+    app = ready
+    instances = app.window.instances
+    assert isinstance(instances.table.model(), InstanceModel)
+    app.set_slider("max_detections", 4)
+    app.wait_until(lambda: len(app.prediction) == 4 and app.is_idle(), timeout=10000)
+    app.pick_row(1)
+    app.press(Qt.Key.Key_Space)  # accept it: an edit, the list is rebuilt
+    app.wait_idle()
+    (annotation,) = app.project.records[0].instances
+    row = sources(app).index("annotation")
+    assert app.selected_annotations() == [annotation] and app.selected_row() == row  # still highlighted
+    model = instances.model
+    swatch = model.data(model.index(row, 0), Qt.ItemDataRole.DecorationRole)
+    assert isinstance(swatch, QColor) and model.data(model.index(row, 3)) == "annotation"
+    assert model.headerData(0, Qt.Orientation.Horizontal) == "class"
+    app.pick_row(0)  # a prediction again
+    assert app.selected_prediction() == 0 and app.selected_annotations() == [] and app.selected_row() == 0
