@@ -237,6 +237,26 @@ class ImageController(QObject):
         tiles = [f"{result.tiles} tiles"] if result.tiles > 1 else []
         timings = [f"{k} {v:.0f} ms" for k, v in result.prediction.timings_ms.items()]
         self.timing.emit(" · ".join(scale + tiles + timings))
+        shrunk = self.shrink_note(model)
+        if shrunk:
+            self.messages.show_status(shrunk)
+
+    def shrink_note(self, model: ModelInfo | None) -> str:
+        """What the status line says when the model's short-side policy shrinks the image on screen by more than
+        2x (a 10,000 x 10,000 image predicted at 800 px: its objects at 8 % of their size), else ""."""
+        image, config = self.session.image, model.scaled_config if model is not None else None
+        if image is None or config is None or config.scale_policy == "pixel-scale":
+            return ""  # at pixel scale the factor is the user's (or the model's) choice for the objects' size
+        from engine.model.transform import input_scale
+
+        factor = input_scale(image.shape[0], image.shape[1], config)
+        if factor >= 0.5:
+            return ""
+        percent = f"{100 * factor:.0f}" if factor >= 0.01 else f"{100 * factor:.2g}"
+        return (
+            f"Shown at {percent} %: the model works at a short side of {config.min_size[-1]} px; "
+            "set a pixel scale in the Model panel to keep objects at their size"
+        )
 
     # ----- large images: tiles, cancel, scale -----
     def _on_tile_progress(self, done: int, total: int) -> None:
