@@ -32,6 +32,8 @@ class SmokeRun(QObject):
 
     def _ready(self) -> bool:
         session, controller = self.window.session, self.window.controller
+        if controller.reading:
+            return False  # the project is being read (off the GUI thread)
         if session.project is None or controller.loading:
             return session.project is None  # nothing opened: show the empty window
         if session.image is None or not self.expect_model:
