@@ -33,7 +33,7 @@ def wait(app, condition, timeout: float = 120.0) -> None:  # noqa: ANN001
 
 
 def settle(app, window, seconds: float = 0.4) -> None:  # noqa: ANN001
-    wait(app, lambda: not window.inference.busy)
+    wait(app, lambda: not window.inference.busy and not window.controller.reading)  # a project is read off-thread
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         app.processEvents()
