@@ -17,8 +17,9 @@ import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from engine.structures import InstanceMask, Prediction, PredictSettings  # noqa: E402
 from gui_common import ms, test_image  # noqa: E402
+
+from engine.structures import InstanceMask, Prediction, PredictSettings  # noqa: E402
 
 
 def synthetic_prediction(height: int, width: int, count: int, seed: int = 0) -> Prediction:
