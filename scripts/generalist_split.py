@@ -11,7 +11,9 @@ the data README's 541 fluorescence, 16 brightfield and 107 stained images.
 - ``excluded``: the bundled sample's 4 held-out images (resources/sample/splits/val.json): never trained on.
 - ``unseen_kind``: the 16 brightfield images, kept out of the generalist's training so that fine-tuning on
   a kind the model has never seen can be measured on them (issue 14, point 3).
-- ``val``: 12 % of each trained kind, chosen by a hash of the id (stable, independent of file order).
+- ``val``: 12 % of each trained kind, chosen by a hash of the id (stable, independent of file order), never one
+  of the sample's 16 training images (resources/sample/splits/train.json), so that a run that starts from the
+  bundled model (trained on those) is not validated on images it has seen.
 - ``train``: the rest.
 """
 
@@ -43,6 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     sample_val = json.loads((ROOT / "resources" / "sample" / "splits" / "val.json").read_text())
     excluded = sorted(Path(image["file_name"]).stem for image in sample_val["images"])
+    sample_train = json.loads((ROOT / "resources" / "sample" / "splits" / "train.json").read_text())
+    seen_by_bundled = {Path(image["file_name"]).stem for image in sample_train["images"]}
     kinds: dict[str, list[str]] = {"fluorescence": [], "brightfield": [], "stained": []}
     for folder in sorted(p for p in args.data.iterdir() if p.is_dir()):
         kinds[kind_of(folder / "images" / f"{folder.name}.png")].append(folder.name)
@@ -50,8 +54,10 @@ def main() -> None:
     for kind in ("fluorescence", "stained"):
         ids = sorted((i for i in kinds[kind] if i not in excluded), key=lambda i: hashlib.sha1(i.encode()).hexdigest())
         n_val = round(VAL_FRACTION * len(ids))
-        split["val"] += sorted(ids[:n_val])
-        split["train"] += sorted(ids[n_val:])
+        eligible = [i for i in ids if i not in seen_by_bundled]
+        val = set(eligible[:n_val])
+        split["val"] += sorted(val)
+        split["train"] += sorted(i for i in ids if i not in val)
     split["val"].sort()
     split["train"].sort()
     split["kinds"] = {kind: sorted(ids) for kind, ids in kinds.items()}
