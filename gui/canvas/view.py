@@ -13,7 +13,7 @@ apart from ``prediction`` layers so that the editing tools of part 2 work on the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -129,6 +129,9 @@ class Canvas(pg.GraphicsView):
         self.predictions = MaskLayers(self.layers["masks"], self.layers["outlines"])
         self.annotations = MaskLayers(self.layers["annotations"], None, fill_alpha=70)
         self.image_shape: tuple[int, int] | None = None
+        self.pixels: np.ndarray | None = None  # the image as loaded: what the model sees, never changed here
+        # display contrast (gui/panels/display_panel.py): loaded pixels -> pixels shown; None shows them as they are
+        self.display: Callable[[np.ndarray], np.ndarray] | None = None
         self.hover_index = -1
         self._selected = -1  # the selected prediction's row, as drawn (the Session holds the selection)
         self.message = QLabel(self)
@@ -186,15 +189,22 @@ class Canvas(pg.GraphicsView):
         self.set_annotations([], [])
         self.clear_tool_layers()
         item = self.layers["image"]
+        self.pixels = image
         if image is None:
             item.clear()
             self.image_shape = None
             return
         fresh = self.image_shape != image.shape[:2]
         self.image_shape = image.shape[:2]
-        item.setImage(image, autoLevels=False, levels=None)
+        self.redisplay()
         if fresh:
             self.fit()
+
+    def redisplay(self) -> None:
+        """Show the same image through ``display`` again (its contrast changed); the overlays stay as they are."""
+        if self.pixels is not None:
+            shown = self.display(self.pixels) if self.display is not None else self.pixels
+            self.layers["image"].setImage(shown, autoLevels=False, levels=None)
 
     def fit(self) -> None:
         """Fit the whole image in the window."""
