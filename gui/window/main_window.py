@@ -23,6 +23,7 @@ from gui.canvas.view import Canvas
 from gui.editing.editor import Editor
 from gui.panels.class_list import ClassList
 from gui.panels.controls import OverlayPanel, ThresholdPanel
+from gui.panels.display_panel import DisplayPanel
 from gui.panels.image_list import ImageList
 from gui.panels.instance_list import InstanceList
 from gui.panels.model_panel import ModelPanel
@@ -78,10 +79,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.images, self.instances, self.classes = ImageList(), InstanceList(), ClassList()
         self.model_panel, self.thresholds, self.overlays = ModelPanel(), ThresholdPanel(), OverlayPanel()
+        self.display_panel = DisplayPanel(self.settings)  # contrast: what is shown only, kept globally
+        self.canvas.display = self.display_panel.display_pixels
+        self.display_panel.changed.connect(self.canvas.redisplay)
         controls = QWidget()
         column = QVBoxLayout(controls)
         column.setContentsMargins(2, 2, 2, 2)
-        for panel in (self.model_panel, self.thresholds, self.overlays):
+        for panel in (self.model_panel, self.thresholds, self.overlays, self.display_panel):
             column.addWidget(panel)
         column.addStretch(1)
         scroll = QScrollArea()
