@@ -547,3 +547,63 @@ class Driver:
         doc = self.saved(timeout)
         image = next(i for i in doc["images"] if Path(i["file_name"]).name == image_name)
         return [a for a in doc["annotations"] if a["image_id"] == image["id"]]
+
+    # ----- display contrast (the Display panel) -----
+    def record_model_inputs(self) -> list[np.ndarray]:
+        """From now on, every image the model's Predictor is asked to predict is appended to the list returned."""
+        predictor = self.window.inference.worker.predictor
+        seen: list[np.ndarray] = []
+        predict = predictor.predict
+
+        def recording(image, *args, **kwargs):  # noqa: ANN001, ANN202
+            seen.append(np.array(image, copy=True))
+            return predict(image, *args, **kwargs)
+
+        predictor.predict = recording
+        return seen
+
+    def shown_image(self) -> np.ndarray:
+        """The pixels the canvas's image item shows."""
+        return np.asarray(self.layer("image").image)
+
+    def display_values(self) -> dict:
+        """The Display panel as it reads: auto contrast on?, min, max, gamma."""
+        panel = self.window.display_panel
+        return {"auto": panel.auto_check.isChecked(), "minimum": panel.minimum.value(),
+                "maximum": panel.maximum.value(), "gamma": round(panel.gamma.value(), 2)}  # fmt: skip
+
+    def click_auto_contrast(self) -> None:
+        self.qtbot.mouseClick(self.window.display_panel.auto_check, LEFT)
+
+    def click_display_reset(self) -> None:
+        self.qtbot.mouseClick(self.window.display_panel.reset_button, LEFT)
+
+    def type_display_value(self, name: str, text: str) -> None:
+        """Click into the Display panel's ``name`` box (minimum, maximum, gamma), type ``text``, press Enter."""
+        box = getattr(self.window.display_panel, name)
+        self.qtbot.mouseClick(box, LEFT)
+        box.selectAll()
+        self.qtbot.keyClicks(box, text)
+        self.qtbot.keyClick(box, Qt.Key.Key_Return)
+
+    # ----- vertex mode (V) -----
+    def rings_shown(self) -> list[np.ndarray]:
+        """The rings vertex mode draws with handles: (N,2) x, y each, outer rings and holes."""
+        return [points.copy() for points, _closed in self.layer("shapes").shapes]
+
+    def hole_rings_shown(self) -> list[bool]:
+        """For each ring drawn, whether it is drawn as a hole."""
+        return list(self.layer("shapes").holes)
+
+    def right_click(self, x: float, y: float) -> None:
+        point = self.widget_point(x, y)
+        self.hover(point)
+        self.qtbot.mouseClick(self.window.canvas.viewport(), Qt.MouseButton.RightButton, pos=point)
+
+    def double_click(self, x: float, y: float) -> None:
+        """Two clicks at image point (x, y) as a hand makes them (press, release, press, double click, release)."""
+        point = self.widget_point(x, y)
+        self.hover(point)
+        viewport = self.window.canvas.viewport()
+        self.qtbot.mouseClick(viewport, LEFT, pos=point)
+        self.qtbot.mouseDClick(viewport, LEFT, pos=point)
