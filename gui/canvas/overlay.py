@@ -54,6 +54,12 @@ def instance_color(key: int) -> tuple[int, int, int]:
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
+def confidence_color(confidence: float) -> tuple[int, int, int]:
+    """Red (0) through yellow (0.5) to green (1): predictions coloured by the review queue's confidence."""
+    red, green, blue = colorsys.hsv_to_rgb(min(1.0, max(0.0, float(confidence))) / 3, 0.9, 1.0)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
 def palette(colors: Sequence[tuple[int, int, int]], alpha: int = 255) -> np.ndarray:
     """RGB colours of instances 0..N-1 -> (N+1,4) uint8 lookup table; entry 0 (background) is transparent."""
     table = np.zeros((len(colors) + 1, 4), dtype=np.uint8)
