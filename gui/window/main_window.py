@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from gui.canvas.view import Canvas
@@ -28,9 +28,10 @@ from gui.panels.image_list import ImageList
 from gui.panels.instance_list import InstanceList
 from gui.panels.model_panel import ModelPanel
 from gui.panels.train_panel import TrainPanel
+from gui.review.tools import ReviewTools
 from gui.session.session import Session
 from gui.training.controller import TrainController
-from gui.window import menus, persist
+from gui.window import layout, menus, persist
 from gui.window.controller import ImageController
 from gui.window.messages import MessageBar, ask_discard
 from gui.window.settings import Settings
@@ -38,6 +39,13 @@ from gui.workers.autosave import AutoSaver
 from gui.workers.inference import InferenceClient
 from gui.workers.inference_worker import ModelInfo
 from gui.workers.loader import ImageLoader
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(widget)
+    return scroll
 
 
 class MainWindow(QMainWindow):
@@ -63,6 +71,10 @@ class MainWindow(QMainWindow):
         self.trainer = TrainController(self.session, self.train_panel, self.saver, self.messages, self.controller, self)
         self._wire()
         self.menu_actions = menus.build_menus(self, self)
+        # the review queue, colour by confidence, the Errors view, the image list's figures (issue 13, 11-13)
+        review_parts = (self.session, self.canvas, self.editor, self.images, self.messages, self.inference)
+        self.review = ReviewTools(*review_parts, self)
+        self.review.build_menu(self)
         self.setAcceptDrops(True)
         persist.restore(self, self)
         self.controller.update_hint()
@@ -71,11 +83,12 @@ class MainWindow(QMainWindow):
     def _build_widgets(self) -> None:
         self.canvas = Canvas()
         central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.messages.banner_row)
-        layout.addWidget(self.canvas, 1)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.messages.banner_row)
+        column.addWidget(self.canvas, 1)
+        central.setMinimumSize(layout.CANVAS_MIN)  # a shrinking window takes from the docks, not all from the image
         self.setCentralWidget(central)
         self.images, self.instances, self.classes = ImageList(), InstanceList(), ClassList()
         self.model_panel, self.thresholds, self.overlays = ModelPanel(), ThresholdPanel(), OverlayPanel()
@@ -88,13 +101,11 @@ class MainWindow(QMainWindow):
         for panel in (self.model_panel, self.thresholds, self.overlays, self.display_panel):
             column.addWidget(panel)
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(controls)
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = [self._dock("Images", self.images, left), self._dock("Instances", self.instances, left),
-                      self._dock("Controls", scroll, right)]  # fmt: skip
-        self.classes_dock = self._dock("Classes", self.classes, right)
+                      self._dock("Controls", _scrolled(controls), right)]  # fmt: skip
+        # scrolled too: its row of buttons would otherwise hold the right column at 346 px in a small window
+        self.classes_dock = self._dock("Classes", _scrolled(self.classes), right)
         self.splitDockWidget(self.classes_dock, self.docks[2], Qt.Orientation.Vertical)
         self.train_panel = TrainPanel()
         # its options column scrolls rather than make the window taller than a small screen
@@ -102,6 +113,7 @@ class MainWindow(QMainWindow):
         self.train_dock.setFeatures(self.train_dock.features() | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.train_dock.hide()
         self.messages.place_in(self.statusBar())
+        self.keeper = layout.DockKeeper(self)  # docks come back after the window is shrunk and grown again
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -229,6 +241,16 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         persist.save(self, self)
+
+    def reset_layout(self) -> None:
+        """View > Reset Layout: the docks back in their places at their first-run sizes."""
+        self.keeper.forget()
+        layout.reset(self)
+        QTimer.singleShot(0, self.keeper.take_all)  # these sizes are the ones to come back to
+
+    def fit_to_screen(self) -> bool:
+        """Once shown: a window that sticks out of its screen (title or status bar off screen) is made to fit."""
+        return layout.fit_to_screen(self)
 
     # ----- Qt events -----
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
