@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
 
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.config import ModelConfig  # noqa: E402
@@ -523,6 +524,47 @@ class Driver:
         dock, plot = self.window.train_dock, self._panel.plot
         return dock.geometry().contains(plot.mapTo(self.window, plot.rect().bottomRight()))
 
+    # ----- the window's layout on screen (issue 13, bug 5) -----
+    def dock_widths(self) -> dict[str, int]:
+        """The docks shown, by title: their widths as drawn."""
+        return {d.windowTitle(): d.width() for d in self.window.findChildren(QDockWidget) if d.isVisible()}
+
+    def canvas_size(self) -> tuple[int, int]:
+        """The image view's size on screen (with the error banner's row above it)."""
+        central = self.window.centralWidget()
+        return central.width(), central.height()
+
+    def settle_layout(self) -> None:
+        """Let the window lay itself out after a resize (the docks follow on the next turns of the event loop)."""
+        for _ in range(3):
+            self.qtbot.wait(20)
+
+    def on_screen(self) -> bool:
+        """The whole window, its frame and its status bar included, lies on its screen's free area."""
+        window, status = self.window, self.window.statusBar()
+        area = (window.screen() or QApplication.primaryScreen()).availableGeometry()
+        bottom_right = status.mapToGlobal(status.rect().bottomRight())
+        return area.contains(window.frameGeometry()) and area.contains(bottom_right) and status.isVisible()
+
+    def float_dock(self, title: str) -> None:
+        """Undock a dock by its title (as a double click on its title bar does)."""
+        dock = next(d for d in self.window.findChildren(QDockWidget) if d.windowTitle() == title)
+        dock.setFloating(True)
+
+    def start_again(self) -> Driver:
+        """Quit (the settings are saved) and start a new window on the same settings file, as a user
+        relaunching the app; returns the Driver of the new window (closed at the end of the test)."""
+        from gui.window.main_window import MainWindow
+
+        settings = self.window.settings
+        self.window.close()
+        window = MainWindow(settings, torch_threads=1)
+        self.qtbot.addWidget(window)
+        window.show()
+        driver = Driver(self.qtbot, window)
+        driver.settle_layout()
+        return driver
+
     # ----- what is saved -----
     def saved_path(self) -> Path | None:
         return self.window.saver.path
@@ -601,9 +643,43 @@ class Driver:
         self.qtbot.mouseClick(self.window.canvas.viewport(), Qt.MouseButton.RightButton, pos=point)
 
     def double_click(self, x: float, y: float) -> None:
-        """Two clicks at image point (x, y) as a hand makes them (press, release, press, double click, release)."""
+        """Two clicks at image point (x, y) as Qt reports a hand's: press, release, double click, release (the
+        double-click event stands for the second press; pyqtgraph sends its click on the release)."""
         point = self.widget_point(x, y)
         self.hover(point)
         viewport = self.window.canvas.viewport()
         self.qtbot.mouseClick(viewport, LEFT, pos=point)
         self.qtbot.mouseDClick(viewport, LEFT, pos=point)
+        self.qtbot.mouseRelease(viewport, LEFT, pos=point)
+
+    # ----- review queue, confidence colours, Errors view, image figures (issue 13, items 11-13) -----
+    def review_action(self, name: str):  # noqa: ANN201 - QAction of the Review menu: queue, next, back, colour, ...
+        return self.window.review.actions[name]
+
+    def reviewing(self) -> bool:
+        """The review queue runs (the Review menu's entry is checked)."""
+        return self.review_action("queue").isChecked()
+
+    def view_rect(self) -> tuple[float, float, float, float]:
+        """The part of the image on screen: (x, y, width, height) in image pixels."""
+        rect = self.window.canvas.visible_rect()
+        return rect.x(), rect.y(), rect.width(), rect.height()
+
+    def errors_layer(self) -> np.ndarray:
+        """The Errors view's colours as a full-image (H,W,4) RGBA, as drawn (zeros where it draws nothing)."""
+        return self.window.review.errors.full_rgba()
+
+    def image_order(self) -> list[int]:
+        """The images as the list orders them (their indices in the project, top row first)."""
+        return self.window.images.order()
+
+    def click_image_row(self, row: int) -> None:
+        """A click on the ``row``-th row of the image list."""
+        images = self.window.images.list
+        point = images.visualItemRect(images.item(row)).center()
+        self.qtbot.mouseClick(images.viewport(), LEFT, pos=point)
+
+    def click_most_work_first(self) -> None:
+        """The image list's "Most work first" check box."""
+        box = self.window.images.sort_check
+        self.qtbot.mouseClick(box, LEFT, pos=box.rect().center())

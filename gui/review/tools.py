@@ -1,0 +1,133 @@
+"""The Review menu and the wiring of the reviewer's aids: review mode, colour by confidence, the Errors view,
+and the image list's per-image figures (filled from Predict All's results and from every prediction shown,
+the list ordered by expected work once Predict All is done)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow
+
+from engine.structures import Prediction
+from gui.canvas.view import Canvas
+from gui.editing.editor import Editor
+from gui.editing.masks import matched
+from gui.panels.image_list import ImageList
+from gui.review.errors_view import ErrorsView
+from gui.review.figures import figures_for
+from gui.review.mode import ReviewMode
+from gui.session.protocols import Messages
+from gui.session.session import Session
+
+MATCH_IOU = 0.5  # as the window's: a prediction this close to an annotation is hidden, so it is no work
+
+
+class ReviewTools(QObject):
+    def __init__(
+        self,
+        session: Session,
+        canvas: Canvas,
+        editor: Editor,
+        images: ImageList,
+        messages: Messages,
+        inference: QObject,  # gui.workers.inference.InferenceClient: its batch_item and batch_done signals
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session, self.images, self.messages = session, images, messages
+        self.mode = ReviewMode(session, canvas, editor, messages, self)
+        self.errors = ErrorsView(session, canvas, messages, self)
+        self.actions: dict[str, QAction] = {}
+        session.events.shown.connect(lambda _shown: self._current_figures())
+        inference.batch_item.connect(self._on_batch_item)
+        inference.batch_done.connect(self._on_batch_done)
+
+    # ----- the menu -----
+    def build_menu(self, window: QMainWindow) -> None:
+        """A Review menu before Help: the queue, moving in it, colour by confidence, the Errors view, the order."""
+        bar = window.menuBar()
+        help_action = next((a for a in bar.actions() if a.text() == "&Help"), None)
+        menu = bar.addMenu("&Review")
+        if help_action is not None:
+            bar.insertMenu(help_action, menu)
+
+        def add(name: str, text: str, slot, keys=(), tip: str = "", checkable: bool = False) -> QAction:  # noqa: ANN001
+            action = QAction(text, window, checkable=checkable)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+            if checkable:
+                action.toggled.connect(slot)
+            else:
+                action.triggered.connect(lambda _checked=False: slot())
+            menu.addAction(action)
+            self.actions[name] = action
+            return action
+
+        queue = add(
+            "queue", "Review &Queue", self._toggle_queue, ("Shift+R",),
+            "Walk the shown predictions from least to most confident; the image is reviewed when all are decided",
+        )  # fmt: skip
+        queue.setCheckable(True)  # checked while the queue runs (it ends by itself when all are decided)
+        self.mode.active_changed.connect(queue.setChecked)
+        # Tab moves keyboard focus elsewhere: these take it only while the queue runs
+        nxt = add("next", "&Next in Queue", self.mode.next, ("Tab",), "The next undecided prediction")
+        back = add("back", "&Previous in Queue", self.mode.back, ("Shift+Tab", "Shift+Backtab", "Backtab"))
+        for action in (nxt, back):
+            action.setEnabled(False)
+            self.mode.active_changed.connect(action.setEnabled)
+        menu.addSeparator()
+        add(
+            "colour", "&Colour by Confidence", self.mode.set_colour_by_confidence, (),
+            "Predictions red (doubtful) to green (sure): the score times the mask's quality", checkable=True,
+        )  # fmt: skip
+        add(
+            "errors", "&Errors View", self.errors.set_active, ("Shift+E",),
+            "Against the annotations: false positives red, poor masks yellow, missed objects blue", checkable=True,
+        )  # fmt: skip
+        self.errors.active_changed.connect(self.actions["errors"].setChecked)
+        order = add(
+            "order", "Images by Expected &Work", self.images.sort_by_work, (),
+            "Order the image list by the corrections its predictions are expected to need, most first",
+            checkable=True,
+        )  # fmt: skip
+        self.images.sort_check.toggled.connect(order.setChecked)
+
+    def _toggle_queue(self) -> None:
+        self.mode.toggle()
+        self.actions["queue"].setChecked(self.mode.active)  # a start refused (no prediction) leaves it unchecked
+
+    # ----- per-image figures -----
+    def _current_figures(self) -> None:
+        session, project = self.session, self.session.project
+        if session.prediction is None or project is None or session.record is None:
+            return
+        truth = [project.crop(session.index, i) for i in project.annotations(session.index)]
+        self.images.set_figures(session.index, figures_for(session.prediction, session.shown, truth))
+
+    def _on_batch_item(self, _done: int, _total: int, key: str, prediction: Prediction | None) -> None:
+        project = self.session.project
+        if project is None or prediction is None or key not in project.paths:
+            return
+        index = project.paths.index(key)
+        if index == self.session.index:
+            return  # the current image's figures follow what is shown (filters, decisions)
+        truth = [project.crop(index, i) for i in project.annotations(index)]
+        references = [c for c in truth if c.mask.size] + project.rejected.get(index, [])
+        hidden = matched(prediction.masks, references, MATCH_IOU)
+        shown = [i for i in range(len(prediction)) if not hidden[i]]
+        self.images.set_figures(index, figures_for(prediction, shown, truth))
+
+    def _on_batch_done(self, cancelled: bool) -> None:
+        if cancelled or self.session.project is None:
+            return
+        self.images.sort_by_work(True)
+        first = self.images.order()[0] if self.images.order() else -1
+        name = Path(self.session.project.paths[first]).name if first >= 0 else ""
+        self.messages.show_status(
+            f"Predict all: done. Images ordered by expected work, most first ({name}); uncheck 'Most work first' "
+            "for file order"
+        )
