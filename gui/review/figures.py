@@ -33,12 +33,18 @@ def figures_for(
     prediction: Prediction,
     shown: list[int] | np.ndarray,
     truth: list[InstanceMask],
+    pred_classes: list[str] | None = None,
+    truth_classes: list[str] | None = None,
 ) -> ImageFigures:
     """``shown``: the detections (indices) still to look at; ``truth``: the image's annotations as crops (its
-    ground truth; empty: no AP)."""
+    ground truth; empty: no AP); the classes (names), when given, must agree for a match (as in the Errors view)."""
     shown = list(shown)
     conf = confidences(prediction)
     work = expected_work(conf[shown]) if shown else 0.0
-    truth = [c for c in truth if c.mask.size]
-    ap = image_ap(prediction.masks, prediction.scores, truth) if truth else math.nan
+    keep = [i for i, c in enumerate(truth) if c.mask.size]
+    if not keep:
+        return ImageFigures(len(shown), work)
+    crops = [truth[i] for i in keep]
+    names = [truth_classes[i] for i in keep] if truth_classes is not None else None
+    ap = image_ap(prediction.masks, prediction.scores, crops, pred_classes=pred_classes, gt_classes=names)
     return ImageFigures(len(shown), work, ap)

@@ -16,7 +16,7 @@ from gui.editing.editor import Editor
 from gui.editing.masks import matched
 from gui.panels.image_list import ImageList
 from gui.review.errors_view import ErrorsView
-from gui.review.figures import figures_for
+from gui.review.figures import ImageFigures, figures_for
 from gui.review.mode import ReviewMode
 from gui.session.protocols import Messages
 from gui.session.session import Session
@@ -41,6 +41,7 @@ class ReviewTools(QObject):
         self.errors = ErrorsView(session, canvas, messages, self)
         self.actions: dict[str, QAction] = {}
         session.events.shown.connect(lambda _shown: self._current_figures())
+        session.events.record.connect(lambda row: self._current_figures() if row == session.index else None)
         inference.batch_item.connect(self._on_batch_item)
         inference.batch_done.connect(self._on_batch_done)
 
@@ -105,8 +106,15 @@ class ReviewTools(QObject):
         session, project = self.session, self.session.project
         if session.prediction is None or project is None or session.record is None:
             return
-        truth = [project.crop(session.index, i) for i in project.annotations(session.index)]
-        self.images.set_figures(session.index, figures_for(session.prediction, session.shown, truth))
+        self.images.set_figures(session.index, self._figures(session.index, session.prediction, session.shown))
+
+    def _figures(self, index: int, prediction: Prediction, shown: list[int]) -> ImageFigures:
+        project = self.session.project
+        annotations = project.annotations(index)
+        truth = [project.crop(index, i) for i in annotations]
+        names = [project.category_style(i.category_id)[1] for i in annotations]
+        classes = [self.session.class_name(int(label)) for label in prediction.labels]
+        return figures_for(prediction, shown, truth, classes, names)
 
     def _on_batch_item(self, _done: int, _total: int, key: str, prediction: Prediction | None) -> None:
         project = self.session.project
@@ -119,7 +127,7 @@ class ReviewTools(QObject):
         references = [c for c in truth if c.mask.size] + project.rejected.get(index, [])
         hidden = matched(prediction.masks, references, MATCH_IOU)
         shown = [i for i in range(len(prediction)) if not hidden[i]]
-        self.images.set_figures(index, figures_for(prediction, shown, truth))
+        self.images.set_figures(index, self._figures(index, prediction, shown))
 
     def _on_batch_done(self, cancelled: bool) -> None:
         if cancelled or self.session.project is None:

@@ -1,0 +1,104 @@
+"""Issue 13, items 12 and 13: after Predict All the image list is ordered by expected work (most first) and
+shows each image's detections and that figure, one click from file order; the Errors view (Shift+E) marks
+false positives, missed objects and poor masks in their colours against the annotations, and the list shows
+the image's mask AP50."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.quality import expected_work
+from gui.review.errors_view import COLORS
+from gui.review.queue import confidences
+from tests.gui.test_editing import SHIFT, draw
+
+FIGURES = re.compile(r"(\d+) det · work (\d+\.\d)")
+
+
+def row_figures(row: str) -> tuple[int, float] | None:
+    found = FIGURES.search(row)
+    return (int(found.group(1)), float(found.group(2))) if found else None
+
+
+def test_predict_all_orders_the_images_by_expected_work_and_file_order_is_one_click_back(qtbot, ready):
+    app = ready
+    names = [Path(p).name for p in app.project.paths]
+    with qtbot.waitSignal(app.window.inference.batch_done, timeout=60000):
+        app.menu("&Predict All")
+    app.wait_until(lambda: all(row_figures(r) for r in app.image_rows()))
+    rows, order = app.image_rows(), app.image_order()
+    works = [row_figures(r)[1] for r in rows]
+    assert works == sorted(works, reverse=True)  # most work first
+    assert [Path(app.project.paths[i]).name in row for i, row in zip(order, rows)] == [True] * 3
+    assert "ordered by expected work" in app.status()
+    # the current image's figures are those of what it shows: count and sum of (1 - confidence)
+    current = rows[order.index(app.index)]
+    conf = confidences(app.prediction)[app.shown]
+    assert row_figures(current) == (len(app.shown), pytest.approx(round(expected_work(conf), 1), abs=0.051))
+
+    app.click_image_row(0)  # the top row opens that image, whatever its place in the folder
+    app.wait_until(lambda: app.index == order[0] and app.is_idle(), timeout=30000)
+
+    app.click_most_work_first()  # back to file order
+    assert app.image_order() == [0, 1, 2]
+    assert [row.split("  ")[1].split()[0] for row in app.image_rows()] == names
+    app.click_image_row(2)
+    app.wait_until(lambda: app.index == 2, timeout=30000)
+
+
+def empty_spot(app, size: int = 4) -> tuple[int, int]:  # noqa: ANN001
+    """The top-left corner of a size x size square no detection's mask touches (a margin of 2 around it)."""
+    h, w = app.image.shape[:2]
+    covered = np.zeros((h, w), bool)
+    for crop in app.prediction.masks:
+        covered |= crop.full(h, w)
+    for y in range(4, h - size - 4):
+        for x in range(4, w - size - 4):
+            if not covered[y - 2 : y + size + 2, x - 2 : x + size + 2].any():
+                return x, y
+    pytest.skip("the tiny model's masks cover the whole image")
+
+
+def test_errors_view_marks_false_positives_and_missed_objects_and_the_list_shows_ap50(ready):
+    app = ready
+    app.set_slider("max_detections", 4)
+    app.wait_until(lambda: len(app.prediction) == 4 and app.is_idle(), timeout=10000)
+    pred = app.prediction
+    for _ in range(2):  # accept the two best: they are the ground truth, the other two false positives
+        app.pick_row(0)
+        app.press(Qt.Key.Key_Space)
+    app.wait_until(lambda: len(app.shown) == 2)
+    x, y = empty_spot(app)
+    draw(app, [(x, y), (x + 4, y), (x + 4, y + 4), (x, y + 4)])  # an object the model missed
+    app.press(Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)  # back to edit mode
+
+    app.press(Qt.Key.Key_E, SHIFT)
+    assert app.review_action("errors").isChecked()
+    assert "2 false positives (red)" in app.status() and "1 missed (blue)" in app.status()
+    assert "0 poor masks" in app.status() and "2 right" in app.status()
+    layer = app.errors_layer()
+    h, w = layer.shape[:2]
+    false_positives = [pred.masks[i].full(h, w) for i in range(2, 4)]
+    good = [pred.masks[i].full(h, w) for i in range(2)]
+    only_fp = false_positives[0] & ~np.any(good + false_positives[1:], axis=0)
+    ys, xs = np.nonzero(only_fp)
+    assert len(ys) and tuple(layer[ys[0], xs[0], :3]) == COLORS["false_positive"]
+    assert tuple(layer[y + 2, x + 2, :3]) == COLORS["missed"]  # the drawn square, blue
+    # AP50: the two right detections rank first (best scores), then two false positives; 2 of 3 objects found
+    assert re.search(r"mask AP50 0\.6\d", app.status())
+    row = app.image_rows()[0]
+    assert "AP50 0.6" in row and row.startswith("[annotated]")
+
+    app.press(Qt.Key.Key_E, SHIFT)  # off: nothing drawn
+    assert not app.errors_layer().any() and not app.review_action("errors").isChecked()
+
+
+def test_errors_view_on_an_image_without_annotations_says_it_needs_them(ready):
+    app = ready
+    app.press(Qt.Key.Key_E, SHIFT)
+    assert "no annotations" in app.status() and not app.errors_layer().any()
