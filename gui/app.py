@@ -126,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         smoke = SmokeRun(window, args.screenshot, expect_model=weights is not None)
     try:
         window.show()
+        if smoke is None:  # smoke mode's size is the one asked for; else the whole window is on screen
+            from PySide6.QtCore import QTimer
+
+            for delay in (0, 500):  # the window manager's frame is known only once it has framed the window
+                QTimer.singleShot(delay, window.fit_to_screen)
         if weights:
             window.load_weights(weights)
         if path:

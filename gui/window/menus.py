@@ -42,6 +42,8 @@ class MenuHost(Protocol):
 
     def open_path(self, path: str | Path) -> bool: ...
 
+    def reset_layout(self) -> None: ...
+
 
 @dataclass
 class Actions:
@@ -116,6 +118,7 @@ def build_menus(window: QMainWindow, host: MenuHost) -> Actions:
     hide_matched = _toggle(window, view_menu, text, host.overlays.hide_matched_check)
     view_menu.addAction(host.train_dock.toggleViewAction())
     view_menu.addAction(host.classes_dock.toggleViewAction())
+    _action(window, view_menu, "&Reset Layout", host.reset_layout)  # docks back in place, at first-run sizes
 
     go_menu = bar.addMenu("&Go")
     _action(window, go_menu, "&Previous Image", lambda: controller.step(-1), "A")

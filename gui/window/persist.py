@@ -1,11 +1,16 @@
-"""Restoring and saving the window's persistent state: layout, thresholds, device, overlays, brush."""
+"""Restoring and saving the window's persistent state: layout, thresholds, device, overlays, brush.
+
+The layout is saved with a record of what it looked like (gui/window/layout.py) and restored only when that
+record shows a sound layout that fits a screen of this machine; otherwise the window opens as on a first run
+(fitting the screen, docks at their default sizes) and the broken layout is dropped from the settings.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Protocol
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from engine.config import ModelConfig
@@ -13,6 +18,7 @@ from gui.canvas.view import Canvas
 from gui.editing.editor import Editor
 from gui.panels.controls import OverlayPanel, ThresholdPanel
 from gui.panels.model_panel import ModelPanel
+from gui.window import layout
 from gui.window.settings import Settings
 from gui.workers.inference_worker import ModelInfo
 
@@ -27,19 +33,12 @@ class Persisted(Protocol):
     overlays: OverlayPanel
     canvas: Canvas
     editor: Editor
+    keeper: layout.DockKeeper
 
 
 def restore(window: QMainWindow, parts: Persisted) -> None:
     settings = parts.settings
-    geometry, state = settings.window_state()
-    if geometry is not None:
-        window.restoreGeometry(geometry)
-    else:
-        window.resize(1280, 800)
-    if state is None or not window.restoreState(state):
-        # first run: room for file names and the instance table on the left, the sliders on the right
-        window.resizeDocks(parts.docks, [270, 270, 310], Qt.Orientation.Horizontal)
-        window.resizeDocks(parts.docks[:2], [300, 400], Qt.Orientation.Vertical)
+    restore_layout(window, parts)
     defaults = ModelConfig()
     stored = settings.predict_settings()
     parts.thresholds.set_settings(
@@ -62,9 +61,38 @@ def restore(window: QMainWindow, parts: Persisted) -> None:
     parts.editor.box_uses_model = settings.get("edit/box_uses_model", True, bool)
 
 
+def restore_layout(window: QMainWindow, parts: Persisted) -> list[str]:
+    """The saved geometry and dock layout when their record is sound and the window fits a screen here, else
+    the first run's (and the saved one is forgotten). Returns what was wrong with the saved one ([]: none, or
+    nothing saved)."""
+    settings = parts.settings
+    geometry, state = settings.window_state()
+    if geometry is None and state is None:
+        layout.place_first_window(window)
+        layout.reset(window)
+        return []
+    record = layout.decode(settings.layout_record())
+    found = layout.problems(record)
+    frame = (record or {}).get("frame")
+    if not found and not (isinstance(frame, list) and len(frame) == 4 and layout.on_some_screen(QRect(*frame), 8)):
+        found.append("the window does not fit this screen")  # saved on a larger or another screen
+    restored = geometry is not None and state is not None and not found
+    if not (restored and window.restoreGeometry(geometry) and window.restoreState(state)):
+        settings.forget_window_state()
+        layout.place_first_window(window)
+        layout.reset(window)
+        return found or ["unreadable"]
+    parts.keeper.load(record.get("keeper"), window.size())
+    return []
+
+
 def save(window: QMainWindow, parts: Persisted) -> None:
     settings = parts.settings
-    settings.save_window_state(window.saveGeometry(), window.saveState())
+    record = layout.describe(window)
+    frame = window.frameGeometry()
+    record["frame"] = [frame.x(), frame.y(), frame.width(), frame.height()]
+    record["keeper"] = parts.keeper.to_dict()
+    settings.save_window_state(window.saveGeometry(), window.saveState(), layout.encode(record))
     settings.save_predict_settings(parts.thresholds.settings())
     settings.set("view/proposals_shown", parts.thresholds.proposals_shown())
     settings.device = parts.model_panel.device_value()

@@ -149,6 +149,17 @@ class Settings:
             state if isinstance(state, QByteArray) else None,
         )
 
-    def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+    def layout_record(self) -> str:
+        """What the saved layout looked like (gui/window/layout.py's ``describe``, as JSON); "" when none."""
+        return self.get("window/layout", "")
+
+    def save_window_state(self, geometry: QByteArray, state: QByteArray, record: str = "") -> None:
         self.set("window/geometry", geometry)
         self.set("window/state", state)
+        self.set("window/layout", record)
+
+    def forget_window_state(self, geometry: bool = True) -> None:
+        """A saved layout found broken is dropped (and its geometry, unless ``geometry`` is False)."""
+        keys = ("window/state", "window/layout") + (("window/geometry",) if geometry else ())
+        for key in keys:
+            self.qsettings.remove(key)
