@@ -1,6 +1,7 @@
 """Graphics items for the editing tools' feedback: polygons with vertex handles, a brush circle.
 
-Both draw with cosmetic pens and handles in screen pixels, so they read the same at any zoom.
+A shape can be marked a hole (vertex mode's hole rings): drawn dashed in ``HOLE_COLOR``. Both draw with
+cosmetic pens and handles in screen pixels, so they read the same at any zoom.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
 HANDLE_PX = 7.0
+HOLE_COLOR = (255, 160, 60)  # orange: a hole ring is told from an outer ring at a glance
 
 
 def _pen(color: QColor, width: float, dashed: bool = False) -> QPen:
@@ -33,6 +35,7 @@ class ShapeItem(pg.GraphicsObject):
         self.handles = False
         self.highlighted: tuple[int, int] | None = None  # (shape, vertex) drawn larger
         self.dashed = False
+        self.holes: list[bool] = []  # per shape: drawn as a hole
         self._bounds = QRectF()
 
     def set_shapes(
@@ -42,10 +45,12 @@ class ShapeItem(pg.GraphicsObject):
         handles: bool = False,
         highlighted: tuple[int, int] | None = None,
         dashed: bool = False,
+        holes: Sequence[bool] | None = None,
     ) -> None:
-        """``shapes``: (points (N,2) x, y; closed) each."""
+        """``shapes``: (points (N,2) x, y; closed) each; ``holes``: which of them are holes (none by default)."""
         self.prepareGeometryChange()
         self.shapes = [(np.asarray(points, dtype=float).reshape(-1, 2), closed) for points, closed in shapes]
+        self.holes = [bool(h) for h in holes] if holes is not None else [False] * len(self.shapes)
         self.color, self.handles, self.highlighted, self.dashed = QColor(*color), handles, highlighted, dashed
         points = [p for p, _ in self.shapes if len(p)]
         if points:
@@ -81,14 +86,16 @@ class ShapeItem(pg.GraphicsObject):
             mapped = QPolygonF([transform.map(QPointF(x, y)) for x, y in points])
             painter.setPen(_pen(QColor(0, 0, 0, 160), 3.5))
             self._draw(painter, mapped, closed)
-            painter.setPen(_pen(self.color, 1.5, self.dashed))
+            hole = s < len(self.holes) and self.holes[s]
+            color = QColor(*HOLE_COLOR) if hole else self.color
+            painter.setPen(_pen(color, 1.5, self.dashed or hole))
             self._draw(painter, mapped, closed)
             if self.handles:
                 for v, point in enumerate(mapped):
                     big = self.highlighted == (s, v)
                     half = (HANDLE_PX + (4 if big else 0)) / 2
                     square = QRectF(point.x() - half, point.y() - half, 2 * half, 2 * half)
-                    painter.fillRect(square, QColor(255, 255, 255) if big else self.color)
+                    painter.fillRect(square, QColor(255, 255, 255) if big else color)
                     painter.setPen(_pen(QColor(0, 0, 0), 1.0))
                     painter.drawRect(square)
         painter.restore()

@@ -27,6 +27,7 @@ import numpy as np
 from engine.data import Instance
 from engine.structures import InstanceMask
 from gui.editing.masks import crop_of, crop_to_rle, cut_along_line, split_parts
+from gui.editing.rings import rings_to_crop
 
 Instances = Sequence[Instance]
 Point = tuple[float, float]
@@ -90,6 +91,22 @@ def add_polygon(instances: Instances, points: Sequence[Point], category_id: int)
 def set_polygons(instances: Instances, target: Instance, polygons: Sequence[Sequence[float]]) -> Edit:
     """``target`` with new polygons (its box recomputed, its score dropped; class, origin, id kept)."""
     edited = replace(target, mask=[list(p) for p in polygons], box=None, score=None)
+    return Edit(_swap(instances, target, (edited,)), (edited,))
+
+
+def set_rings(instances: Instances, target: Instance, rings: Sequence, height: int, width: int) -> Edit | None:
+    """``target`` reshaped to vertex-edited rings (gui/editing/rings.py; class, id and crowd flag kept, score
+    dropped, origin "manual"). Without a hole ring it is stored as polygons (the vertices as drawn, rounded to
+    0.01 px; parts that overlap are joined, as COCO polygons are); with one, as the RLE of the rings' even-odd
+    fill, since a COCO polygon cannot hold a hole. None: the rings enclose no pixel."""
+    crop = rings_to_crop(rings, height, width)
+    if not crop.mask.any():
+        return None
+    if any(ring.hole for ring in rings):
+        edited = _from_crop(crop, height, width, target.category_id, target)
+    else:
+        polygons = [[round(float(v), 2) for v in np.asarray(ring.points).ravel()] for ring in rings]
+        edited = Instance(target.category_id, polygons, origin="manual", iscrowd=target.iscrowd, id=target.id)
     return Edit(_swap(instances, target, (edited,)), (edited,))
 
 

@@ -2,8 +2,9 @@
 
 labelme's: Ctrl+N polygon (also P), Ctrl+R box (also R), Ctrl+J edit mode, Delete, Ctrl+Z undo,
 Ctrl+Shift+Z redo, Ctrl+S save, A / D images, [ and ] brush size, Ctrl+wheel zoom. Ours: B brush,
-E eraser, L cut line, S split into parts, M merge, Space accept the selected prediction, Shift+A
-accept all shown, 1-9 class, Ctrl+Return mark the image reviewed.
+E eraser, L cut line, S split into parts, M merge, V vertex mode (any mask as rings of vertices; V again
+or Esc leaves), Space accept the selected prediction, Shift+A accept all shown, 1-9 class, Ctrl+Return mark
+the image reviewed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,31 @@ TOOLS = (
     ("brush", "&Brush", ("B",), "Paint into the selected mask (a new one when none is selected)"),
     ("eraser", "&Eraser", ("E",), "Erase from the selected mask (or the one under the stroke)"),
     ("line", "&Cut Line", ("L",), "Drag a line across a mask to cut it in two"),
+    ("vertex", "&Vertices", ("V",), "Edit the selected mask's outline and holes as vertices (V again leaves)"),
 )
+
+
+def _toggle_tool(editor: Editor, name: str) -> None:
+    """A tool's key; vertex mode's key leaves it again (back to Edit mode, the mask still selected)."""
+    editor.set_tool("edit" if name == "vertex" and editor.tool_name == "vertex" else name)
+
+
+def _delete(editor: Editor) -> None:
+    """Delete: the vertex under the mouse in vertex mode, else the selected masks (or reject a prediction)."""
+    tool = editor.tools[editor.tool_name]
+    delete_hovered = getattr(tool, "delete_hovered", None)
+    if delete_hovered is not None and delete_hovered(editor.canvas):
+        return
+    editor.delete_selected()
+
+
+def _replay(editor: Editor, step) -> None:  # noqa: ANN001
+    """Undo / redo, through the active tool when it keeps its shape on screen across them (vertex mode)."""
+    around = getattr(editor.tools[editor.tool_name], "around_replay", None)
+    if around is not None:
+        around(step)
+    else:
+        step()
 
 
 def _action(window: QMainWindow, menu, text: str, slot, shortcuts=(), tip: str = "") -> QAction:  # noqa: ANN001
@@ -41,8 +66,8 @@ def _action(window: QMainWindow, menu, text: str, slot, shortcuts=(), tip: str =
 def build_edit_menu(window: QMainWindow, bar: QMenuBar, editor: Editor, add_class: Callable[[], object]) -> tuple:
     """The Edit menu; returns its (undo, redo, accept, accept all, box uses the model) actions."""
     menu = bar.addMenu("&Edit")
-    undo = _action(window, menu, "&Undo", editor.undo, ("Ctrl+Z",))
-    redo = _action(window, menu, "&Redo", editor.redo, ("Ctrl+Shift+Z", "Ctrl+Y"))
+    undo = _action(window, menu, "&Undo", lambda: _replay(editor, editor.undo), ("Ctrl+Z",))
+    redo = _action(window, menu, "&Redo", lambda: _replay(editor, editor.redo), ("Ctrl+Shift+Z", "Ctrl+Y"))
     stack = editor.undo_stack
     for action, can, changed in (
         (undo, stack.canUndo, stack.canUndoChanged),
@@ -59,7 +84,8 @@ def build_edit_menu(window: QMainWindow, bar: QMenuBar, editor: Editor, add_clas
     accept_all = _action(
         window, menu, "Accept &All Shown", editor.accept_all, ("Shift+A",), "Every prediction above the threshold"
     )
-    _action(window, menu, "&Delete", editor.delete_selected, ("Delete",), "The selected masks (or reject a prediction)")
+    tip = "The selected masks (or reject a prediction; in vertex mode the vertex under the mouse)"
+    _action(window, menu, "&Delete", lambda: _delete(editor), ("Delete",), tip)
     _action(window, menu, "&Split into Parts", editor.split_selected, ("S",), "One mask per connected part")
     _action(window, menu, "&Merge Selected", editor.merge_selected, ("M",), "Two or more selected masks become one")
     _action(window, menu, "Mark Image &Reviewed", editor.mark_reviewed, ("Ctrl+Return",), "Train on it as it is")
@@ -88,7 +114,7 @@ def build_tools_menu(window: QMainWindow, bar: QMenuBar, editor: Editor, edit: t
     group = QActionGroup(window)
     tools: dict[str, QAction] = {}
     for name, text, shortcuts, tip in TOOLS:
-        action = _action(window, menu, text, lambda n=name: editor.set_tool(n), shortcuts, tip)
+        action = _action(window, menu, text, lambda n=name: _toggle_tool(editor, n), shortcuts, tip)
         action.setCheckable(True)
         group.addAction(action)
         toolbar.addAction(action)
