@@ -9,12 +9,12 @@ be ordered by that work, most first (after Predict All), or back in file order."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from gui.review.figures import ImageFigures
 from gui.session.session import Session
 
 STATE_TEXT = {
@@ -32,6 +32,15 @@ STATE_COLOR = {
     "error": QColor(200, 40, 40),
 }
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1  # the image's index in the project (rows may be sorted)
+
+
+class ImageFigures(Protocol):
+    """What a row shows besides the state (gui/review/figures.py makes them; a Protocol, so that the panel does
+    not import the room that drives it)."""
+
+    work: float
+
+    def text(self) -> str: ...
 
 
 class ImageList(QWidget):
