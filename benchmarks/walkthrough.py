@@ -19,6 +19,13 @@ The network and recipe are the bundled model's (resources/models/README.md): Res
 GroupNorm FPN, anchors 16-128, input 512 px, SGD lr 0.01 with flips.
 
 Prints one row per round and writes the rows as JSON to <out>/walkthrough.json.
+
+``--order work`` (issue 13, item 12) picks each round's images as the app's image list orders them after
+Predict All: the current model predicts every training image not annotated yet, and the images whose
+predictions are expected to need the most work (the sum of 1 - confidence over the detections shown,
+engine.quality) come first. ``--order both`` runs file order and work order from the same first round (which
+has no model, so both take the first images in file order) and prints, for each, the corrections made before
+the held-out mask AP50 first reached each level.
 """
 
 from __future__ import annotations
@@ -77,6 +84,35 @@ def corrections(model: MaskRCNN | None, dataset, image_ids: list[int], score: fl
     return total, missed, wrong
 
 
+def expected_work_order(model: MaskRCNN, dataset, image_ids: list[int], score: float = 0.5) -> list[int]:  # noqa: ANN001
+    """``image_ids`` ordered as the app's image list after Predict All: most expected work first (ties: file
+    order). Confidence: the class score times the mask head's decisiveness (engine.quality)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mask_quality import predict_with_probs  # the Prediction and its 28x28 probabilities, engine untouched
+
+    from engine.inference import Predictor
+    from engine.quality import combined_confidence, expected_work, mask_confidence
+    from engine.structures import PredictSettings
+
+    predictor = Predictor(model.eval())
+    work = {}
+    for image_id in image_ids:
+        record = dataset.image_by_id(image_id)
+        pred, probs = predict_with_probs(predictor, load_image(dataset.image_path(record)), PredictSettings(score))
+        quality = mask_confidence(probs).numpy() if len(pred) else None
+        work[image_id] = expected_work(combined_confidence(pred.scores, quality))
+    return sorted(image_ids, key=lambda i: (-work[i], image_ids.index(i)))
+
+
+def first_reaching(rows: list[dict], levels: list[float]) -> dict[float, int | None]:
+    """The corrections made before the held-out mask AP50 first reached each level (None: never)."""
+    return {
+        level: next((row["corrected_total"] for row in rows if row["mask_AP50"] >= level), None) for level in levels
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, nargs="+", default=[2, 4, 8], help="images annotated after each round")
@@ -85,10 +121,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/walkthrough")
+    p.add_argument(
+        "--order", choices=("file", "work", "both"), default="file",
+        help="which images each round annotates: the next in file order, those with the most expected work, or both",
+    )  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    orders = ["file", "work"] if args.order == "both" else [args.order]
+    results = {}
+    first_model = None
+    for order in orders:
+        rows, first_model = run(args, order, first_model)
+        results[order] = rows
+    if len(orders) > 1:
+        levels = sorted(
+            {round(row["mask_AP50"], 3) for rows in results.values() for row in rows if row["mask_AP50"] > 0}
+        )
+        print("\ncorrections made before the held-out mask AP50 first reached:")
+        reached = {order: first_reaching(rows, levels) for order, rows in results.items()}
+        for level in levels:
+            print(f"  AP50 >= {level:.3f}: " + ", ".join(f"{o} order {reached[o][level]}" for o in orders))
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "walkthrough_orders.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def run(args: argparse.Namespace, order: str, first_model: dict | None) -> tuple[list[dict], dict | None]:
+    """One simulated loop; images picked in ``order``. ``first_model``: round 1's state (it has no model to order
+    by, so every order starts the same: trained once, reused). Returns the rows and round 1's state."""
     dataset, train_order, val_set, val_ids = sample_sets(SAMPLE)
-    out = Path(args.out)
+    out = Path(args.out) / order if args.order == "both" else Path(args.out)
     torch.manual_seed(0)
     cfg_model = ModelConfig(
         num_classes=2,
@@ -102,16 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     model: MaskRCNN | None = None
     rows, corrected, minutes, annotated = [], 0, 0.0, []
     print(
-        f"{'round':>5s} {'images':>6s} {'GT inst':>7s} {'missed':>6s} {'wrong':>5s} {'corrected':>9s} "
+        f"\n{order} order\n{'round':>5s} {'images':>6s} {'GT inst':>7s} {'missed':>6s} {'wrong':>5s} {'corrected':>9s} "
         f"{'train min':>9s} {'mask AP':>7s} {'AP50':>6s}"
     )
     for r, count in enumerate(args.rounds, start=1):
-        new = train_order[len(annotated) : count]
+        todo = [i for i in train_order if i not in annotated]
+        if order == "work" and model is not None:
+            todo = expected_work_order(model, dataset, todo)
+        new = todo[: count - len(annotated)]
         total, missed, wrong = corrections(model.eval() if model else None, dataset, new)
         corrected += missed + wrong
         annotated += new
         if model is None:
             model = MaskRCNN(cfg_model)
+        if r == 1 and first_model is not None:  # the same first round as the order before: its model, its time
+            model.load_state_dict(first_model["state"])
+            minutes = first_model["minutes"]
+            result = first_model["result"]
+            rows.append(dict(first_model["row"], order=order))
+            print(first_model["line"], flush=True)
+            continue
         cfg = TrainConfig(
             iterations=args.iters,
             batch_size=2,
@@ -136,15 +208,19 @@ def main(argv: list[str] | None = None) -> int:
             "mask_AP": result["AP"],
             "mask_AP50": result["AP50"],
         }
+        row["order"], row["new_images"] = order, [Path(dataset.image_by_id(i).path).name for i in new]
         rows.append(row)
-        print(
+        line = (
             f"{r:5d} {len(annotated):6d} {total:7d} {missed:6d} {wrong:5d} {corrected:9d} {minutes:9.1f} "
-            f"{result['AP']:7.3f} {result['AP50']:6.3f}",
-            flush=True,
+            f"{result['AP']:7.3f} {result['AP50']:6.3f}"
         )
+        print(line, flush=True)
+        if r == 1 and first_model is None:
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            first_model = {"state": state, "minutes": minutes, "result": result, "row": row, "line": line}
         out.mkdir(parents=True, exist_ok=True)
         (out / "walkthrough.json").write_text(json.dumps(rows, indent=1))
-    return 0
+    return rows, first_model
 
 
 if __name__ == "__main__":
