@@ -11,6 +11,7 @@ thread, since the workers hand their results back through Qt signals first.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,15 @@ import numpy as np
 from engine.data import ImageRecord, Instance
 from engine.structures import Prediction
 from gui.session.project import Project
+
+
+def _file_stamp(path: str) -> tuple[int, int]:
+    """(mtime in ns, size) of a file; (-1, -1) when it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 class Event:
@@ -86,6 +96,10 @@ class Session:
         self.weights_path = ""  # the model file (absolute, or a hub alias such as "coco")
         self.model_description = ""  # "loading…" while it loads, then what the model is ("" for none)
         self.unreadable: set[int] = set()  # rows whose image could not be decoded
+        # files found unreadable in this run, with their (mtime, size) then: a folder opened again shows them
+        # so before they are visited (a file changed since is tried again)
+        self._unreadable_files: dict[str, tuple[int, int]] = {}
+        self._loaded_model = ""  # the model whose predictions the images' "predicted" states are
 
     # ----- what is open -----
     @property
@@ -101,10 +115,24 @@ class Session:
         return self.project.paths[self.index] if self.record is not None else None
 
     def open_project(self, project: Project | None) -> None:
+        had_selection = bool(self.selection)
         self.project, self.index, self.image = project, -1, None
         self.prediction, self.shown, self.selection = None, [], Selection()
         self.unreadable = set()
+        if project is not None:
+            self.unreadable = {row for row, path in enumerate(project.paths) if self._known_unreadable(path)}
         self.events.project.emit(project)
+        if had_selection:  # what showed the old selection ("3 selected") shows none now
+            self.events.selection.emit(self.selection)
+
+    def _known_unreadable(self, path: str) -> bool:
+        known = self._unreadable_files.get(path)
+        if known is None:
+            return False
+        if _file_stamp(path) != known:
+            del self._unreadable_files[path]  # changed (or gone) since: it is tried again
+            return False
+        return True
 
     def go_to(self, index: int) -> bool:
         """Make image ``index`` current (its pixels and prediction come later); False when it already is
@@ -122,9 +150,16 @@ class Session:
     def set_pixels(self, image: np.ndarray | None) -> None:
         """The current image's pixels; None: it could not be read (its row shows so)."""
         self.image = image
-        if image is None and self.record is not None:
-            self.unreadable.add(self.index)
-            self.events.record.emit(self.index)
+        if self.record is not None:
+            path = self.project.paths[self.index]
+            if image is None:
+                self.unreadable.add(self.index)
+                self._unreadable_files[path] = _file_stamp(path)
+                self.events.record.emit(self.index)
+            elif self.index in self.unreadable or path in self._unreadable_files:  # readable now
+                self.unreadable.discard(self.index)
+                self._unreadable_files.pop(path, None)
+                self.events.record.emit(self.index)
         self.events.pixels.emit(image)
 
     def set_prediction(self, prediction: Prediction | None) -> None:
@@ -160,8 +195,16 @@ class Session:
             self.events.record.emit(row)
 
     def record_changed(self, row: int) -> None:
-        """An edit (or its undo) changed image ``row``'s instances or state."""
+        """An edit (or its undo) changed image ``row``'s instances or state. Selected annotations the current
+        image no longer holds (an undo took them away) are no longer selected: the selection never names
+        instances that are not there."""
         self.events.record.emit(row)
+        record = self.record
+        if row == self.index and record is not None and self.selection.annotations:
+            present = {id(instance) for instance in record.instances}
+            kept = [i for i in self.selection.annotations if id(i) in present]
+            if len(kept) < len(self.selection.annotations):
+                self.select(kept, self.selection.prediction)
 
     # ----- selection -----
     def select(self, annotations: tuple[Instance, ...] | list[Instance] = (), prediction: int = -1) -> None:
@@ -185,7 +228,20 @@ class Session:
         self.weights_path, self.model_description = weights_path, description
         if class_names is not None:
             self.class_names = list(class_names)
+            if self._loaded_model and weights_path != self._loaded_model:
+                self._forget_predicted()  # those were another model's predictions
+            self._loaded_model = weights_path
         self.events.model.emit(weights_path)
+
+    def _forget_predicted(self) -> None:
+        """Another model is in use: an image the earlier one predicted is "not run" for this one (an image
+        with annotations stays annotated: that state comes from its instances)."""
+        if self.project is None:
+            return
+        for row, record in enumerate(self.project.records):
+            if record.state == "predicted":
+                record.state = "not_run"
+                self.events.record.emit(row)
 
     def class_name(self, label: int) -> str:
         if 1 <= label <= len(self.class_names):

@@ -142,7 +142,7 @@ def default_widths(window_width: int) -> tuple[int, int]:
     """The left and right columns' widths: room for file names and the instance table on the left, the
     sliders and the class buttons on the right, and at least half the window for the image."""
     left = max(DOCK_MIN_WIDTH, min(270, window_width * 22 // 100))
-    right = max(DOCK_MIN_WIDTH, min(350, window_width * 27 // 100))
+    right = max(DOCK_MIN_WIDTH, min(370, window_width * 29 // 100))  # the class buttons want ~350 px
     return left, right
 
 

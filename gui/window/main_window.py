@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.inference.busy_changed.connect(messages.busy.setVisible)
         controller.busy.connect(messages.busy.setVisible)  # a project being read
         self.inference.box_mask_ready.connect(editor.on_box_mask)
+        self.inference.box_mask_ready.connect(self._box_answered)  # after the editor has used the answer
         self.images.current_changed.connect(controller.go_to)
         self.thresholds.settings_changed.connect(controller.settings_changed)
         self.thresholds.proposals_shown_changed.connect(lambda _n: self._draw_proposals())
@@ -208,6 +209,11 @@ class MainWindow(QMainWindow):
     def _on_device_changed(self, device: str) -> None:
         self.settings.device = device
         self.controller.reload()
+
+    def _box_answered(self, *_answer: object) -> None:
+        """The model answered a drawn box: "Box: asking the model…" is stale once no box waits any more."""
+        if not self.editor.pending_boxes:
+            self.messages.settle("Box:")
 
     def _update_edit_status(self) -> None:
         self.messages.edit_status.setText(self.editor.status_text())

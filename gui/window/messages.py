@@ -51,7 +51,16 @@ class MessageBar:
             bar.addPermanentWidget(widget)
 
     def show_status(self, text: str) -> None:
+        """The status line. A line that ends with "…" says that something is under way ("Box: asking the model
+        for its mask…"): it stays until that work ends, and the end takes it away (``settle``)."""
         self.status.setText(text)
+
+    def settle(self, about: str = "") -> None:
+        """Work the status line said was under way has ended: a line still saying so goes (with ``about``,
+        only one that starts with it); a line put there since (a result, an error) stays."""
+        text = self.status.text()
+        if text.endswith("…") and text.startswith(about):
+            self.status.setText("")
 
     def show_progress(self, done: int, total: int) -> None:
         """The busy bar counts ``done`` of ``total`` (a large image's tiles); total 0: an indeterminate bar again."""

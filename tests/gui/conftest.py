@@ -18,7 +18,6 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
 
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.config import ModelConfig  # noqa: E402
@@ -566,46 +565,16 @@ class Driver:
         driver.settle_layout()
         return driver
 
-    # ----- the window's layout on screen (issue 13, bug 5) -----
-    def dock_widths(self) -> dict[str, int]:
-        """The docks shown, by title: their widths as drawn."""
-        return {d.windowTitle(): d.width() for d in self.window.findChildren(QDockWidget) if d.isVisible()}
+    # ----- what may go stale (issue 13, bug 6) -----
+    def batch_progress(self) -> str:
+        """The Model panel's Predict all progress as shown ("5 / 5"); "" when it is hidden."""
+        bar = self.window.model_panel.progress
+        return bar.text() if bar.isVisible() else ""
 
-    def canvas_size(self) -> tuple[int, int]:
-        """The image view's size on screen (with the error banner's row above it)."""
-        central = self.window.centralWidget()
-        return central.width(), central.height()
-
-    def settle_layout(self) -> None:
-        """Let the window lay itself out after a resize (the docks follow on the next turns of the event loop)."""
-        for _ in range(3):
-            self.qtbot.wait(20)
-
-    def on_screen(self) -> bool:
-        """The whole window, its frame and its status bar included, lies on its screen's free area."""
-        window, status = self.window, self.window.statusBar()
-        area = (window.screen() or QApplication.primaryScreen()).availableGeometry()
-        bottom_right = status.mapToGlobal(status.rect().bottomRight())
-        return area.contains(window.frameGeometry()) and area.contains(bottom_right) and status.isVisible()
-
-    def float_dock(self, title: str) -> None:
-        """Undock a dock by its title (as a double click on its title bar does)."""
-        dock = next(d for d in self.window.findChildren(QDockWidget) if d.windowTitle() == title)
-        dock.setFloating(True)
-
-    def start_again(self) -> Driver:
-        """Quit (the settings are saved) and start a new window on the same settings file, as a user
-        relaunching the app; returns the Driver of the new window (closed at the end of the test)."""
-        from gui.window.main_window import MainWindow
-
-        settings = self.window.settings
-        self.window.close()
-        window = MainWindow(settings, torch_threads=1)
-        self.qtbot.addWidget(window)
-        window.show()
-        driver = Driver(self.qtbot, window)
-        driver.settle_layout()
-        return driver
+    def draw_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """The box tool (R) dragged from (x0, y0) to (x1, y1)."""
+        self.press(Qt.Key.Key_R)
+        self.drag([(x0, y0), (x1, y1)])
 
     # ----- what is saved -----
     def saved_path(self) -> Path | None:
