@@ -67,6 +67,7 @@ class ImageController(QObject):
         self._load_token = 0
         self._pending: Result | None = None
         self._batch = (0, 0)
+        self._batch_project: Project | None = None  # the folder Predict all runs (or ran) over
         self._first_pending = False  # first_shown not emitted yet for the project just opened
         self._tiles_shown = False  # the status line shows a tiled prediction's progress
         self._shown_for: Prediction | None = None  # the prediction Session.shown was last chosen from
@@ -112,6 +113,9 @@ class ImageController(QObject):
             return
         self.saver.attach(project.dataset, project.annotation_path())
         self.session.open_project(project)
+        if self.inference.batch_running:  # Predict all over the folder closed: its results have nowhere to go
+            self.inference.cancel_batch()
+        self.batch.emit(False, 0, 0)  # the last Predict all's "5 / 5" was another folder's
         self.messages.show_status("")
         if project.warnings:
             self.messages.show_status(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
@@ -394,10 +398,12 @@ class ImageController(QObject):
             self.messages.show_error("Predict all needs a folder and a model." if project else NO_FOLDER)
             return
         if self.inference.predict_all(project.paths, self.settings()):
-            self._batch = (0, len(project))
+            self._batch, self._batch_project = (0, len(project)), project
             self.batch.emit(True, 0, len(project))
 
     def _on_batch_item(self, done: int, total: int, key: str, prediction: Prediction | None) -> None:
+        if self.session.project is not self._batch_project:
+            return  # a batch over a folder no longer open (cancelled when it closed)
         self._batch = (done, total)
         self.batch.emit(True, done, total)
         project = self.session.project
@@ -405,6 +411,8 @@ class ImageController(QObject):
             self.session.mark_predicted(project.paths.index(key))
 
     def _on_batch_done(self, cancelled: bool) -> None:
+        if self.session.project is not self._batch_project:
+            return  # another folder's batch: the panel was reset when this folder opened
         self.batch.emit(False, *self._batch)
         self.messages.show_status("Predict all: cancelled" if cancelled else "Predict all: done")
 
