@@ -128,7 +128,11 @@ def caught_in_first(wrong: np.ndarray, risk: np.ndarray, share: float = 0.2) -> 
 
 def predict_with_probs(predictor: Predictor, image: np.ndarray, settings: PredictSettings):  # noqa: ANN201
     """The Prediction and its detections' 28x28 probabilities, in the Prediction's order (the Predictor hands
-    them to ``_crops_for`` in that order: captured there, so nothing of the engine changes)."""
+    them to ``_crops_for`` in that order: captured there, so nothing of the engine changes). A Predictor without
+    that step (a later engine) gets the network's own output instead: each detection's pasted probabilities
+    inside its box, resampled to 28x28 (close to, not the same as, the head's own frame)."""
+    if not hasattr(predictor, "_crops_for"):
+        return _plain_forward(predictor.model, image, settings)
     captured: list = []
     original = predictor._crops_for
 
@@ -144,6 +148,29 @@ def predict_with_probs(predictor: Predictor, image: np.ndarray, settings: Predic
     probs = captured[-1]
     stacked = torch.stack(probs) if probs else torch.zeros((0, 28, 28))
     return pred, stacked
+
+
+@torch.no_grad()
+def _plain_forward(model, image: np.ndarray, settings: PredictSettings):  # noqa: ANN001, ANN202
+    out = model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
+    keep = out["scores"] >= settings.score_threshold
+    boxes, scores, soft = out["boxes"][keep], out["scores"][keep], out["masks"][keep, 0]
+    masks, probs = [], []
+    for box, p in zip(boxes.round().int().tolist(), soft):
+        x0, y0 = max(0, box[0]), max(0, box[1])
+        x1, y1 = max(x0 + 1, min(p.shape[1], box[2])), max(y0 + 1, min(p.shape[0], box[3]))
+        inside = p[y0:y1, x0:x1]
+        masks.append(InstanceMask(x0, y0, (inside >= settings.mask_threshold).numpy()))
+        probs.append(torch.nn.functional.interpolate(inside[None, None], size=(28, 28), mode="bilinear")[0, 0])
+    return _Plain(masks, scores.numpy()), torch.stack(probs) if probs else torch.zeros((0, 28, 28))
+
+
+class _Plain:
+    def __init__(self, masks: list, scores: np.ndarray) -> None:
+        self.masks, self.scores = masks, scores
+
+    def __len__(self) -> int:
+        return len(self.masks)
 
 
 def gather(predictor: Predictor, dataset, image_ids: list[int], settings: PredictSettings, label: str) -> dict:
