@@ -197,6 +197,25 @@ def test_the_table_maps_min_to_black_max_to_white_and_gamma_bends_the_middle():
     assert levels.lookup_table(10, 20, 0.5)[15] > table[15] > levels.lookup_table(10, 20, 2.0)[15]
 
 
+def test_the_paired_lookup_equals_numpys_for_any_layout():
+    rng = np.random.default_rng(2)
+    table = levels.lookup_table(12, 90, 0.6)
+    for image in (
+        rng.integers(0, 256, (37, 53, 3)).astype(np.uint8),  # an odd number of bytes
+        rng.integers(0, 256, (300, 400, 3)).astype(np.uint8),  # more than one chunk
+        rng.integers(0, 256, (40, 60, 3)).astype(np.uint8)[:, ::2],  # not contiguous
+        rng.integers(0, 256, (64, 64)).astype(np.uint8),
+    ):
+        assert np.array_equal(levels.apply_table(image, table), table[image])
+
+
+def test_a_photo_that_already_fills_the_range_is_shown_as_it_is():
+    image = np.random.default_rng(4).integers(0, 256, (100, 100, 3)).astype(np.uint8)
+    low, high = levels.auto_range(image)
+    assert low <= 3 and high >= 253
+    assert levels.apply(image, levels.Levels()) is image  # no full-image pass for a change nobody sees
+
+
 def test_only_uint8_images_are_stretched():
     with pytest.raises(ValueError, match="uint8"):
         levels.stretch(np.zeros((2, 2), dtype=np.uint16), 0, 1)
