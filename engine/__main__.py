@@ -8,6 +8,7 @@ COMMANDS = {
     "train": ("engine.cli.train", "train or fine-tune a model on annotated images"),
     "predict": ("engine.cli.predict", "run a model over images: COCO results JSON, overlay PNGs"),
     "evaluate": ("engine.cli.evaluate", "COCO box and mask AP of a model on annotated images"),
+    "export": ("engine.cli.export", "write a model as ONNX, TorchScript or a torchvision MaskRCNN"),
     "convert": ("engine.cli.convert", "convert annotations between formats (COCO, labelme, mask folders)"),
     "defaults": ("engine.cli.defaults", "show or change a model's inference defaults (proposals, detections)"),
     "bench": ("engine.cli.bench", "our network vs torchvision's: ms per image and ratio"),
