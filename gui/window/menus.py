@@ -18,6 +18,7 @@ from gui.canvas.view import Canvas
 from gui.editing.editor import Editor
 from gui.panels.class_list import ClassList
 from gui.panels.controls import OverlayPanel
+from gui.panels.display_panel import DisplayPanel
 from gui.session.session import Session
 from gui.training.controller import TrainController
 from gui.window import edit_menus
@@ -36,6 +37,7 @@ class MenuHost(Protocol):
     trainer: TrainController
     canvas: Canvas
     overlays: OverlayPanel
+    display_panel: DisplayPanel
     classes: ClassList
     train_dock: QDockWidget
     classes_dock: QDockWidget
@@ -116,6 +118,7 @@ def build_menus(window: QMainWindow, host: MenuHost) -> Actions:
     layers = {name: _toggle(window, view_menu, check.text(), check) for name, check in host.overlays.checks.items()}
     text = "&Hide Predictions Matching Annotations"
     hide_matched = _toggle(window, view_menu, text, host.overlays.hide_matched_check)
+    _toggle(window, view_menu, "Auto &Contrast", host.display_panel.auto_check)  # the Display box's, both ways
     view_menu.addAction(host.train_dock.toggleViewAction())
     view_menu.addAction(host.classes_dock.toggleViewAction())
     _action(window, view_menu, "&Reset Layout", host.reset_layout)  # docks back in place, at first-run sizes
