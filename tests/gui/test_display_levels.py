@@ -128,6 +128,16 @@ def test_min_max_gamma_by_hand_and_reset_change_only_what_is_shown(driver: Drive
     assert np.array_equal(driver.image, loaded)  # none of it touched what is open
 
 
+def test_view_menu_auto_contrast_is_the_panels_check_box(driver: Driver, dim_folder):
+    assert driver.open(dim_folder)
+    loaded = load_image(dim_folder / "dim_0.png")
+    driver.menu("Auto &Contrast")  # View > Auto Contrast: off
+    assert not driver.display_values()["auto"]
+    assert np.array_equal(driver.shown_image(), loaded)
+    driver.menu("Auto &Contrast")  # on again
+    assert driver.display_values()["auto"] and brightness(driver.shown_image()) >= 240
+
+
 def test_typing_a_minimum_turns_auto_contrast_off(driver: Driver, dim_folder):
     assert driver.open(dim_folder)
     assert driver.display_values()["auto"]
