@@ -59,9 +59,10 @@ class ReviewQueue:
         return self.keys[self.position]
 
     def update(self, shown_keys: set[int]) -> bool:
-        """What is shown now: a queued key no longer shown has been decided. True when the one on screen was."""
+        """What is shown now: a queued key no longer shown has been decided (and one shown again, after an undo,
+        is not any more). True when the one on screen was decided."""
         current = self.current()
-        self.decided |= {k for k in self.keys if k not in shown_keys}
+        self.decided = {k for k in self.keys if k not in shown_keys}
         return current is not None and current in self.decided
 
     def step(self, delta: int) -> int | None:
