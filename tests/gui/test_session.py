@@ -88,7 +88,11 @@ def test_image_states_the_image_list_shows(tmp_path):
     session.go_to(2)
     session.set_pixels(None)  # could not be read
     assert ("record", 2) in seen and session.display_state(2) == "error"
-    session.open_project(opened)  # opened again: read again
+    session.open_project(opened)  # opened again: still known unreadable (issue 13, bug 6), until the file changes
+    assert session.display_state(2) == "error"
+    path = Path(opened.paths[2])
+    path.write_bytes(path.read_bytes() + b"\0")
+    session.open_project(opened)
     assert session.display_state(2) == "not_run"
 
 

@@ -40,8 +40,9 @@ def test_the_session_drops_selected_masks_an_undo_took_away(tmp_path):
     assert session.selection.annotations == () and ("selection", session.selection) in seen
 
 
-def test_no_selection_count_is_left_once_the_selected_masks_are_gone(ready, image_folder):
-    app = ready
+def test_no_selection_count_is_left_once_the_selected_masks_are_gone(driver, image_folder):
+    app = driver
+    app.open(image_folder)  # no model: the clicks below pick the strokes, not predictions
     app.press(Qt.Key.Key_B)
     for x in (20, 60, 100):
         app.press(Qt.Key.Key_Escape)
