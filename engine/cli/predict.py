@@ -5,6 +5,10 @@ ids are the dataset's when ``--images`` holds a COCO dataset whose categories ma
 names; otherwise images are numbered 1..N in sorted path order and category id = model label. Either
 way ``<out stem>.meta.json`` lists the images (id, file_name, width, height) and categories (id, name)
 in COCO form with an empty "annotations" list, so ``COCO(meta).loadRes(results)`` works.
+
+Under ``torchrun --nproc_per_node=N -m engine predict ...`` the images are dealt round-robin over the N processes
+(each with the whole model, on its own GPU when there are several), rank 0 gathers what each found and writes the
+one results file (and its meta file) atomically, in the same order and with the same ids as a single process.
 """
 
 from __future__ import annotations
@@ -199,11 +203,12 @@ def _overlay_name(item: ImageItem, used: set[str]) -> str:
 class TileBar:
     """``progress(done, total)`` of Predictor.predict as a tqdm bar over the tiles, shown for tiled images only."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.bar: tqdm | None = None
+        self.enabled = enabled  # under torchrun only rank 0 draws bars
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None and total > 1:
+        if self.bar is None and total > 1 and self.enabled:
             self.bar = tqdm(total=total, desc="tiles", unit="tile", file=sys.stderr, leave=False, dynamic_ncols=True)
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
@@ -213,52 +218,120 @@ class TileBar:
             self.bar.close()
 
 
+@dataclass
+class ImageResult:
+    """What one image gave: its COCO results and meta entry, or why it was skipped."""
+
+    index: int  # position in the image list: the gathered results are written in this order
+    results: list[dict]
+    meta: dict | None = None
+    skipped: dict | None = None
+
+
+class Processes:
+    """This process's place under torchrun (rank, world size, device), or a single process; ``gather`` collects the
+    per-image results of every process on rank 0. The process group is the training loop's
+    (engine.training.loop._setup_distributed: gloo on the CPU, NCCL with one GPU per local rank)."""
+
+    def __init__(self, device) -> None:  # noqa: ANN001 - torch.device
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank, self.device = 0, device
+        if self.world > 1:
+            from engine.training.loop import _setup_distributed
+
+            dist = _setup_distributed(device)
+            self.rank, self.device = dist.rank, dist.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list) -> list[tuple[int, object]]:
+        """(index, item) of this process's share: every world-th image from its rank on (round-robin, so images of
+        similar size in a sorted folder spread evenly)."""
+        return [(i, item) for i, item in enumerate(items) if i % self.world == self.rank]
+
+    def gather(self, mine: list[ImageResult]) -> list[ImageResult]:
+        """Every process's results on rank 0, in image order (others get an empty list)."""
+        if self.world == 1:
+            return mine
+        import torch.distributed as dist
+
+        everything: list | None = [None] * self.world if self.main else None
+        dist.gather_object(mine, everything, dst=0)
+        if not self.main:
+            return []
+        return sorted((r for part in everything for r in part), key=lambda r: r.index)
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
 def predict_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    device = choose_device(args.device)
+    processes = Processes(device)
+    try:
+        return _predict(args, processes)
+    finally:
+        processes.close()
+
+
+def _predict(args, processes: Processes) -> int:  # noqa: ANN001 - argparse.Namespace
     from engine.inference import Predictor
     from engine.structures import PredictSettings
 
-    weights = existing_path(args.weights, "--weights", "file")
     source = existing_path(args.images, "--images")
     out = output_file(args.out, "--out")
     overlays = Path(args.overlays).expanduser() if args.overlays else None
     if overlays is not None and overlays.is_file():
         raise UserError(f"--overlays {overlays}: is a file; give a folder for the PNGs")
-    device = choose_device(args.device)
-    model, info = load_model(weights, device)
+    device = processes.device
+    model, info = load_model(args.weights, device)  # also a short name: coco, imagenet (engine/hub.py)
+    weights = args.weights if not Path(args.weights).exists() else Path(args.weights).expanduser()  # as given
     items, categories = collect_images(source, info.class_names, model.config.num_classes)
     if not items:
         raise UserError(f"--images {source}: holds no images")
     out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the run, when it cannot be made
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
+    used_names: set[str] = set()
+    png_names = [_overlay_name(item, used_names) for item in items]  # decided before sharding: the same names
     predictor = Predictor(model, device, feature_budget=0)  # one tile's features at a time (engine.tiling)
     settings = PredictSettings(score_threshold=args.score_threshold, mask_threshold=args.mask_threshold)
-    results: list[dict] = []
-    images_meta: list[dict] = []
-    skipped: list[dict] = []
-    used_names: set[str] = set()
-    bar = tqdm(items, desc="predict", unit="image", file=sys.stderr, dynamic_ncols=True)
-    for item in bar:
+    mine: list[ImageResult] = []
+    share = processes.shard(items)
+    desc = "predict" if processes.world == 1 else f"predict (process 1 of {processes.world})"
+    bar = tqdm(share, desc=desc, unit="image", file=sys.stderr, dynamic_ncols=True, disable=not processes.main)
+    for index, item in bar:
         try:
             pixels = load_image(item.path)
         except ImageLoadError as error:
             warn(f"{error}; skipped", lambda line: tqdm.write(line, file=sys.stderr))
-            skipped.append({"file_name": item.file_name, "reason": str(error)})
+            mine.append(ImageResult(index, [], skipped={"file_name": item.file_name, "reason": str(error)}))
             continue
-        tile_bar = TileBar()
+        tile_bar = TileBar(enabled=processes.main)
         try:
             pred = predictor.predict(pixels, settings, progress=tile_bar)
         finally:
             tile_bar.close()
-        results.extend(prediction_results(pred, item.id, categories))
-        images_meta.append({"id": item.id, "file_name": item.file_name, "width": pred.width, "height": pred.height})
+        meta = {"id": item.id, "file_name": item.file_name, "width": pred.width, "height": pred.height}
+        mine.append(ImageResult(index, prediction_results(pred, item.id, categories), meta=meta))
         if overlays is not None:
             names = {label: name for label, (_, name, _) in categories.by_label.items()}
             colors = {label: color for label, (_, _, color) in categories.by_label.items()}
             png = draw_overlay(pixels, pred, names, colors)
-            png.save(overlays / _overlay_name(item, used_names))
+            png.save(overlays / png_names[index])
     bar.close()
+    gathered = processes.gather(mine)
+    if not processes.main:
+        return 0  # rank 0 writes the one results file
+    results = [r for image in gathered for r in image.results]
+    images_meta = [image.meta for image in gathered if image.meta is not None]
+    skipped = [image.skipped for image in gathered if image.skipped is not None]
     if not images_meta:
         raise UserError(f"none of the {len(items)} image(s) under {source} could be read (see the warnings above)")
     meta = {
@@ -275,6 +348,7 @@ def predict_command(argv: list[str]) -> int:
         f"{len(results)} detections on {len(images_meta)} image(s) -> {out} (ids and names: {meta_path(out).name})"
         + (f"; {len(skipped)} unreadable image(s) skipped" if skipped else "")
         + (f"; overlays in {overlays}" if overlays is not None else "")
+        + (f"; {processes.world} processes" if processes.world > 1 else "")
     )
     return 0
 
