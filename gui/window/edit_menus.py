@@ -29,8 +29,11 @@ TOOLS = (
 
 
 def _toggle_tool(editor: Editor, name: str) -> None:
-    """A tool's key; vertex mode's key leaves it again (back to Edit mode, the mask still selected)."""
-    editor.set_tool("edit" if name == "vertex" and editor.tool_name == "vertex" else name)
+    """A tool's key. V in vertex mode leaves it (back to Edit mode, the mask still selected), unless a
+    prediction is selected there: then that one is accepted and edited."""
+    selection = editor.session.selection
+    leave = name == "vertex" and editor.tool_name == "vertex" and (selection.annotations or selection.prediction < 0)
+    editor.set_tool("edit" if leave else name)
 
 
 def _delete(editor: Editor) -> None:

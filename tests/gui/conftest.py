@@ -648,6 +648,21 @@ class Driver:
         """For each ring drawn, whether it is drawn as a hole."""
         return list(self.layer("shapes").holes)
 
+    def wait_view_settled(self, timeout: int = 5000) -> None:
+        """Wait until the canvas keeps its size and view range for 100 ms: a change of the panels (a row
+        added, a longer status text) can resize the canvas, and a mouse event aimed before the view has
+        followed lands elsewhere in the image."""
+        canvas = self.window.canvas
+        last: list = [None]
+
+        def steady() -> bool:
+            now = (canvas.size().toTuple(), tuple(canvas.view.viewRect().getRect()))
+            same, last[0] = now == last[0], now
+            return same
+
+        steady()
+        self.wait_until(lambda: self.qtbot.wait(100) or steady(), timeout)
+
     def right_click(self, x: float, y: float) -> None:
         point = self.widget_point(x, y)
         self.hover(point)

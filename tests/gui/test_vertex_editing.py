@@ -210,7 +210,8 @@ def test_v_on_a_selected_prediction_accepts_it_and_edits_its_vertices(ready: Dri
     shown = np.zeros((H, W), dtype=bool)
     shown[traced.y0 : traced.y0 + traced.mask.shape[0], traced.x0 : traced.x0 + traced.mask.shape[1]] = traced.mask
     assert (shown & full).sum() / (shown | full).sum() > 0.8  # the rings follow the model's mask
-    ready.qtbot.wait(100)  # the accepted row changes the panels' layout and so the canvas's size: let it settle
+    ready.saved()  # the accept is saved (the image list's row then changes) ...
+    ready.wait_view_settled()  # ... and the panels' changes, which can resize the canvas, are done
     ring = rings[0]
     top = ring[np.argmin(ring[:, 1])]
     assert top[1] >= 4, "the tiny model's first mask touches the image's top: move another vertex"
@@ -222,6 +223,19 @@ def test_v_on_a_selected_prediction_accepts_it_and_edits_its_vertices(ready: Dri
     mask = decode(saved[0]["segmentation"], H, W)
     first_row = int(np.argmax(full.any(axis=1)))
     assert first_row >= 2 and mask[: first_row - 1].any()  # pulled above the model's mask
+
+
+def test_in_vertex_mode_v_on_another_prediction_accepts_that_one_too(ready: Driver):
+    assert ready.shown_count() >= 2
+    ready.pick_row(0)
+    ready.press(Qt.Key.Key_V)
+    first = ready.selected_annotations()
+    ready.pick_row(0)  # a prediction (the accepted one is no longer listed as one), picked while in vertex mode
+    assert ready.selected_prediction() >= 0 and not ready.selected_annotations()
+    ready.press(Qt.Key.Key_V)
+    assert ready.tool() == "vertex" and ready.annotations_drawn() == 2
+    assert len(ready.selected_annotations()) == 1 and ready.selected_annotations() != first
+    assert ready.rings_shown()
 
 
 # ----- the shortcuts list -----
