@@ -52,6 +52,88 @@ def run_ap(path: Path) -> str:
 _RUN_AP: dict[tuple[str, int], str] = {}  # (model file, its mtime) -> run_ap's answer
 
 
+BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"  # the app's (gui/app.py) too
+
+
+def bundled_model() -> Path | None:
+    """The nuclei model shipped in resources/models, when it is there."""
+    models = sorted(BUNDLED_MODELS.glob("*.safetensors")) if BUNDLED_MODELS.is_dir() else []
+    return models[0] if models else None
+
+
+def start_choices() -> list[tuple[str, object]]:
+    """The Train panel's "Start from" list: (text, value); True is the current model, False scratch, a text the
+    ``--weights`` the trainer gets (a file, or a short name that engine.hub downloads when it is not cached)."""
+    choices: list[tuple[str, object]] = [("the current model", True)]
+    bundled = bundled_model()
+    if bundled is not None:
+        choices.append(("the bundled nuclei model", str(bundled)))
+    choices += [
+        ("COCO Mask R-CNN (ResNet-50, ~170 MB)", "coco"),
+        ("ImageNet ResNet-18 (~45 MB)", "imagenet:resnet18"),
+        ("ImageNet ResNet-50 (~100 MB)", "imagenet:resnet50"),
+        ("scratch (new ResNet-18)", False),
+    ]
+    return choices
+
+
+RENEWED = "the class layers (box classifier, box regression, mask outputs) are renewed for this project's classes"
+
+
+def _classes_of(weights: str) -> list[str] | None:
+    """The class names a model file records (our checkpoints; torchvision's COCO model by its short name), else None."""
+    from engine import hub  # (torch: the app has it loaded; the panel's import need not)
+    from engine.checkpoint import COCO_NAMES, read_info
+
+    if hub.is_alias(weights):
+        return [n for n in COCO_NAMES if n != "N/A"] if hub.pretrained(weights).stem.startswith("maskrcnn") else None
+    if not str(weights).endswith(".safetensors"):
+        return None
+    try:
+        return list(read_info(weights).class_names)
+    except (OSError, ValueError):
+        return None
+
+
+def _download_note(spec: str) -> str:
+    from engine import hub
+
+    weights = hub.pretrained(spec)
+    if hub.cached(spec) is not None:
+        return f"{weights.title}: in the torch hub cache ({hub.hub_checkpoints()})."
+    return (
+        f"{weights.title}: downloaded once ({weights.megabytes:.0f} MB) into {hub.hub_checkpoints()} when training "
+        "starts (without a network: put the file there yourself; the error names it)."
+    )
+
+
+def _count(names: list[str]) -> str:
+    shown = ", ".join(names[:4]) + ("…" if len(names) > 4 else "")
+    return f"{len(names)} class{'es' if len(names) != 1 else ''}: {shown}"
+
+
+def start_note(start: object, current: str = "") -> str:
+    """What a start keeps and renews, in words for the panel."""
+    if start is False:
+        return "Every weight starts fresh (ResNet-18): needs many annotated images and a long run."
+    if start is True:
+        if not current:
+            return "No model in use: the run starts from scratch."
+        names = _classes_of(current)
+        described = f" ({_count(names)})" if names else ""
+        return f"Fine-tunes the model in use{described}; when this project's classes differ, {RENEWED}."
+    spec = str(start)
+    if spec.startswith("imagenet"):
+        return (
+            _download_note(spec) + " Only the backbone is pretrained: the FPN, RPN and heads start fresh for this "
+            "project's classes."
+        )
+    names = _classes_of(spec)
+    prefix = _download_note(spec) + " " if spec == "coco" else ""
+    listed = f"Its {_count(names)}. " if names else ""
+    return f"{prefix}{listed}Everything is kept; when this project's classes differ, {RENEWED}."
+
+
 def _spin(minimum: int, maximum: int, value: int, special: str = "") -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(minimum, maximum)
@@ -87,8 +169,12 @@ class TrainPanel(QWidget):
         for text, value in DEVICES:
             self.device.addItem(text, value)
         self.start_from = QComboBox()
-        self.start_from.addItem("the current model", True)
-        self.start_from.addItem("scratch (new ResNet-18)", False)
+        for text, value in start_choices():
+            self.start_from.addItem(text, value)
+        self.start_note = QLabel()  # what the chosen start keeps, renews, downloads
+        self.start_note.setWordWrap(True)
+        self.start_note.setObjectName("startNote")
+        self.current_weights = ""  # the model in use (set_models), described when "the current model" is chosen
         self.val_split = QDoubleSpinBox()
         self.val_split.setRange(0.0, 0.5)
         self.val_split.setSingleStep(0.05)
@@ -118,6 +204,8 @@ class TrainPanel(QWidget):
         self.use_model = QPushButton("Use this model")
         self._layout()
         guard_wheel(self)  # the wheel scrolls the options; it changes a spin box or combo only once focused
+        self.start_from.currentIndexChanged.connect(lambda _index: self._describe_start())
+        self._describe_start()
         self.train_button.clicked.connect(self.train_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.use_model.clicked.connect(self._on_use)
@@ -133,6 +221,7 @@ class TrainPanel(QWidget):
         form.addRow("Length", length)
         form.addRow("Learning rate", self.lr)
         form.addRow("Start from", self.start_from)
+        form.addRow(self.start_note)
         form.addRow("Validation split", self.val_split)
         form.addRow("Device", self.device)
         advanced = QGroupBox("Advanced")
@@ -180,16 +269,18 @@ class TrainPanel(QWidget):
             batch_size=self.batch_size.value(),
             augment=AUGMENT_PRESETS[self.augment.currentData()],
         )
+        start = self.start_from.currentData()
         return TrainRequest(
             config=config,
             epochs=None if iterations else float(self.length.value()),
             subset=self.subset.currentData(),
             device=self.device.currentData(),
-            from_current=bool(self.start_from.currentData()),
+            from_current=start is True,
             val_split=float(self.val_split.value()),
             input_size=self.input_size.value(),
             max_size=self.max_size.value(),
             threads=self.threads.value(),
+            extra=["--weights", start] if isinstance(start, str) else [],  # a pretrained start; False: scratch
         )
 
     def set_augment(self, preset: str) -> None:
@@ -213,6 +304,9 @@ class TrainPanel(QWidget):
 
     def set_models(self, paths: list[Path], current: str) -> None:
         """The project's models, newest first: the run's name, its last validation AP, whether it is in use."""
+        if current != self.current_weights:
+            self.current_weights = current
+            self._describe_start()
         self.models.clear()
         for path in paths:
             ap = run_ap(path)
@@ -221,6 +315,9 @@ class TrainPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path) + (f"\nlast validation: {ap}" if ap else "\nno validation"))
             self.models.addItem(item)
+
+    def _describe_start(self) -> None:
+        self.start_note.setText(start_note(self.start_from.currentData(), self.current_weights))
 
     def _on_use(self) -> None:
         item = self.models.currentItem()
