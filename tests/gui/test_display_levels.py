@@ -100,6 +100,20 @@ def test_a_16_bit_image_with_values_up_to_4000_looks_bright(driver: Driver, png1
     assert brightness(driver.shown_image()) >= 240
 
 
+def test_a_16_bit_grayscale_image_of_0_to_4000_looks_bright_too(driver: Driver, tmp_path, weights_file):
+    """Single-channel 16-bit files are scaled to 0-255 by the loader already (engine.data.io.images: the same
+    for the model); the display's stretch then leaves them about as they are."""
+    folder = tmp_path / "gray16"
+    folder.mkdir()
+    Image.fromarray(np.rint(blobs() * 4000).astype(np.uint16)).save(folder / "gray16.png")
+    driver.load_model(weights_file)
+    model_inputs = driver.record_model_inputs()
+    assert driver.open(folder, wait_for_prediction=True)
+    loaded = load_image(folder / "gray16.png")
+    assert model_inputs and all(np.array_equal(seen, loaded) for seen in model_inputs)
+    assert brightness(driver.shown_image()) >= 240
+
+
 def test_min_max_gamma_by_hand_and_reset_change_only_what_is_shown(driver: Driver, dim_folder):
     assert driver.open(dim_folder)
     loaded = load_image(dim_folder / "dim_0.png")
