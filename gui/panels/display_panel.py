@@ -57,6 +57,8 @@ class DisplayPanel(QGroupBox):
         self.gamma.setSingleStep(0.1)
         self.gamma.setDecimals(2)
         self.gamma.setToolTip("Below 1 brightens the midtones, above 1 darkens them")
+        for box in (self.minimum, self.maximum, self.gamma):
+            box.setKeyboardTracking(False)  # typed digits apply on Enter: "200" is one redraw, not three
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Auto contrast on, gamma 1")
         grid = QGridLayout(self)
