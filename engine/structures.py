@@ -1,5 +1,6 @@
 """The values that cross between the engine and its callers (the app, the CLI): what the sliders set
-(``PredictSettings``), a detection's mask as a crop (``InstanceMask``) and a ``Prediction``.
+(``PredictSettings``) and can reach (``Reach``, for the idle precompute), a detection's mask as a crop
+(``InstanceMask``) and a ``Prediction``.
 
 numpy only: the app's Session, editing and drawing code use these without importing torch.
 """
@@ -21,6 +22,18 @@ class PredictSettings:
     num_proposals: int | None = None  # proposals kept after the RPN's NMS (fed to the box head)
     mask_threshold: float = 0.5
     max_detections: int | None = None
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What the sliders can reach, for the idle precompute: the lowest score threshold, the box-NMS and RPN-NMS
+    values (exactly as the sliders send them), and the most proposals and detections."""
+
+    min_score: float = 0.0
+    box_nms_values: tuple[float, ...] = ()
+    rpn_nms_values: tuple[float, ...] = ()
+    max_proposals: int = 0  # 0: the current setting
+    max_detections: int = 0
 
 
 @dataclass
@@ -58,6 +71,9 @@ class Prediction:
     keys: np.ndarray  # (D,) int64: a detection's identity within this image: (RPN candidate, class)
     settings: PredictSettings
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # (D,) float32 in [0,1]: how decisive each detection's mask is (engine.quality.mask_confidence of the mask
+    # head's probabilities of its class); empty where the producer computed none
+    mask_quality: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.scores)

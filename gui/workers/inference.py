@@ -14,7 +14,10 @@ smooth. It turns the worker's signals into fresh results only:
 Loading a model, drawn boxes and batches are ``call``s on the same thread: each one runs, in order.
 
 A tiled image reports its tiles as they are done (``predict_progress``); ``cancel_prediction`` stops it between
-two tiles (``predict_cancelled``), and so does a new generation (the result would be stale anyway).
+two tiles (``predict_cancelled``, then ``prediction_ready`` with the detections of the tiles done:
+``Result.tiles_done``), and so does a new generation (the result would be stale anyway: nothing is shown).
+Between requests the worker precomputes what the sliders can reach (InferenceWorker.idle_step): any request, box
+or call pre-empts it.
 ``set_scale`` changes how the model scales images (see InferenceWorker.set_scale); the caller predicts the image
 again as a new generation.
 """
@@ -51,6 +54,8 @@ class InferenceClient(QObject):
         super().__init__(parent)
         self.worker = InferenceWorker(torch_threads or worker_threads(), nice)
         self.jobs = LatestWins("inference", self.worker.predict, QThread.Priority.LowPriority, self)
+        self.worker.has_work = lambda: self.jobs.has_work() or bool(self.worker.box_jobs)
+        self.jobs.set_idle(self.worker.idle_step)  # the precompute for instant sliders, pre-empted by any request
         self.jobs.failed.connect(self._on_job_failed)
         self.worker.box_mask.connect(self._on_box_mask)
         self.worker.finished.connect(self._on_finished)

@@ -11,7 +11,14 @@ A large image at pixel scale is predicted in tiles (engine.tiling): the worker r
 tile and stops between tiles when the user cancels or the request goes stale (another image, model or scale);
 the tiles done stay in the Predictor's cache, so predicting the image again goes on from there. The user's scale
 for a model's images (``set_scale``: pixel scale for objects of a given size, or the model's own) replaces the
-scale fields of the loaded model's configuration, without reading the weights again.
+scale fields of the loaded model's configuration, without reading the weights again. A cancelled tiled prediction
+is answered by ``cancelled`` and then, when tiles were done, a ``Result`` holding their detections
+(``tiles_done`` < ``tiles``), so the screen shows what was found.
+
+Instant sliders (issue 12.4): after a complete result for the image on screen, ``idle_step`` (the client's
+LatestWins runs it whenever the thread has nothing else to do) precomputes, one small step at a time, what every
+slider position can show (``SLIDER_REACH``: engine.inference.Predictor.idle_step). A request, a drawn box or any
+call pre-empts it between steps, and within a step that re-runs a tile's backbone, between its stages.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.config import ModelConfig
 from engine.devices import choose_device
-from engine.structures import Prediction, PredictSettings
+from engine.structures import Prediction, PredictSettings, Reach
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class Result:
     prediction: Prediction
     elapsed_ms: float
     tiles: int = 1  # how many tiles the image was predicted in
+    tiles_done: int | None = None  # a cancelled prediction's tiles done (the prediction holds theirs); None: all
+
+    @property
+    def complete(self) -> bool:
+        return self.tiles_done is None
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,22 @@ def error_message(exc: BaseException, what: str) -> str:
     return f"{what}: {type(exc).__name__}: {exc}"
 
 
+def _slider_values(first: int, last: int) -> tuple[float, ...]:
+    """The values a 0.01-step slider sends (``position * 0.01``, as gui.panels.controls computes them)."""
+    return tuple(p * 0.01 for p in range(first, last + 1))
+
+
+# What the sliders of gui.panels.controls.SLIDERS reach (tests/gui/test_idle_sliders.py checks the two agree): the
+# score slider's lowest value, every box-NMS and RPN-NMS position, the most proposals and detections.
+SLIDER_REACH = Reach(
+    min_score=0.0,
+    box_nms_values=_slider_values(5, 100),
+    rpn_nms_values=_slider_values(10, 100),
+    max_proposals=2000,
+    max_detections=1000,
+)
+
+
 class InferenceWorker(QObject):
     """Its methods run on the inference thread; its signals reach the client queued, on the GUI thread."""
 
@@ -161,6 +189,11 @@ class InferenceWorker(QObject):
         self._scale_lock = threading.Lock()
         self.info: ModelInfo | None = None  # the model loaded, at the scale in force
         self._threads_set = False
+        # Idle precompute: what the sliders reach (None: none), whether the thread has other work (set by the
+        # client: its LatestWins' has_work), and the image whose complete result is on screen (None: no idle work).
+        self.idle_reach: Reach | None = SLIDER_REACH
+        self.has_work: Callable[[], bool] = lambda: False
+        self._idle_key: str | None = None
 
     def _ensure_threads(self) -> None:
         """Once, in the worker thread: its torch thread count, and optionally a lower CPU priority (nice)
@@ -270,6 +303,7 @@ class InferenceWorker(QObject):
         def cancel() -> bool:
             return tiles[1] > 1 and (request.id <= self.cancelled_upto or request.generation != self.current_generation)
 
+        self._idle_key = None
         try:
             height, width = image_hw(request.image)
             total = len(tiling.grid_for(height, width, self.predictor.model.config))
@@ -278,8 +312,12 @@ class InferenceWorker(QObject):
             prediction = self.predictor.predict(
                 request.image, request.settings, key=request.key, cancel=cancel, progress=progress
             )
-        except Cancelled:
+        except Cancelled as stop:
             self.cancelled.emit(request.id, *tiles)
+            if stop.partial is not None and request.generation == self.current_generation:
+                # the user's cancel (not a stale request): show the detections of the tiles done
+                elapsed = 1000 * (time.perf_counter() - start)
+                self.finished.emit(Result(request, stop.partial, elapsed, tiles[1], tiles_done=tiles[0]))
             return
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
@@ -287,7 +325,25 @@ class InferenceWorker(QObject):
             self._release_memory()
             return
         elapsed = 1000 * (time.perf_counter() - start)
+        self._idle_key = request.key
         self.finished.emit(Result(request, prediction, elapsed, len(self.predictor.tiles)))
+
+    def idle_step(self) -> bool:
+        """One step of the precompute for the image on screen (after its complete result); True while work is left.
+        Nothing when another image took the Predictor meanwhile (a batch, a box on another image) or a model or
+        scale change cleared it: the next complete result starts it again."""
+        if self.idle_reach is None or self.predictor is None or self._idle_key is None:
+            return False
+        if self.predictor.image_key != self._idle_key:
+            self._idle_key = None
+            return False
+        try:
+            return self.predictor.idle_step(self.idle_reach, cancel=self.has_work)
+        except Exception:  # noqa: BLE001 - idle work is optional (e.g. out of memory): stop it, keep the app
+            traceback.print_exc()
+            self._idle_key = None
+            self._release_memory()
+            return False
 
     def _release_memory(self) -> None:
         import torch

@@ -9,6 +9,11 @@ empty), so the thread's event queue cannot fill up either.
 
 ``LatestWins.call`` runs other work on the same thread in order, every call (loading a model, a batch):
 it and the wake-ups go through the same queue, so a job put after a call is served after it.
+
+``set_idle(step)`` gives the thread work for when it has none (the inference worker's precompute for instant
+sliders): ``step()`` runs one small piece and says whether more is left; each piece is its own event, queued behind
+any wake-up or call, and none runs while a job or a call is waiting (``has_work``), so a new job waits at most one
+piece.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class Mailbox:
             self._job = job
             return was_empty
 
+    def waiting(self) -> bool:
+        """Whether a job is waiting (a read without the lock: a hint for idle work to yield, never a hand-over)."""
+        return self._job is not None
+
     def take(self) -> Any:
         """The newest job, or None; the slot is empty afterwards."""
         with self._lock:
@@ -58,8 +67,14 @@ class _Server(QObject):
     @Slot(object)
     def call(self, work: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
         fn, args = work
+        self.owner.calls_done += 1
         if not self.owner.closing:
             self.owner._run(fn, fn, *args)
+            self.owner.schedule_idle()
+
+    @Slot()
+    def idle(self) -> None:
+        self.owner._run_idle()
 
 
 # Threads a shutdown gave up waiting for: kept referenced (a QThread object destroyed while its thread
@@ -83,6 +98,7 @@ class LatestWins(QObject):
     failed = Signal(object, str)  # the job (or the function given to call), "ExceptionType: message"
     _wake = Signal()
     _call = Signal(object)
+    _idle = Signal()
 
     def __init__(
         self,
@@ -96,6 +112,11 @@ class LatestWins(QObject):
         self.mailbox = Mailbox()
         self.closing = False
         self.wakes = 0  # wake-ups sent: never more than jobs served (+1 for a job not served yet)
+        self.calls_sent = 0  # written by the caller's thread only
+        self.calls_done = 0  # written by the worker thread only: their difference is the calls waiting
+        self.idle_steps = 0
+        self._idle_step: Callable[[], bool] | None = None
+        self._idle_scheduled = False  # worker thread only
         self._server = _Server(self)
         self.thread = QThread()
         self.thread.setObjectName(name)  # the OS thread's name too (top -H, py-spy, debuggers)
@@ -103,6 +124,7 @@ class LatestWins(QObject):
         queued = Qt.ConnectionType.QueuedConnection  # even when called from the worker thread itself
         self._wake.connect(self._server.wake, queued)
         self._call.connect(self._server.call, queued)
+        self._idle.connect(self._server.idle, queued)
         self.thread.start(priority)
 
     def put(self, job: Any) -> None:
@@ -116,13 +138,43 @@ class LatestWins(QObject):
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the thread after what is queued before it; every call runs (no coalescing)."""
         if not self.closing:
+            self.calls_sent += 1
             self._call.emit((fn, args))
+
+    def set_idle(self, step: Callable[[], bool] | None) -> None:
+        """Work for the idle thread: ``step()`` does one small piece, True while more is left (None: no idle work).
+        It starts after the next job or call."""
+        self._idle_step = step
+
+    def has_work(self) -> bool:
+        """A job or a call is waiting (any thread): idle work yields to it."""
+        return self.mailbox.waiting() or self.calls_sent > self.calls_done
+
+    def schedule_idle(self) -> None:
+        """On the worker thread: queue one idle piece unless one is queued (after what is queued already)."""
+        if self._idle_step is not None and not self._idle_scheduled and not self.closing:
+            self._idle_scheduled = True
+            self._idle.emit()
+
+    def _run_idle(self) -> None:
+        self._idle_scheduled = False
+        if self.closing or self._idle_step is None or self.has_work():
+            return  # the job or call waiting runs first and queues the next piece when it is done
+        self.idle_steps += 1
+        try:
+            more = self._idle_step()
+        except Exception:  # noqa: BLE001 - idle work is optional: a bug in it must not end the thread
+            traceback.print_exc()
+            more = False
+        if more:
+            self.schedule_idle()
 
     def serve(self) -> None:
         """On the worker thread: handle the newest job until none is waiting (long calls, such as a batch,
         call it between their steps so the interactive job is not kept waiting)."""
         while not self.closing and (job := self.mailbox.take()) is not None:
             self._run(job, self.handler, job)
+        self.schedule_idle()
 
     def _run(self, job: Any, fn: Callable[..., Any], *args: Any) -> None:
         try:

@@ -1,0 +1,175 @@
+"""Issue 12.4: after the idle precompute every slider move is a lookup (no network stage runs) and gives what a
+fresh prediction at those settings gives; mask quality per detection; the partial result of a cancelled tiled run."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+from test_tiling import _random_image, _tiny_model
+
+from engine.inference import Cancelled, Predictor
+from engine.structures import PredictSettings, Reach
+
+NETWORK = ("backbone", "rpn_head", "box_head", "mask_head")
+START = PredictSettings(score_threshold=0.5, box_nms_iou=0.5, rpn_nms_iou=0.7, num_proposals=200, max_detections=100)
+REACH = Reach(
+    min_score=0.2, box_nms_values=(0.3, 0.5, 0.7), rpn_nms_values=(0.5, 0.7, 0.9), max_proposals=300, max_detections=150
+)
+MOVES = [
+    PredictSettings(0.2, 0.5, 0.7, 200, 0.5, 100),  # the score slider down to the lowest reachable score
+    PredictSettings(0.35, 0.5, 0.7, 200, 0.3, 150),  # mask threshold and detection cap
+    PredictSettings(0.25, 0.7, 0.7, 200, 0.5, 100),  # box NMS
+    PredictSettings(0.3, 0.5, 0.9, 200, 0.5, 100),  # RPN NMS
+    PredictSettings(0.3, 0.5, 0.7, 300, 0.5, 100),  # more proposals
+    PredictSettings(0.2, 0.3, 0.5, 120, 0.6, 150),  # several at once, none of them the precomputed combination
+]
+
+
+def _idle_until_done(predictor: Predictor, reach: Reach) -> int:
+    steps = 0
+    while predictor.idle_step(reach):
+        steps += 1
+        assert steps < 100_000
+    return steps
+
+
+@cache
+def _warm(budget: int = 512 * 1024**2) -> tuple[Predictor, np.ndarray]:
+    image = _random_image(200, 260)
+    predictor = Predictor(_tiny_model(), precompute_budget=budget)
+    predictor.predict(image, START, key="a")
+    _idle_until_done(predictor, REACH)
+    return predictor, image
+
+
+def _network_runs(predictor: Predictor) -> dict[str, int]:
+    return {k: v for k, v in predictor.stage_runs.items() if k.removeprefix("idle_") in NETWORK}
+
+
+def _same(cached, fresh) -> None:  # noqa: ANN001 - Prediction
+    np.testing.assert_array_equal(cached.keys, fresh.keys)
+    np.testing.assert_array_equal(cached.labels, fresh.labels)
+    np.testing.assert_allclose(cached.boxes, fresh.boxes, atol=1e-4)
+    np.testing.assert_allclose(cached.scores, fresh.scores, atol=1e-5)
+    np.testing.assert_allclose(cached.mask_quality, fresh.mask_quality, atol=1e-4)
+    np.testing.assert_allclose(cached.proposals, fresh.proposals, atol=1e-4)
+    for a, b in zip(cached.masks, fresh.masks):
+        assert (a.x0, a.y0) == (b.x0, b.y0) and (a.mask != b.mask).mean() < 1e-3
+
+
+@pytest.mark.parametrize("settings", MOVES)
+def test_after_idle_precompute_a_slider_move_runs_no_network_and_equals_a_fresh_run(settings):
+    predictor, image = _warm()
+    assert len(predictor.tiles) > 1
+    assert predictor.stage_runs["idle_mask_head"] > 0 and predictor.stage_runs["idle_box_head"] > 0
+    before = _network_runs(predictor)
+    cached = predictor.predict(settings=settings)
+    assert _network_runs(predictor) == before  # neither the backbone, RPN head, box head nor mask head ran
+    fresh = Predictor(_tiny_model()).predict(image, settings)
+    assert len(fresh) > 0
+    _same(cached, fresh)
+
+
+def test_without_the_precompute_the_same_moves_run_the_mask_head():
+    """The reference for the test above: on a predictor that did no idle work these moves need the network."""
+    image = _random_image(200, 260)
+    predictor = Predictor(_tiny_model())
+    predictor.predict(image, START, key="a")
+    before = predictor.stage_runs["mask_head"] + predictor.stage_runs["box_head"]
+    for settings in MOVES:
+        predictor.predict(settings=settings)
+    assert predictor.stage_runs["mask_head"] + predictor.stage_runs["box_head"] > before
+
+
+def test_idle_work_is_done_once_and_a_move_back_finds_it_cached():
+    predictor, _ = _warm()
+    predictor.predict(settings=START)
+    runs = _network_runs(predictor)
+    _idle_until_done(predictor, REACH)  # the same settings again: every table and mask is there
+    assert _network_runs(predictor) == runs
+    assert predictor.idle_step(REACH) is False  # nothing left for these settings
+
+
+def test_idle_work_stops_at_a_cancel_and_goes_on_from_its_caches():
+    image = _random_image(200, 260)
+    predictor = Predictor(_tiny_model(), feature_budget=0)  # every idle tile has to run its backbone again
+    predictor.predict(image, START, key="a")
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return True
+
+    assert predictor.idle_step(REACH, cancel) is True  # the step stopped; work is left
+    masks = predictor.held_bytes()["masks"]
+    steps = _idle_until_done(predictor, REACH)
+    assert steps > 0 and predictor.held_bytes()["masks"] > masks
+
+
+def test_the_budget_drops_the_lowest_scores_and_keeps_what_is_shown():
+    predictor, _ = _warm()
+    full = predictor.held_bytes()["masks"]
+    image = _random_image(200, 260)
+    small = Predictor(_tiny_model(), precompute_budget=full // 3)
+    shown = small.predict(image, START, key="a")
+    _idle_until_done(small, REACH)
+    held = small.held_bytes()["masks"]
+    assert held <= full // 3 + sum(m.mask.size * 4 + 200 for m in shown.masks)
+    again = small.predict(settings=START)
+    np.testing.assert_array_equal(again.keys, shown.keys)  # what is on screen was kept
+    assert small._floor > REACH.min_score  # idle work stopped above the lowest reachable score
+
+
+def test_mask_quality_is_one_value_in_0_1_per_detection_and_stable_across_a_move():
+    image = _random_image(200, 260)
+    predictor = Predictor(_tiny_model())
+    first = predictor.predict(image, PredictSettings(score_threshold=0.3), key="a")
+    assert len(first) > 0 and first.mask_quality.shape == (len(first),) and first.mask_quality.dtype == np.float32
+    assert ((first.mask_quality >= 0) & (first.mask_quality <= 1)).all() and first.mask_quality.std() > 0
+    moved = predictor.predict(settings=PredictSettings(score_threshold=0.3, mask_threshold=0.7))
+    np.testing.assert_array_equal(moved.keys, first.keys)  # the same detections ...
+    np.testing.assert_array_equal(moved.mask_quality, first.mask_quality)  # ... the same quality
+    higher = predictor.predict(settings=PredictSettings(score_threshold=0.6))
+    where = {k: q for k, q in zip(first.keys.tolist(), first.mask_quality.tolist())}
+    assert higher.mask_quality.tolist() == [where[k] for k in higher.keys.tolist()]
+
+
+def test_mask_quality_is_engine_quality_of_the_mask_heads_probabilities():
+    import torch
+
+    from engine.quality import mask_confidence
+
+    image = _random_image(100, 120)  # one tile
+    model = _tiny_model()
+    predictor = Predictor(model)
+    pred = predictor.predict(image, PredictSettings(score_threshold=0.3), key="b")
+    ts = predictor._tiles[0]
+    assert len(predictor.tiles) == 1 and len(pred) > 0
+    dec = predictor._decoded(ts)
+    keys = torch.as_tensor(pred.keys)
+    with torch.no_grad():
+        probs = model.roi_heads.mask_probs(ts.roi_levels, [dec["boxes"][keys]], [keys % 2 + 1], ts.image_sizes)[0]
+    np.testing.assert_allclose(pred.mask_quality, mask_confidence(probs).numpy(), atol=1e-5)
+
+
+def test_a_cancel_between_tiles_gives_the_detections_of_the_tiles_done():
+    image = _random_image(200, 260)
+    settings = PredictSettings(score_threshold=0.3)
+    full = Predictor(_tiny_model()).predict(image, settings)
+    predictor = Predictor(_tiny_model(), feature_budget=0)
+    done = []
+    with pytest.raises(Cancelled) as stop:
+        predictor.predict(image, settings, key="a", cancel=lambda: len(done) >= 3, progress=lambda d, t: done.append(d))
+    partial = stop.value.partial
+    assert partial is not None and done == [1, 2, 3]
+    tiles = partial.keys >> 32
+    assert len(partial) > 0 and set(tiles.tolist()) <= {0, 1, 2}  # the finished tiles' detections only
+    finished = full.keys[(full.keys >> 32) < 3]
+    assert set(finished.tolist()) <= set(partial.keys.tolist())  # ... all of them (a seam with a tile not done
+    assert len(partial) <= len(finished) + 5  # may keep one of its duplicates, which the full merge removes)
+    assert partial.mask_quality.shape == (len(partial),) and (partial.height, partial.width) == (200, 260)
+    with pytest.raises(Cancelled) as early:
+        Predictor(_tiny_model()).predict(image, settings, cancel=lambda: True)
+    assert early.value.partial is None  # nothing done, nothing to show
