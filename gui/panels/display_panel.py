@@ -88,6 +88,17 @@ class DisplayPanel(QGroupBox):
             self._show_range(low, high)
         return levels.stretch(image, low, high, self.levels.gamma)
 
+    def table_for(self, image: np.ndarray) -> np.ndarray | None:
+        """The 256-entry table ``display_pixels`` would apply to ``image`` (None: it shows it as it is). For a
+        caller that draws only part of a huge image at screen resolution: the range comes from the whole
+        image's subsample, the lookup (``levels.apply_table``) then costs only the part drawn."""
+        low, high = levels.shown_range(image, self.levels)
+        self.shown = (low, high)
+        if self.levels.auto:
+            self._show_range(low, high)
+        table = levels.lookup_table(low, high, self.levels.gamma)
+        return None if levels.invisible(table) else table
+
     # ----- changing -----
     def set_levels(self, value: Levels) -> None:
         if value == self.levels:

@@ -240,6 +240,18 @@ def test_a_photo_that_already_fills_the_range_is_shown_as_it_is():
     assert levels.apply(image, levels.Levels()) is image  # no full-image pass for a change nobody sees
 
 
+def test_the_panels_table_gives_the_same_pixels_as_its_display(qtbot):
+    from gui.panels.display_panel import DisplayPanel
+
+    panel = DisplayPanel()
+    qtbot.addWidget(panel)
+    dim = np.rint(blobs() * 40).astype(np.uint8)
+    table = panel.table_for(dim)
+    assert table is not None and np.array_equal(levels.apply_table(dim, table), panel.display_pixels(dim))
+    full = np.random.default_rng(5).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    assert panel.table_for(full) is None and panel.display_pixels(full) is full
+
+
 def test_only_uint8_images_are_stretched():
     with pytest.raises(ValueError, match="uint8"):
         levels.stretch(np.zeros((2, 2), dtype=np.uint16), 0, 1)
