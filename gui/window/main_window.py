@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
             widget.bind(session)
         self.classes.bind(editor)
         session.events.shown.connect(lambda _shown: self._draw_proposals())
+        session.events.shown.connect(lambda _shown: self.messages.forget("hover"))  # the rows are renumbered
         session.events.selection.connect(lambda _selection: self._update_edit_status())
         session.events.project.connect(self._on_project)
         controller.model_ready.connect(self._on_model_ready)
@@ -181,9 +182,12 @@ class MainWindow(QMainWindow):
         self.canvas.set_proposals(boxes if boxes is not None else np.zeros((0, 4)))
 
     def _on_hovered(self, row: int) -> None:
+        """The status line describes the detection under the mouse, and only while it is there."""
         text = self.session.describe(row)
         if text:
-            self.messages.show_status(text)
+            self.messages.show_status(text, about="hover")
+        else:
+            self.messages.forget("hover")
 
     def _on_project(self, project) -> None:  # noqa: ANN001 - Project | None
         if project is not None:

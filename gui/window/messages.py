@@ -35,6 +35,7 @@ class MessageBar:
         self.banner.setStyleSheet("QLabel#errorBanner { background: #b3261e; color: white; padding: 6px; }")
         self.banner.hide()
         self.scope = ""  # what the banner is about: which events take it away
+        self.about = ""  # what the status line describes, when something can make it stale (``forget``)
         self.offer_button = QPushButton()  # beside the banner: what the banner offers to do (``offer``)
         self.offer_button.hide()
         self._offer: Callable[[], object] | None = None
@@ -50,17 +51,25 @@ class MessageBar:
         for widget in (self.edit_status, self.timing, self.busy):
             bar.addPermanentWidget(widget)
 
-    def show_status(self, text: str) -> None:
+    def show_status(self, text: str, about: str = "") -> None:
         """The status line. A line that ends with "…" says that something is under way ("Box: asking the model
-        for its mask…"): it stays until that work ends, and the end takes it away (``settle``)."""
+        for its mask…"): it stays until that work ends, and the end takes it away (``settle``). ``about``: what
+        the line describes (e.g. "hover": the detection under the mouse), for ``forget`` when that changes."""
         self.status.setText(text)
+        self.about = about
+
+    def forget(self, about: str) -> None:
+        """What the status line described (``about``) is gone or changed: a line still about it goes."""
+        if self.about == about:
+            self.status.setText("")
+            self.about = ""
 
     def settle(self, about: str = "") -> None:
         """Work the status line said was under way has ended: a line still saying so goes (with ``about``,
         only one that starts with it); a line put there since (a result, an error) stays."""
         text = self.status.text()
         if text.endswith("…") and text.startswith(about):
-            self.status.setText("")
+            self.show_status("")
 
     def show_progress(self, done: int, total: int) -> None:
         """The busy bar counts ``done`` of ``total`` (a large image's tiles); total 0: an indeterminate bar again."""
@@ -78,13 +87,13 @@ class MessageBar:
         self.offer_button.hide()
         self.banner.setText(message)
         self.banner.show()
-        self.status.setText(message.splitlines()[0] if message else "")
+        self.show_status(message.splitlines()[0] if message else "")
 
     def hide_error(self, *scopes: str) -> None:
         """Hide the banner; with ``scopes``, only when it is about one of them."""
         if not scopes or self.scope in scopes:
             if self.banner.isVisible() and self.status.text() == self.banner.text().split("\n", 1)[0]:
-                self.status.setText("")  # the status line was repeating the error: it is stale now too
+                self.show_status("")  # the status line was repeating the error: it is stale now too
             self.banner.hide()
             self.offer_button.hide()
             self._offer = None

@@ -98,3 +98,19 @@ def test_an_unreadable_image_is_still_marked_when_its_folder_opens_again(driver,
     (image_folder / "img_1.png").write_bytes(good)  # mended: tried again
     app.open(image_folder)
     assert "[unreadable]" not in app.image_rows()[1]
+
+
+def test_the_description_of_the_detection_under_the_mouse_goes_when_the_mouse_leaves_it(ready):
+    app = ready
+    first = app.prediction.masks[app.shown[0]]
+    ys, xs = np.nonzero(first.mask)
+    middle = len(ys) // 2
+    app.hover_image(first.x0 + xs[middle] + 0.5, first.y0 + ys[middle] + 0.5)
+    described = app.status()
+    assert "score" in described
+    labels = app.window.canvas.labels
+    empty = next(
+        (x + 0.5, y + 0.5) for y in range(0, 96, 2) for x in range(0, 128, 2) if labels.at(x + 0.5, y + 0.5) < 0
+    )
+    app.hover_image(*empty)  # over no detection now
+    assert app.status() != described
