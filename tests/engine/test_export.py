@@ -150,3 +150,26 @@ def test_export_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     assert main(["export", "--weights", str(tmp_path / "none.safetensors"), "--to", "x.onnx", "--format", "onnx"]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_torchvision_model_comes_back_as_the_same_torchvision_model():
+    """torchvision's own architecture (frozen BatchNorm, plain FPN with P6, rounded anchors, short-side resize):
+    imported (engine.interop) and exported again, it gives torchvision's detections exactly."""
+    from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    from engine.cli.bench import randomise
+    from engine.export import to_torchvision
+    from engine.interop import from_torchvision
+
+    torch.manual_seed(0)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None)
+    original = TorchvisionMaskRCNN(backbone, num_classes=4, min_size=160, max_size=256)
+    randomise(original, seed=2, probe_hw=(120, 160))
+    again = to_torchvision(from_torchvision(original.eval()), ["a", "b", "c"])
+    image = torch.rand(3, 120, 150, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected, got = original([image])[0], again([image])[0]
+    assert len(expected["boxes"]) > 10
+    for key in ("boxes", "labels", "scores", "masks"):
+        assert torch.equal(got[key], expected[key]), key
