@@ -1,20 +1,32 @@
 """``python -m engine bench``: our network and torchvision's side by side, same weights and inputs.
 
 Prints milliseconds per image for each and the ratio ours / torchvision last (lower is better), for
-inference and for one training step (forward + backward), and checks that the outputs agree.
+inference and for one training step (forward + backward), and checks that the outputs agree. The header
+names the CPU, its capability and the fast paths ours used (engine.fastpaths: measured now, or from the
+cache). ``--before`` also times ours with every fast path on (the network before issue 17), ``--predictor``
+the app's first result (the Predictor on the bundled model and a sample image), ``--profile`` prints where the
+time goes per stage and per op (torch.profiler), and ``--isa avx2`` runs the whole command again in a
+process whose ATen, oneDNN and MKL kernels are limited to AVX2 (an AVX2-only CPU, reproduced on an AVX-512 one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from engine import fastpaths
 from engine.interop import from_torchvision
 
+BEFORE = "on"  # the fast paths as they were before issue 17: every one, whatever the CPU
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 SIZES = {"800x1067": ((800, 1067), 800, 1333), "512x512": ((512, 512), 512, 512)}
 QUICK_SIZES = {"quick 160x224": ((160, 224), 160, 224)}  # --quick: a smoke run (CI, scripts/gpu_check.sh on CPU)
 
@@ -97,17 +109,35 @@ def _sync(device: str) -> None:
 
 def time_pair(run_tv: Callable, run_ours: Callable, repeats: int, device: str) -> tuple[list[float], list[float]]:
     """Alternate the two (so drift hits both alike); one warm-up each. Seconds per call."""
-    run_tv()
-    run_ours()
-    t_tv, t_ours = [], []
+    times = time_many({"tv": run_tv, "ours": run_ours}, repeats, device)
+    return times["tv"], times["ours"]
+
+
+def time_many(runs: dict[str, Callable], repeats: int, device: str) -> dict[str, list[float]]:
+    """Alternate the runs (so drift hits all alike); one warm-up each. Seconds per call, by name."""
+    for fn in runs.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        for fn, store in ((run_tv, t_tv), (run_ours, t_ours)):
+        for name, fn in runs.items():
             _sync(device)
             start = time.perf_counter()
             fn()
             _sync(device)
-            store.append(time.perf_counter() - start)
-    return t_tv, t_ours
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def with_paths(spec: str | None, fn: Callable) -> Callable:
+    """``fn`` run with the fast paths ``spec`` forced (None: as chosen for this machine)."""
+    if spec is None:
+        return fn
+
+    def run():  # noqa: ANN202
+        with fastpaths.overridden(spec):
+            return fn()
+
+    return run
 
 
 def compare_detections(expected: list[dict], actual: list[dict]) -> str:
@@ -134,7 +164,7 @@ def compare_detections(expected: list[dict], actual: list[dict]) -> str:
     )
 
 
-def bench_inference(size: str, repeats: int, device: str, amp: bool) -> dict:
+def bench_inference(size: str, repeats: int, device: str, amp: bool, before: bool = False) -> dict:
     hw, min_size, max_size = {**SIZES, **QUICK_SIZES}[size]
     tv, ours = build_pair(min_size, max_size, device=device)
     tv.eval()
@@ -145,11 +175,14 @@ def bench_inference(size: str, repeats: int, device: str, amp: bool) -> dict:
         with ctx():
             expected, actual = tv(images), ours(images)
             agreement = compare_detections(expected, actual)
-            t_tv, t_ours = time_pair(lambda: tv(images), lambda: ours(images), repeats, device)
-    return _row(f"inference {size}", t_tv, t_ours, len(images), agreement)
+            runs = {"tv": lambda: tv(images), "ours": lambda: ours(images)}
+            if before:
+                runs["before"] = with_paths(BEFORE, runs["ours"])
+            times = time_many(runs, repeats, device)
+    return _row(f"inference {size}", times, len(images), agreement)
 
 
-def bench_training(size: str, repeats: int, device: str, amp: bool, batch: int = 2) -> dict:
+def bench_training(size: str, repeats: int, device: str, amp: bool, batch: int = 2, before: bool = False) -> dict:
     hw, min_size, max_size = {**SIZES, **QUICK_SIZES}[size]
     tv, ours = build_pair(min_size, max_size, device=device)
     tv.train()
@@ -170,14 +203,177 @@ def bench_training(size: str, repeats: int, device: str, amp: bool, batch: int =
     # randomly sampled RoIs (and the classifier loss) can differ slightly. tests/engine/test_parity.py
     # checks exact agreement with every RoI sampled.
     agreement = f"losses for the same seed: max relative difference {rel:.1e}"
-    t_tv, t_ours = time_pair(lambda: step(tv), lambda: step(ours), repeats, device)
-    return _row(f"train step {size} (batch {batch})", t_tv, t_ours, batch, agreement)
+    runs = {"tv": lambda: step(tv), "ours": lambda: step(ours)}
+    if before:
+        runs["before"] = with_paths(BEFORE, runs["ours"])
+    times = time_many(runs, repeats, device)
+    return _row(f"train step {size} (batch {batch})", times, batch, agreement)
 
 
-def _row(name: str, t_tv: list[float], t_ours: list[float], n_images: int, agreement: str) -> dict:
-    ms_tv = 1000 * statistics.median(t_tv) / n_images
-    ms_ours = 1000 * statistics.median(t_ours) / n_images
-    return {"name": name, "tv": ms_tv, "ours": ms_ours, "ratio": ms_ours / ms_tv, "agreement": agreement}
+def _row(name: str, times: dict[str, list[float]], n_images: int, agreement: str) -> dict:
+    ms = {k: 1000 * statistics.median(v) / n_images for k, v in times.items()}
+    row = {"name": name, "tv": ms["tv"], "ours": ms["ours"], "ratio": ms["ours"] / ms["tv"], "agreement": agreement}
+    if "before" in ms:
+        row["before"] = ms["before"]
+    return row
+
+
+def bench_predictor(repeats: int, device: str) -> str:
+    """The app's first result: a new Predictor on the bundled model predicts one sample image (the image's
+    backbone, RPN, heads and masks; the process already warm), with the chosen fast paths and with every one on
+    (before issue 17), alternately. One line."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.checkpoint import load_checkpoint
+    from engine.inference import Predictor
+
+    root = Path(__file__).resolve().parents[2] / "resources"
+    weights, images = root / "models" / "nuclei_r18_gn.safetensors", sorted((root / "sample").glob("*.png"))
+    if not weights.is_file() or not images:
+        return f"predictor: skipped (no bundled model or sample images under {root})"
+    model, _ = load_checkpoint(weights, device)
+    image = np.array(Image.open(images[0]).convert("RGB"))
+    found = []
+
+    def predict():  # noqa: ANN202
+        found.append(len(Predictor(model, device).predict(image)))
+
+    times = time_many({"chosen": predict, "before": with_paths(BEFORE, predict)}, repeats, device)
+    chosen, old = (1000 * statistics.median(times[k]) for k in ("chosen", "before"))
+    return (
+        f"predictor, first result on {images[0].name[:12]}... ({image.shape[1]}x{image.shape[0]}, bundled model): "
+        f"{chosen:.1f} ms with the chosen fast paths, {old:.1f} ms with every one on (before); "
+        f"chosen / before {chosen / old:.2f}; detections {sorted(set(found))}"
+    )
+
+
+# ----- --profile: where the time goes, per stage and per op -----
+
+# stage -> (torchvision's (module path, method), ours' (module path, method)); None: no such stage there
+STAGES = {
+    "preprocess": (("transform", "forward"), ("", "preprocess")),
+    "resnet": (("backbone.body", "forward"), ("backbone.body", "features")),
+    "fpn": (("backbone.fpn", "forward"), ("backbone.fpn", "forward")),
+    "rpn": (("rpn", "forward"), ("rpn", "forward")),
+    "box roi_align": (("roi_heads.box_roi_pool", "forward"), None),
+    "box head (+ predictor in ours)": (("roi_heads.box_head", "forward"), ("roi_heads.box_head", "forward")),
+    "box predictor": (("roi_heads.box_predictor", "forward"), None),
+    "mask roi_align": (("roi_heads.mask_roi_pool", "forward"), None),
+    "mask head (+ own-class logits in ours)": (
+        ("roi_heads.mask_head", "forward"),
+        ("roi_heads.mask_head", "class_logits"),
+    ),
+    "mask predictor": (("roi_heads.mask_predictor", "forward"), None),
+    "postprocess (masks pasted)": (("transform", "postprocess"), ("", "postprocess")),
+}
+
+
+def _label_stages(model: torch.nn.Module, ours: bool) -> None:
+    """Wrap each stage's method in a profiler label (instance attributes: the classes stay untouched)."""
+    from torch.profiler import record_function
+
+    from engine.model import roi_heads
+
+    for stage, places in STAGES.items():
+        place = places[1] if ours else places[0]
+        if place is None:
+            continue
+        owner = model
+        for part in filter(None, place[0].split(".")):
+            owner = getattr(owner, part)
+        fn = getattr(owner, place[1])
+
+        def labelled(*a, _fn=fn, _stage=stage, **k):  # noqa: ANN002, ANN003, ANN202
+            with record_function(f"stage: {_stage}"):
+                return _fn(*a, **k)
+
+        setattr(owner, place[1], labelled)
+    if ours and not getattr(roi_heads, "_bench_labelled", False):  # ours pools box and mask RoIs in one function
+        pool = roi_heads.multiscale_roi_align
+
+        def pooled(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            with record_function("stage: roi_align (box + mask)"):
+                return pool(*a, **k)
+
+        roi_heads.multiscale_roi_align, roi_heads._bench_labelled = pooled, True
+
+
+def _profile(fn: Callable) -> dict[str, dict[str, float]]:
+    """{"stages": {label: ms}, "ops": {op: self ms}} of one call of ``fn`` (after a warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        fn()
+        total = 1000 * (time.perf_counter() - start)
+    stages, ops = {"total (wall)": total}, {}
+    for event in prof.key_averages():
+        if event.key.startswith("stage: "):
+            stages[event.key[7:]] = stages.get(event.key[7:], 0.0) + event.cpu_time_total / 1000
+        elif event.key.startswith("autograd::engine::evaluate_function: "):
+            stages["backward (autograd)"] = stages.get("backward (autograd)", 0.0) + event.self_cpu_time_total / 1000
+        if not event.key.startswith(("stage: ", "autograd::engine")):
+            ops[event.key] = event.self_cpu_time_total / 1000
+    return {"stages": stages, "ops": ops}
+
+
+def _print_profile(title: str, tv: dict, ours: dict, top: int = 14) -> None:
+    print(f"\n{title}: per stage (ms, profiler CPU time incl. children; backward = autograd nodes' own time)")
+    names = list(dict.fromkeys([*tv["stages"], *ours["stages"]]))
+    for name in names:
+        a, b = tv["stages"].get(name), ours["stages"].get(name)
+        print(f"  {name:34s} {'' if a is None else f'{a:10.1f}':>10s} {'' if b is None else f'{b:10.1f}':>10s}")
+    print(f"{title}: ops by self CPU time (ms), torchvision | ours, the {top} largest of either")
+    ranked = sorted(set(tv["ops"]) | set(ours["ops"]), key=lambda k: -max(tv["ops"].get(k, 0), ours["ops"].get(k, 0)))
+    for op in ranked[:top]:
+        print(f"  {op[:44]:44s} {tv['ops'].get(op, 0.0):10.1f} {ours['ops'].get(op, 0.0):10.1f}")
+
+
+def profile_pair(size: str, device: str, inference: bool = True, training: bool = True, batch: int = 2) -> None:
+    """Print where the time of one inference and one training step goes, torchvision's and ours side by side."""
+    hw, min_size, max_size = {**SIZES, **QUICK_SIZES}[size]
+    tv, ours = build_pair(min_size, max_size, device=device)
+    _label_stages(tv, False)
+    _label_stages(ours, True)
+    images, targets = synthetic_batch(hw, batch, device)
+    print(f"{'':36s} {'torchvision':>10s} {'ours':>10s}")
+    if inference:
+        tv.eval()
+        ours.eval()
+        with torch.no_grad():
+            found = [_profile(lambda m=m: m(images[:1])) for m in (tv, ours)]
+        _print_profile(f"inference {size}", *found)
+    if training:
+        tv.train()
+        ours.train()
+
+        def step(model):  # noqa: ANN001, ANN202
+            torch.manual_seed(0)
+            losses = model(images, [dict(t) for t in targets])
+            with torch.profiler.record_function("stage: backward"):
+                sum(losses.values()).backward()
+            model.zero_grad(set_to_none=True)
+
+        found = [_profile(lambda m=m: step(m)) for m in (tv, ours)]
+        _print_profile(f"train step {size} (batch {batch}, per step)", *found)
+
+
+def header(device: str, amp: bool) -> list[str]:
+    """The run's conditions: device, CPU and capability, and the fast paths each mode uses (and from where)."""
+    lines = [f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, amp {amp}"]
+    limits = ", ".join(f"{k}={os.environ[k]}" for k in AVX2_ENV if k in os.environ)
+    lines.append(
+        f"CPU {fastpaths.cpu_model()}, capability {torch.backends.cpu.get_cpu_capability()}"
+        + (f" (forced: {limits})" if limits else "")
+    )
+    for mode in fastpaths.MODES:
+        start = time.perf_counter()
+        line = fastpaths.describe(mode)
+        took = time.perf_counter() - start
+        lines.append(f"fast paths, {line}" + (f" in {took:.1f} s" if "measured" in line else ""))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,23 +383,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="autocast float16 (CUDA)")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: one 160x224 image, one repeat (replaces --sizes, --repeats)"
     )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument(
+        "--fastpaths",
+        default=None,
+        help=f"force fast paths for this run, as {fastpaths.ENV_VAR} does: on, off, or e.g. channels_last=0,fold_bn=1",
+    )
+    parser.add_argument(
+        "--before", action="store_true", help="also time ours with every fast path on (as before issue 17)"
+    )
+    parser.add_argument(
+        "--predictor", action="store_true", help="also time the app's first result (Predictor, bundled model)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print per-stage and per-op times (torch.profiler) instead of timing"
+    )
+    parser.add_argument(
+        "--isa",
+        choices=("native", "avx2"),
+        default="native",
+        help="avx2: run again in a process limited to AVX2 kernels (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL)",
+    )
     args = parser.parse_args(argv)
+    if args.isa == "avx2" and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        rest = list(sys.argv[1:] if argv is None else argv)
+        rest = [a for i, a in enumerate(rest) if a != "--isa" and not (i and rest[i - 1] == "--isa")]
+        rest = [a for a in rest if not a.startswith("--isa=")]
+        done = subprocess.run([sys.executable, "-m", "engine", "bench", *rest], env={**os.environ, **AVX2_ENV})
+        return done.returncode
     if args.quick:
         args.sizes, args.repeats = list(QUICK_SIZES), 1
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda asked for, but torch sees no CUDA GPU; run with --device cpu")
         return 2
-    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, amp {args.amp}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.fastpaths is not None:
+        try:
+            fastpaths.parse_override(args.fastpaths, "inference")
+        except ValueError as error:
+            print(f"error: --fastpaths: {error}")
+            return 2
+        os.environ[fastpaths.ENV_VAR] = args.fastpaths
+        fastpaths.reset()
+    for line in header(args.device, args.amp):
+        print(line, flush=True)
+    if args.profile:
+        for size in args.sizes:
+            profile_pair(size, args.device, not args.skip_inference, not args.skip_training)
+        return 0
     print(f"{'what':34s} {'torchvision ms/img':>18s} {'ours ms/img':>12s} {'ours/tv':>8s}")
     for size in args.sizes:
-        rows = [bench_inference(size, args.repeats, args.device, args.amp)]
+        rows = [] if args.skip_inference else [bench_inference(size, args.repeats, args.device, args.amp, args.before)]
         if not args.skip_training:
-            rows.append(bench_training(size, args.repeats, args.device, args.amp))
+            rows.append(bench_training(size, args.repeats, args.device, args.amp, before=args.before))
         for r in rows:
             print(
                 f"{r['name']:34s} {r['tv']:18.1f} {r['ours']:12.1f} {r['ratio']:8.2f}   [{r['agreement']}]", flush=True
             )
+            if "before" in r:
+                print(
+                    f"  ours with every fast path on (before): {r['before']:.1f} ms/img, ratio to tv "
+                    f"{r['before'] / r['tv']:.2f}; chosen / before {r['ours'] / r['before']:.2f}",
+                    flush=True,
+                )
+    if args.predictor:
+        print(bench_predictor(args.repeats, args.device), flush=True)
     return 0

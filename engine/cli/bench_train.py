@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine import fastpaths
 from engine.config import AugmentConfig, ModelConfig, TrainConfig, torchvision_like
 from engine.data import read_dataset
 from engine.evaluate import evaluate_model
@@ -133,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         + f"device {args.device}, "
         f"{torch.get_num_threads()} threads"
     )
+    if args.device == "cpu":  # the Train panel's images/s depend on these (engine.fastpaths; issue 17)
+        print(
+            f"CPU {fastpaths.cpu_model()}, capability {torch.backends.cpu.get_cpu_capability()}; "
+            f"fast paths, {fastpaths.describe('training')}",
+            flush=True,
+        )
     results = []
     if args.only in (None, "ours"):
         torch.manual_seed(0)

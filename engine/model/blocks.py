@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine import fastpaths
+
 NormFactory = Callable[[int], nn.Module]
 
 
@@ -41,8 +43,10 @@ class FrozenBatchNorm2d(nn.Module):
 
 
 def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
-    """norm(conv(x)); in eval mode a BatchNorm is folded into the conv (one pass over the output, not three)."""
-    if isinstance(norm, FrozenBatchNorm2d) or (isinstance(norm, nn.BatchNorm2d) and not norm.training):
+    """norm(conv(x)); a frozen BatchNorm (or one in eval mode) is folded into the conv (one pass over the output, not
+    three) where that was measured faster on this machine (``engine.fastpaths``, path ``fold_bn``)."""
+    frozen = isinstance(norm, FrozenBatchNorm2d) or (isinstance(norm, nn.BatchNorm2d) and not norm.training)
+    if frozen and fastpaths.use("fold_bn", x.device):
         if isinstance(norm, nn.BatchNorm2d):
             scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
             shift = norm.bias - norm.running_mean * scale

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from engine import fastpaths
 from engine.config import ModelConfig
 from engine.model.backbone import ResNetFPN
 from engine.model.box_utils import scale_boxes
@@ -85,10 +86,11 @@ class MaskRCNN(nn.Module):
     def features(self, batch: ImageBatch) -> OrderedDict[str, Tensor]:
         """FPN levels {"p2": (B,256,H/4,W/4), ...}.
 
-        On the CPU the convolutions run channels-last (oneDNN's fast layout; same numbers up to rounding).
+        On the CPU the convolutions run channels-last (oneDNN's fast layout; same numbers up to rounding) where
+        that was measured faster on this machine (``engine.fastpaths``, path ``channels_last``).
         """
         x = batch.tensor
-        if x.device.type == "cpu":
+        if x.device.type == "cpu" and fastpaths.use("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x)
 

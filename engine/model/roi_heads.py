@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou, roi_align
 
+from engine import fastpaths
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
 from engine.model.losses import image_index_of, reduce_loss
 from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced, sample_generator
@@ -41,12 +42,13 @@ _ONEDNN_MIN_MACS = 50_000_000  # below this the conversions cost more than the G
 
 
 def fast_linear(x: Tensor, layer: nn.Linear) -> Tensor:
-    """``layer(x)``; on the CPU without autograd, large products go through oneDNN's GEMM instead of BLAS.
+    """``layer(x)``; on the CPU without autograd, large products go through oneDNN's GEMM instead of BLAS when
+    that was measured faster on this machine (``engine.fastpaths``, path ``onednn_linear``).
 
-    The same product in another summation order (differences ~1e-6 relative). Measured on the 2-core AMD
-    EPYC this project is benchmarked on, fc6 for 1000 RoIs (1000x12544 @ 12544x1024) takes 180 ms there
-    with the conversions against 430 ms through torch's MKL sgemm, which does not use AVX-512 on AMD CPUs
-    (docs/PERFORMANCE.md). Autograd, CUDA, half precision and builds without oneDNN take ``layer(x)``.
+    The same product in another summation order (differences ~1e-6 relative). Measured on a 2-core AMD EPYC
+    (AVX2 for MKL there), fc6 for 1000 RoIs (1000x12544 @ 12544x1024) took 180 ms with the conversions against
+    430 ms through torch's MKL sgemm; on an Intel CPU, where MKL is fast, it can lose (docs/PERFORMANCE.md).
+    Autograd, CUDA, half precision and builds without oneDNN take ``layer(x)``.
     """
     if (
         x.device.type != "cpu"
@@ -55,8 +57,14 @@ def fast_linear(x: Tensor, layer: nn.Linear) -> Tensor:
         or x.dim() != 2
         or x.shape[0] * layer.in_features * layer.out_features < _ONEDNN_MIN_MACS
         or not _HAS_ONEDNN_LINEAR
+        or not fastpaths.use("onednn_linear")
     ):
         return layer(x)
+    return onednn_linear(x, layer)
+
+
+def onednn_linear(x: Tensor, layer: nn.Linear) -> Tensor:
+    """``layer(x)`` for a 2-D float32 CPU ``x`` through oneDNN's matmul (no autograd), conversions included."""
     return _onednn_linear(x.contiguous().to_mkldnn(), layer.weight, layer.bias).to_dense()
 
 
@@ -81,8 +89,9 @@ class MaskHead(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: Tensor) -> Tensor:
-        """(N,C,14,14) -> (N,channels,28,28) before the per-class 1x1 conv (channels-last on the CPU)."""
-        if x.device.type == "cpu":
+        """(N,C,14,14) -> (N,channels,28,28) before the per-class 1x1 conv (channels-last on the CPU where that
+        was measured faster: ``engine.fastpaths``, path ``mask_channels_last``)."""
+        if x.device.type == "cpu" and fastpaths.use("mask_channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = F.relu(conv(x), inplace=True)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine import fastpaths
 from engine.model import roi_heads
 from engine.model.roi_heads import fast_linear
 
@@ -22,6 +23,8 @@ def test_fast_linear_equals_the_linear_layer(rows):
 
 
 def test_large_products_take_onednn_and_small_ones_the_layer(monkeypatch):
+    monkeypatch.setenv(fastpaths.ENV_VAR, "on")  # where measured slower, the layer runs (below)
+    fastpaths.reset()
     calls = []
     real = torch._C._nn.mkldnn_linear
     monkeypatch.setattr(roi_heads, "_onednn_linear", lambda *a: calls.append(a[0].shape) or real(*a))
@@ -29,7 +32,19 @@ def test_large_products_take_onednn_and_small_ones_the_layer(monkeypatch):
     with torch.no_grad():
         fast_linear(torch.randn(100, 1024), layer)  # 105M multiply-adds
         fast_linear(torch.randn(2, 1024), layer)  # 2M: not worth the conversions
+    fastpaths.reset()
     assert calls == [torch.Size([100, 1024])] or not roi_heads._HAS_ONEDNN_LINEAR
+
+
+def test_where_measured_slower_the_layer_runs(monkeypatch):
+    monkeypatch.setenv(fastpaths.ENV_VAR, "off")
+    fastpaths.reset()
+    monkeypatch.setattr(roi_heads, "_onednn_linear", None)  # would raise if called
+    layer = nn.Linear(1024, 1024)
+    x = torch.randn(100, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(fast_linear(x, layer), layer(x))
+    fastpaths.reset()
 
 
 def test_with_autograd_the_layer_runs_and_gradients_flow():
