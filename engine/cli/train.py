@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="fraction of --data held out for validation, 0 to 0.9",
     )
-    p.add_argument("--out", required=True, help="folder for model.safetensors, model_best.safetensors, state")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for the run: model.safetensors (float16 once finished), and while the run can be resumed "
+        "(running, cancelled, failed) its training state",
+    )
     p.add_argument(
         "--subset",
         choices=TRAIN_SUBSETS,
@@ -48,9 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cancel-file", default=None, help="stop cleanly (keeping a checkpoint) once this file exists")
     p.add_argument(
+        "--float32",
+        action="store_true",
+        help="keep the finished model in float32 (default float16: half the size; loading restores float32)",
+    )
+    p.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="also keep the weights of the best validation as model_best.safetensors (default: the last only)",
+    )
+    p.add_argument(
         "--half-copy",
         action="store_true",
-        help="also write model.fp16.safetensors (float16 weights, half the size; loading restores float32)",
+        help="keep the finished model in float32 and also write model.fp16.safetensors (float16 weights)",
     )
     training = p.add_argument_group("training (engine.config.TrainConfig)")
     length = training.add_mutually_exclusive_group()
@@ -110,8 +125,9 @@ def _config(make):  # noqa: ANN001, ANN202
         raise UserError(f"{message}; see python -m engine train --help") from error
 
 
-def build_model(args, class_names: list[str]):  # noqa: ANN001
-    """The model to train: from --weights (class layers re-initialised if the classes differ) or new."""
+def build_model(args, class_names: list[str], notes: list[str] | None = None):  # noqa: ANN001
+    """The model to train: from --weights (class layers re-initialised if the classes differ, said in ``notes``
+    and on stderr) or new."""
     from engine.checkpoint import load_weights
     from engine.interop import with_new_class_layers
     from engine.model.mask_rcnn import MaskRCNN
@@ -128,18 +144,52 @@ def build_model(args, class_names: list[str]):  # noqa: ANN001
                 f"{flag_name(f)} changes {f.metadata['changes']}: use it when training from scratch, not with --weights"
             )
     model, info = load_weights(args.weights, num_classes=None)
-    if model.config.num_classes != k:
-        print(
-            f"note: {args.weights} has {model.config.num_classes - 1} classes, the data {k - 1}: "
-            "the class layers start fresh",
-            file=sys.stderr,
-        )
+    unnamed = all(name == f"class {i}" for i, name in enumerate(info.class_names, start=1))  # a file without names
+    if model.config.num_classes == k and sorted(info.class_names) == sorted(class_names) and not unnamed:
+        model = with_classes_in_order(model, list(info.class_names), class_names)  # the same classes, reordered
+    elif model.config.num_classes != k or (list(info.class_names) != list(class_names) and not unnamed):
+        # the same count of other classes would train person's layers as nucleus: renewed as well
+        note = class_layers_note(list(info.class_names), class_names)
+        print(f"note: {args.weights}: {note}", file=sys.stderr)
+        if notes is not None:
+            notes.append(note)
         model = with_new_class_layers(model, k)
     if not changes:
         return model
     new = MaskRCNN(_config(lambda: model.config.replace(**changes)))
     new.load_state_dict(model.state_dict())
     return new
+
+
+def with_classes_in_order(model, model_classes: list[str], data_classes: list[str]):  # noqa: ANN001, ANN201
+    """``model`` with its class layers' rows reordered from ``model_classes`` to ``data_classes`` (the same names in
+    another order: a project whose classes were added in another order keeps what the model learnt of each)."""
+    from engine.interop import _is_class_specific
+
+    if model_classes == data_classes:
+        return model
+    order = [0] + [model_classes.index(name) + 1 for name in data_classes]  # background stays first
+    state = model.state_dict()
+    k = len(order)
+    for key, value in state.items():
+        if _is_class_specific(key):
+            rows = value.reshape(k, value.shape[0] // k, *value.shape[1:])  # (K+1, rows per class, ...)
+            state[key] = rows[order].reshape(value.shape)
+    model.load_state_dict(state)
+    return model
+
+
+def class_layers_note(model_classes: list[str], data_classes: list[str]) -> str:
+    """What a run from a model of other classes says (the app shows it too): the class layers start fresh."""
+
+    def named(names: list[str]) -> str:
+        shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+        return f"{len(names)} class{'es' if len(names) != 1 else ''} ({shown})"
+
+    return (
+        f"the model has {named(model_classes)}, the data {named(data_classes)}: the class layers (box classifier, "
+        "box regression and mask outputs) are renewed and learnt from scratch; the rest of the network is kept"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +237,8 @@ def run_training(args) -> int:  # noqa: ANN001
     class_names = [c.name for c in sorted(dataset.categories, key=lambda c: c.id)]
     cfg = train_config(args, len(train_ids))  # --epochs count the images that train
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
-    model = build_model(args, class_names)
+    notes: list[str] = []
+    model = build_model(args, class_names, notes)
     main_process = int(os.environ.get("RANK", "0")) == 0
     out.mkdir(parents=True, exist_ok=True)  # an OSError (one line) now, not after the run
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
@@ -202,9 +253,11 @@ def run_training(args) -> int:  # noqa: ANN001
         cancel=cancel,
         resume=args.resume,
         val_dataset=val_dataset,
+        half=not (args.float32 or args.half_copy),
+        keep_best=args.keep_best,
     )
     if args.events_jsonl:
-        status = _print_events(events, main_process, len(train_ids), len(val_ids), class_names)
+        status = _print_events(events, main_process, len(train_ids), len(val_ids), class_names, notes)
         _check_model_written(out, main_process)
         _write_half_copy(args, main_process)
         return status
@@ -271,7 +324,7 @@ def _check_model_written(out, main_process: bool) -> None:  # noqa: ANN001
 
 
 def _write_half_copy(args, main_process: bool) -> str:  # noqa: ANN001
-    """With --half-copy: the final model again in float16 (for shipping; the float32 file stays for --resume)."""
+    """With --half-copy: the finished model (kept in float32 then) again in float16, as model.fp16.safetensors."""
     from pathlib import Path
 
     from engine.checkpoint import load_checkpoint, save_checkpoint
@@ -306,8 +359,9 @@ def _split(ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[
     return (sorted(ids), []) if len(ids) < 2 else split_ids(ids, fraction, seed)
 
 
-def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str]) -> int:  # noqa: ANN001
-    """One JSON object per line on stdout: a "start" TrainEvent, then each TrainEvent (engine.training.events)."""
+def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str], notes=()) -> int:  # noqa: ANN001
+    """One JSON object per line on stdout: a "start" TrainEvent, a "warning" per note (class layers renewed), then
+    each TrainEvent (engine.training.events)."""
     from engine.training.events import TrainEvent
 
     def emit(event: TrainEvent) -> None:
@@ -315,6 +369,8 @@ def _print_events(events, main_process: bool, n_train: int, n_val: int, class_na
             print(event.to_json(), flush=True)
 
     emit(TrainEvent("start", train_images=n_train, val_images=n_val, class_names=class_names))
+    for note in notes:
+        emit(TrainEvent("warning", message=note))
     for event in events:
         emit(event)
     return 0

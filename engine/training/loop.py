@@ -145,8 +145,17 @@ def train(
     cancel: Callable[[], bool] | None = None,
     resume: bool = False,
     val_dataset: Dataset | None = None,
+    half: bool = True,
+    keep_best: bool = False,
 ) -> Iterator[TrainEvent]:
     """Train ``model`` in place on ``dataset``; yields TrainEvents; checkpoints go to ``out_dir``.
+
+    What a run leaves (issue 13, bug 8: three ~118 MB files a run filled the data folder): while it runs, and when
+    it stops before its end (cancelled, diverged, killed), ``model.safetensors`` in float32 with the optimiser's
+    state beside it, so ``resume`` continues it exactly; once it ends normally, the one model file, in float16
+    (``half``; loading restores float32: half the size, detections the same within float16's rounding) and the
+    state deleted (there is nothing left to resume). ``keep_best`` also keeps the best validation's weights as
+    ``model_best.safetensors`` (float16).
 
     Validation runs on ``val_ids`` of ``val_dataset`` (default: ``dataset``). Scale jitter
     (``cfg.augment.scale_jitter``) is the network's own: the model's ``config.min_size`` becomes
@@ -199,7 +208,7 @@ def train(
     if resuming:
         start, _ = load_train_state(out_dir / STATE, optimizer, scaler)
     loop = _Loop(model, net, optimizer, scaler, samples, cfg, dist, use_amp, out_dir, class_names, history)
-    loop.start_largest = start_largest
+    loop.start_largest, loop.half, loop.keep_best = start_largest, half, keep_best
     loop.meta = {
         "train_config": cfg.to_dict(),
         "train_images": _paths(dataset, train_ids),
@@ -218,6 +227,12 @@ def _resume_pair(out_dir: Path) -> bool:
     model_file, state_file = out_dir / LAST, out_dir / STATE
     if not model_file.is_file() and not state_file.is_file():
         return False
+    if model_file.is_file() and not state_file.is_file() and "state_stamp" not in read_info(model_file).extra:
+        # a finished run keeps no state (nothing was left to do): not a damaged one
+        raise TrainingError(
+            f"cannot resume: the run in {out_dir} has finished (a finished run keeps its model only); to train on, "
+            f"fine-tune from it: --weights {model_file} --out another folder"
+        )
     if not (model_file.is_file() and state_file.is_file()):
         have, lack = (LAST, STATE) if model_file.is_file() else (STATE, LAST)
         raise TrainingError(
@@ -255,6 +270,8 @@ class _Loop:
         self.meta: dict[str, Any] = {}
         self.start_largest = largest_weight(model)  # max |w| when the run started (weights_problem)
         self.saved_at: int | None = None  # the iteration of the last model + state written
+        self.half = True  # the finished model in float16
+        self.keep_best = False  # model_best.safetensors written at each better validation
         self.best_ap = max((h.get("val_mask_AP", -1.0) for h in history), default=-1.0)
 
     def batch(self, iteration: int) -> tuple[list[torch.Tensor], list[dict]]:
@@ -308,7 +325,7 @@ class _Loop:
         total, bad, t0, done_here = cfg.iterations, 0, time.perf_counter(), 0
         for it in range(start, total):
             if cancel is not None and self._agree(cancel()):
-                path = self.save(it, state=True)
+                path = self.save(it, state=True, stopped="cancelled")
                 yield TrainEvent("cancelled", it, total, message="cancelled; the last checkpoint is kept", path=path)
                 return
             record = self.step(it)
@@ -318,7 +335,7 @@ class _Loop:
                     "warning", it + 1, total, message=f"non-finite loss at iteration {it + 1}: step skipped"
                 )
                 if bad >= cfg.max_bad_steps:
-                    self.save(it, state=True)  # a TrainingError of its own when the weights diverged too
+                    self.save(it, state=True, stopped="failed")  # a TrainingError of its own when they diverged too
                     raise TrainingError(
                         f"the loss was not finite {bad} times in a row: lower the learning rate (now {cfg.lr}) "
                         "or check the annotations; the weights before the divergence are saved"
@@ -341,15 +358,27 @@ class _Loop:
             last = it + 1 == total
             if val_ids and ((cfg.val_every and (it + 1) % cfg.val_every == 0) or last):
                 yield self.validate(it + 1, dataset, val_ids)
-            if (cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0) or last:
+            if last:
+                path = self.finish(total)
+                if path:
+                    yield TrainEvent("checkpoint", total, total, path=path)
+            elif cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
                 path = self.save(it + 1, state=True)
                 if path:
                     yield TrainEvent("checkpoint", it + 1, total, path=path)
         if self.saved_at != total and start < total:  # the last step was skipped (non-finite loss)
-            path = self.save(total, state=True)
+            path = self.finish(total)
             if path:
                 yield TrainEvent("checkpoint", total, total, path=path)
         yield TrainEvent("done", total, total, path=str(self.out_dir / LAST))
+
+    def finish(self, iteration: int) -> str:
+        """The run ended normally: its one model file (float16 unless ``half`` is off) replaces the checkpoint, and
+        the optimiser's state, which only a run stopped early needs, goes."""
+        path = self.save(iteration, final=True)
+        if self.dist.main:
+            (self.out_dir / STATE).unlink(missing_ok=True)
+        return path
 
     def _agree(self, flag: bool) -> bool:
         if self.dist.world == 1:
@@ -373,19 +402,23 @@ class _Loop:
             )
             if metrics["mask_AP"] > self.best_ap:
                 self.best_ap = metrics["mask_AP"]
-                self.save(iteration, name=BEST)
+                if self.keep_best:
+                    self.save(iteration, name=BEST, final=True)
         if self.dist.world > 1:
             torch.distributed.barrier()
         return TrainEvent("validation", iteration, self.cfg.iterations, metrics=metrics)
 
-    def save(self, iteration: int, state: bool = False, name: str = LAST) -> str:
+    def save(
+        self, iteration: int, state: bool = False, name: str = LAST, final: bool = False, stopped: str = ""
+    ) -> str:
         """Weights (+ optimiser state, both stamped with one token) on the main process; returns the path ('' on the
-        others). Weights that are not finite or exploded (weights_problem) are a TrainingError on every process,
-        and nothing is written: the last good model stays."""
+        others). ``final``: a finished model (float16 when ``half``; no state pairs with it). ``stopped``: why the run
+        stops here ("cancelled", "failed"), recorded for the model list. Weights that are not finite or exploded
+        (weights_problem) are a TrainingError on every process, and nothing is written: the last good model stays."""
         problem = weights_problem(self.model, self.start_largest)
         if problem:
             raise TrainingError(self._diverged(problem, iteration))
-        if state:
+        if state or (final and name == LAST):
             self.saved_at = iteration
         if not self.dist.main:
             return ""
@@ -393,7 +426,10 @@ class _Loop:
         stamp = f"{iteration}-{uuid.uuid4().hex}"
         if state:
             extra["state_stamp"] = stamp
-        path = save_checkpoint(self.model, self.out_dir / name, self.class_names, self.history, extra)
+        if stopped:
+            extra["stopped"] = stopped
+        half = final and self.half
+        path = save_checkpoint(self.model, self.out_dir / name, self.class_names, self.history, extra, half=half)
         if state:
             save_train_state(self.out_dir / STATE, self.optimizer, iteration, self.scaler, extra={"stamp": stamp})
         return str(path)

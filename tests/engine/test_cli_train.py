@@ -50,7 +50,7 @@ def test_fine_tune_from_a_checkpoint_with_other_classes(tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "the class layers start fresh" in capsys.readouterr().err
+    assert "the class layers (box classifier, box regression and mask outputs) are renewed" in capsys.readouterr().err
     tuned, info = load_checkpoint(tmp_path / "ft" / "model.safetensors")
     assert tuned.config.num_classes == 3 and info.class_names == ["disc", "square"]
 
@@ -247,3 +247,51 @@ def test_scale_jitter_is_an_augmentation_setting(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--scale-jitter", "1.5", *ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: augmentation --scale-jitter (scale_jitter) out of range")
+
+
+def test_other_class_names_renew_the_class_layers_and_the_app_is_told(tmp_path, capsys):
+    """Issue 13, bug 2: a model of two other classes (person, bicycle) fine-tuned on two classes (disc, square) would
+    have trained person's layers as disc without a word: its class layers are renewed, said on stderr and, for the
+    app, as a warning event after "start"; a finished run can no longer be resumed, and says why."""
+    import json
+
+    from engine import MaskRCNN, ModelConfig
+
+    data = _data(tmp_path)
+    torch.manual_seed(0)
+    start = MaskRCNN(ModelConfig(num_classes=3, min_size=(64,), max_size=64))
+    weights = tmp_path / "start.safetensors"
+    save_checkpoint(start, weights, ["person", "bicycle"])
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--weights", str(weights)]
+    assert main([*args, *ARGS, "--events-jsonl"]) == 0
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert [e["kind"] for e in events[:2]] == ["start", "warning"]
+    assert "2 classes (person, bicycle), the data 2 classes (disc, square)" in events[1]["message"]
+    assert "renewed" in events[1]["message"] and "renewed" in captured.err
+    tuned, _ = load_checkpoint(tmp_path / "ft" / "model.safetensors")
+    old = start.roi_heads.box_head.cls_score.weight
+    assert not torch.allclose(tuned.roi_heads.box_head.cls_score.weight, old.half().float())
+    torch.testing.assert_close(  # the rest is kept (up to float16's rounding)
+        tuned.backbone.body.conv1.weight, start.backbone.body.conv1.weight, atol=0.05, rtol=0.05
+    )
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "ft"), *ARGS, "--resume"]) == 2
+    assert "has finished" in capsys.readouterr().err
+
+
+def test_the_same_classes_in_another_order_keep_their_layers_reordered():
+    from engine import MaskRCNN, ModelConfig
+    from engine.cli.train import with_classes_in_order
+
+    torch.manual_seed(0)
+    model = MaskRCNN(ModelConfig(num_classes=3, min_size=(64,), max_size=64))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with_classes_in_order(model, ["square", "disc"], ["disc", "square"])
+    after = model.state_dict()
+    for key, per_class in (("roi_heads.box_head.cls_score.weight", 1), ("roi_heads.box_head.bbox_pred.weight", 4)):
+        old, new = before[key], after[key]
+        torch.testing.assert_close(new[:per_class], old[:per_class])  # background
+        torch.testing.assert_close(new[per_class : 2 * per_class], old[2 * per_class :])  # disc was second
+        torch.testing.assert_close(new[2 * per_class :], old[per_class : 2 * per_class])
+    bias = "roi_heads.mask_head.logits.bias"
+    torch.testing.assert_close(after[bias][1], before[bias][2])

@@ -47,13 +47,13 @@ def test_a_diverging_run_keeps_the_good_model_and_its_starting_weights(data, tmp
     assert main(["train", "--data", str(data), "--out", str(good), *FAST, "--iters", "2"]) == 0
     start = tmp_path / "start.safetensors"
     start.write_bytes((good / "model.safetensors").read_bytes())
-    before = {p.name: p.read_bytes() for p in (good / "model.safetensors", good / "train_state.safetensors", start)}
+    before = {p.name: p.read_bytes() for p in [*good.iterdir(), start]}  # a finished run: its model only
     capsys.readouterr()
     args = ["--weights", str(start), "--lr", "1e6", "--iters", "30"]  # stops after 20 non-finite losses
     assert main(["train", "--data", str(data), "--out", str(good), *FAST, *args]) == 2
     line = _error(capsys)
     assert "diverged" in line and "of iteration 2 is kept" in line
-    after = {p.name: p.read_bytes() for p in (good / "model.safetensors", good / "train_state.safetensors", start)}
+    after = {p.name: p.read_bytes() for p in [*good.iterdir(), start]}
     assert after == before
 
 
@@ -92,4 +92,4 @@ def test_a_saved_run_records_the_size_of_its_start(data, tmp_path):
 
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *FAST, "--iters", "1"]) == 0
     extra = read_info(tmp_path / "r" / LAST).extra
-    assert extra["start_largest_weight"] > 0 and extra["state_stamp"].startswith("1-")
+    assert extra["start_largest_weight"] > 0 and "state_stamp" not in extra  # finished: no state pairs with it

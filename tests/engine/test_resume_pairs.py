@@ -84,7 +84,9 @@ def test_the_command_line_says_it_in_one_line(dataset, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--data", str(dataset.root), "--out", str(out), "--input-size", "64", "--max-size", "64"]
     args += ["--iters", "2", "--warmup", "1", "--threads", "2"]
-    assert main(args) == 0
+    stop = tmp_path / "stop"
+    stop.touch()  # cancelled before its first step: a run that can be resumed (a finished one has no state)
+    assert main([*args, "--cancel-file", str(stop)]) == 0
     state = out / STATE
     stale = state.read_bytes()
     assert main([*args[:-6], "--iters", "4", "--warmup", "1", "--threads", "2", "--resume"]) == 0

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from synthetic import make_dataset
 from test_training import TINY
 
 from engine import MaskRCNN
 from engine.checkpoint import load_checkpoint, read_info
 from engine.config import AugmentConfig, TrainConfig
-from engine.training.loop import LAST, STATE, TrainingError, train
+from engine.training.loop import BEST, LAST, STATE, TrainingError, train
 
 FAST = TrainConfig(iterations=4, batch_size=2, lr=0.01, warmup_iters=2, amp=False)
 
@@ -42,7 +43,18 @@ def test_events_and_checkpoint(dataset, tmp_path):
     model, info = load_checkpoint(tmp_path / "run" / LAST)
     assert info.class_names == ["disc", "square"] and info.extra["iteration"] == 4
     assert [h["iteration"] for h in info.history] == [1, 2, 3, 4]
-    assert (tmp_path / "run" / STATE).is_file()
+    # a finished run leaves one model file, in float16, and no training state (issue 13, bug 8)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LAST]
+    with safe_open(str(tmp_path / "run" / LAST), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == {torch.float16}
+
+
+def test_float32_and_best_when_asked(dataset, tmp_path):
+    cfg = FAST.replace(val_every=2)
+    list(train(_model(), dataset, cfg, tmp_path / "run", val_ids=[dataset.images[0].id], half=False, keep_best=True))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted([BEST, LAST])
+    with safe_open(str(tmp_path / "run" / LAST), framework="pt") as f:
+        assert f.get_tensor("roi_heads.box_head.cls_score.weight").dtype == torch.float32
 
 
 def test_cancel_stops_within_one_step_and_keeps_a_checkpoint(dataset, tmp_path):
@@ -54,7 +66,9 @@ def test_cancel_stops_within_one_step_and_keeps_a_checkpoint(dataset, tmp_path):
 
     events = list(train(_model(), dataset, FAST, tmp_path / "run", cancel=cancel))
     assert [e.kind for e in events] == ["step", "step", "cancelled"]
-    assert read_info(tmp_path / "run" / LAST).extra["iteration"] == 2
+    info = read_info(tmp_path / "run" / LAST)
+    assert info.extra["iteration"] == 2 and info.extra["stopped"] == "cancelled"
+    assert (tmp_path / "run" / STATE).is_file()  # a cancelled run can be resumed: its state stays
 
 
 def test_resume_continues_exactly(dataset, tmp_path):
