@@ -5,10 +5,16 @@ saved so), "annotated" (it holds instances that train: accepted, drawn, edited o
 "reviewed" (a person said so: Ctrl+Return; no edit sets it), "error" (could not be read). Edits are
 saved to ``annotation_path`` (COCO): the COCO file the project was read from, else ``annotations.json``
 in the folder.
+
+A project remembers its model (issue 13, bug 2: the model did not follow the project): the last one trained or
+chosen for the folder, and what the user chose to do with a model whose classes are not the folder's, in
+``<folder>/models/project.json`` beside the runs (a path under the folder is stored relative to it, so the folder
+can move). The file is the project's, not the app's settings: another machine opening the folder finds it too.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +26,8 @@ from engine.structures import InstanceMask
 from engine.training.subsets import is_annotated
 
 ANNOTATION_FILE = "annotations.json"
+MEMORY_FILE = Path("models") / "project.json"  # the project's model and class choices (``ProjectMemory``)
+CLASS_MODES = ("undecided", "matching", "map", "add")  # what to do with a model's classes the folder lacks
 CROP_CACHE_LIMIT = 50_000  # decoded crops kept (all images); more and those of other images are dropped
 
 
@@ -142,12 +150,165 @@ class Project:
             names.append(name)
         return crops, colors, names
 
+    @property
+    def memory(self) -> ProjectMemory:
+        return ProjectMemory(self.root)
+
     def category_style(self, category_id: int) -> tuple[tuple[int, int, int], str]:
         try:
             category = self.dataset.category_by_id(category_id)
         except KeyError:
             return (255, 255, 255), str(category_id)
         return category.color, category.name
+
+
+class ProjectMemory:
+    """``<folder>/models/project.json``: {"model": path (relative to the folder when under it) or a hub alias,
+    "classes": {model key: {"mode": one of CLASS_MODES, "map": {model class: folder class or ""}}}}. Reading a
+    missing or damaged file gives nothing remembered; a folder that cannot be written (read-only) remembers nothing
+    (``remember_*`` return False) and the app goes on."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / MEMORY_FILE
+
+    def _read(self) -> dict:
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return document if isinstance(document, dict) else {}
+
+    def _write(self, document: dict) -> bool:
+        from engine.data.io.atomic import atomic_write_text
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(document, indent=1, sort_keys=True))
+        except OSError:
+            return False
+        return True
+
+    def _key(self, model: str) -> str:
+        """How a model path is stored: relative to the folder when inside it, else as given (absolute or alias)."""
+        try:
+            return Path(model).resolve().relative_to(self.root.resolve()).as_posix()
+        except (ValueError, OSError, RuntimeError):
+            return str(model)
+
+    def _path(self, key: str) -> str:
+        path = Path(key)
+        if path.is_absolute():
+            return key
+        if (self.root / path).exists() or len(path.parts) > 1:
+            return str((self.root / path).resolve())
+        return key  # an alias such as "coco"
+
+    def model(self) -> str:
+        """The model remembered for this folder (absolute path or alias), "" for none."""
+        key = self._read().get("model")
+        return self._path(key) if isinstance(key, str) and key else ""
+
+    def remember_model(self, model: str) -> bool:
+        document = self._read()
+        key = self._key(model)
+        if document.get("model") == key:
+            return True
+        document["model"] = key
+        return self._write(document)
+
+    def forget_model(self, model: str) -> bool:
+        """A run deleted: the folder no longer has that model (nor its class choice)."""
+        document = self._read()
+        key = self._key(model)
+        changed = document.pop("model", None) if document.get("model") == key else None
+        classes = document.get("classes")
+        if isinstance(classes, dict) and key in classes:
+            classes.pop(key)
+            changed = True
+        return self._write(document) if changed else True
+
+    def class_choice(self, model: str) -> tuple[str, dict[str, str]]:
+        """(mode, map) the user chose for ``model``'s classes in this folder; ("undecided", {}) when none."""
+        entry = (self._read().get("classes") or {}).get(self._key(model))
+        if not isinstance(entry, dict) or entry.get("mode") not in CLASS_MODES:
+            return "undecided", {}
+        mapping = entry.get("map") if isinstance(entry.get("map"), dict) else {}
+        return entry["mode"], {str(k): str(v) for k, v in mapping.items()}
+
+    def remember_class_choice(self, model: str, mode: str, mapping: dict[str, str]) -> bool:
+        document = self._read()
+        classes = document.get("classes") if isinstance(document.get("classes"), dict) else {}
+        classes[self._key(model)] = {"mode": mode, "map": dict(mapping)}
+        document["classes"] = classes
+        return self._write(document)
+
+
+@dataclass(frozen=True)
+class ClassStatus:
+    """The model's classes against the folder's, and what the user chose (the Model panel's Classes box)."""
+
+    model_names: tuple[str, ...] = ()
+    project_names: tuple[str, ...] = ()
+    foreign: tuple[str, ...] = ()  # the model's classes the folder lacks (foreign_classes)
+    mode: str = "undecided"  # CLASS_MODES
+    mapping: tuple[tuple[str, str], ...] = ()  # (model class, folder class or "") for map mode
+    hidden: int = 0  # predictions of the image on screen hidden for their class
+
+    @property
+    def mismatch(self) -> bool:
+        return bool(self.foreign)
+
+    def shown_name(self, name: str) -> str:
+        """The class a prediction of model class ``name`` counts as in this folder ("" for none: hidden)."""
+        if name not in self.foreign or self.mode == "add":
+            return name
+        if self.mode == "map":
+            return dict(self.mapping).get(name, "")
+        return ""
+
+    def describe(self) -> str:
+        """One or two sentences for the panel and the status line ("" when the classes agree)."""
+        if not self.foreign:
+            return ""
+        theirs, ours = ", ".join(self.foreign), ", ".join(self.project_names)
+        text = f"The model's classes {theirs} are not this folder's ({ours})."
+        if self.mode == "undecided":
+            text += " Their predictions are hidden until you choose: map them, show only this folder's classes, add"
+            text += " them, or train a new head."
+        elif self.mode == "matching":
+            text += " Only this folder's classes are shown."
+        elif self.mode == "map":
+            pairs = [f"{a} \u2192 {b}" for a, b in self.mapping if b]
+            text += f" Mapped: {', '.join(pairs) or 'none'}; the others are hidden."
+        else:
+            text += " They are shown, and accepting one adds its class to this folder."
+        if self.hidden:
+            text += f" {self.hidden} prediction{'s' if self.hidden != 1 else ''} hidden on this image."
+        return text
+
+
+def foreign_classes(model_names: list[str], project_names: list[str]) -> list[str]:
+    """The model's classes the folder does not have ([] when the folder has no classes yet: the model's become its
+    own, the usual start)."""
+    if not project_names:
+        return []
+    return [name for name in model_names if name not in project_names]
+
+
+def model_note(project: Project | None, weights_path: str) -> str:
+    """What the Model panel says about the folder's model: whether the model in use is the folder's own."""
+    if project is None:
+        return ""
+    remembered = project.memory.model()
+    using = Path(weights_path).name if weights_path else "none"
+    if not remembered:
+        return f"This folder has no model of its own yet; in use: {using} (train one, or choose one)"
+    if remembered == weights_path:
+        return "This folder's model"
+    if Path(remembered).is_absolute() and not Path(remembered).exists():
+        return f"This folder's model {Path(remembered).name} is missing; in use: {using}"
+    return f"This folder's model is {Path(remembered).name}; in use: {using}"
 
 
 def display_state(record: ImageRecord) -> str:

@@ -2,18 +2,24 @@
 
 Save first, start, plot the events, cancel; when a run ends, load the new model (through
 ``ModelLoader``: the app's own model-loading path, which re-predicts the image on screen) or show why it
-failed."""
+failed.
+
+Issue 13: a run from a model of other classes says, before it starts and when it ends, that the class layers are
+renewed (bug 2); the Model panel lists the folder's runs, marked when cancelled or stopped, and deletes one after a
+confirmation, never the model in use nor the run training (bug 8)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QDockWidget, QMessageBox, QWidget
 
 from engine.training.events import TrainEvent
 from engine.training.subsets import subset_counts
 from gui.session.protocols import EditStore, Messages, ModelLoader
 from gui.session.session import Session
-from gui.training.process import TrainingRun, new_run_folder, project_models, train_arguments
+from gui.training.process import TrainingRun, delete_run, new_run_folder, project_models, project_runs, train_arguments
 
 
 def duration(seconds: float) -> str:
@@ -40,6 +46,8 @@ class TrainController(QObject):
         self.run: TrainingRun | None = None
         self.kill_after_ms = 60_000
         self.last_outcome = ""
+        self.note = ""  # what the run started said about the class layers ("" when they are kept)
+        self.model_panel: QWidget | None = None  # gui.panels.model_panel.ModelPanel, once bound
         panel.train_requested.connect(self.start)
         panel.cancel_requested.connect(self.cancel)
         panel.model_chosen.connect(models.load_weights)
@@ -56,6 +64,88 @@ class TrainController(QObject):
         counts = subset_counts(project.records if project else [])  # the trainer's rule: these images train
         self.panel.set_counts(counts["reviewed"], counts["annotated"])
         self.panel.set_models(project_models(project.root) if project else [], self.session.weights_path)
+        if self.model_panel is not None:
+            self.model_panel.set_runs(project_runs(project.root) if project else [], self.session.weights_path)
+
+    # ----- the Model panel: runs, a new head (issue 13) -----
+    def bind_model_panel(self, panel: QWidget) -> None:
+        """The Model panel's list of runs (Use, Delete…) and its "Train a new head" button."""
+        self.model_panel = panel
+        panel.run_chosen.connect(self.models.load_weights)
+        panel.run_delete_requested.connect(self.delete_run)
+        panel.train_head_requested.connect(self.offer_new_head)
+        self.refresh()
+
+    def delete_run(self, model: str) -> bool:
+        """Delete the run of ``model`` after the user confirms; not the model in use (choose another first) nor the
+        run training now. True when deleted."""
+        project = self.session.project
+        if project is None:
+            return False
+        name = Path(model).parent.name
+        if str(model) == self.session.weights_path:
+            self.messages.show_error(
+                f"Run {name} is the model in use: choose another model (Use), then delete this run", scope="action"
+            )
+            return False
+        if self.running and Path(model).parent == self.run.out_dir:
+            self.messages.show_error(f"Run {name} is training now: cancel it first", scope="action")
+            return False
+        answer = QMessageBox.question(
+            self.panel,
+            "Delete run",
+            f"Delete run {name} and its files from the disk?\n{Path(model).parent}",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            freed = delete_run(project.root, model)
+        except (OSError, ValueError) as error:
+            self.messages.show_error(f"Could not delete run {name}: {error}", scope="action")
+            return False
+        project.memory.forget_model(model)
+        self.messages.show_status(f"Deleted run {name} ({freed / 1e6:.0f} MB freed)")
+        self.refresh()
+        return True
+
+    def offer_new_head(self) -> None:
+        """The Classes box's "Train a new head": the Train panel, starting from the current model, says that its
+        class layers will be renewed for this folder's classes."""
+        widget = self.panel.parentWidget()
+        while widget is not None and not isinstance(widget, QDockWidget):
+            widget = widget.parentWidget()
+        if widget is not None:
+            widget.show()
+            widget.raise_()
+        index = self.panel.start_from.findData(True)
+        if index >= 0:
+            self.panel.start_from.setCurrentIndex(index)
+        self.refresh()
+        note = self.class_layers_note()
+        self.panel.status.setText(
+            (note[0].upper() + note[1:] + ". " if note else "") + "Annotate (or accept) some instances of this "
+            "folder's classes, then press Train."
+        )
+
+    def class_layers_note(self) -> str:
+        """What a run from the current model will say about its class layers ("" when the classes agree): the model's
+        own class names, read from its file, against the folder's."""
+        project, weights = self.session.project, self.session.weights_path
+        if project is None or not weights or not Path(weights).is_file():
+            return ""
+        from engine.checkpoint import read_info
+        from engine.cli.train import class_layers_note
+
+        try:
+            model_classes = list(read_info(weights).class_names)
+        except (OSError, ValueError):
+            return ""
+        data_classes = [c.name for c in sorted(project.dataset.categories, key=lambda c: c.id)]
+        if sorted(model_classes) == sorted(data_classes) or not data_classes:
+            return ""  # the same classes (in another order: the trainer reorders its layers)
+        return class_layers_note(model_classes, data_classes)
 
     def start(self) -> bool:
         session, options = self.session, self.panel.options()
@@ -74,6 +164,7 @@ class TrainController(QObject):
             return False
         if options.from_current and not session.weights_path:
             options.from_current = False
+        self.note = self.class_layers_note() if options.from_current else ""
         out = new_run_folder(project.root)
         args = train_arguments(project.annotation_path(), out, session.weights_path, options)
         self.run = TrainingRun(out, self, self.kill_after_ms)
@@ -82,8 +173,9 @@ class TrainController(QObject):
         self.panel.plot.reset()
         self.panel.set_running(True)
         self.panel.set_progress(0, 1)
-        self.panel.status.setText(f"Starting… (models/{out.name})")
-        self.messages.show_status("Training started")
+        note = f" {self.note[0].upper()}{self.note[1:]}." if self.note else ""
+        self.panel.status.setText(f"Starting… (models/{out.name}).{note}")
+        self.messages.show_status(f"Training started.{note}")
         self.run.start(args)
         return True
 
@@ -108,10 +200,14 @@ class TrainController(QObject):
             panel.plot.add_validation(event.iteration, event.metrics)
         elif kind in ("warning", "checkpoint") and event.message:
             panel.status.setText(event.message)
+            if kind == "warning" and "class layers" in event.message:
+                self.note = event.message  # the trainer's own word on it (the same rule)
 
     def _on_ended(self, outcome: str, message: str, path: str) -> None:
         self.last_outcome = outcome
         self.panel.set_running(False)
+        if self.note:
+            message += f" (the class layers were renewed: {self.note})"
         self.panel.status.setText(message)
         self.messages.show_status(message)
         if outcome == "done" and path:

@@ -7,10 +7,16 @@ as the flags that differ from them, plus what only the app decides (which images
 Cancel creates the ``--cancel-file`` (the trainer stops before its next step, saves, says "cancelled"
 and exits 0); if it has not stopped after ``kill_after_ms`` the process is killed. Each run writes into
 its own ``<project>/models/<timestamp>/`` folder, which is what the Models list shows later.
+
+What a run leaves there (engine.training.loop): one model file, float16 once the run has finished; a run stopped
+before its end (cancelled, failed, killed) keeps its float32 model and training state, so that it can be resumed.
+``project_runs`` describes each run for the model lists (finished, cancelled, stopped; resumable; size on disk) and
+``delete_run`` removes one.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -88,6 +94,77 @@ def project_models(project_root: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.glob(f"*/{MODEL_FILE}"), key=lambda p: p.parent.name, reverse=True)
+
+
+STATE_FILE = "train_state.safetensors"  # engine.training.loop.STATE (not imported: it brings torch)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run of the project as the model lists show it."""
+
+    model: Path  # its model file
+    iteration: int = 0
+    total: int = 0  # the iterations it was asked for (0: unknown)
+    outcome: str = "done"  # "done", "cancelled", "stopped" (failed or killed before its end), "unreadable"
+    resumable: bool = False  # its training state is kept
+    size: int = 0  # bytes on disk, every file of its folder
+
+    @property
+    def name(self) -> str:
+        return self.model.parent.name
+
+    def label(self, in_use: bool = False) -> str:
+        """'20261202-131500  cancelled at 12 / 40  62 MB  (in use)'."""
+        parts = [self.name]
+        if self.outcome == "cancelled":
+            parts.append(f"cancelled at {self.iteration} / {self.total or '?'}")
+        elif self.outcome == "stopped":
+            parts.append(f"stopped at {self.iteration} / {self.total or '?'}")
+        elif self.outcome == "unreadable":
+            parts.append("unreadable")
+        parts.append(f"{self.size / 1e6:.0f} MB")
+        return "  ".join(parts) + ("  (in use)" if in_use else "")
+
+
+def run_info(model: Path) -> RunInfo:
+    """A run's model file read (its header only): how far it got, how it ended, what it takes on disk."""
+    from engine.checkpoint import read_info  # (torch: loaded by the app anyway, not by importing this module)
+
+    folder = model.parent
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    resumable = (folder / STATE_FILE).is_file()
+    try:
+        extra = read_info(model).extra
+    except (OSError, ValueError):  # WeightsError is a ValueError
+        return RunInfo(model, outcome="unreadable", resumable=resumable, size=size)
+    iteration = int(extra.get("iteration", 0) or 0)
+    total = int((extra.get("train_config") or {}).get("iterations", 0) or 0)
+    stopped = extra.get("stopped", "")
+    if stopped == "cancelled":
+        outcome = "cancelled"
+    elif stopped or (total and iteration < total):
+        outcome = "stopped"
+    else:
+        outcome = "done"
+    return RunInfo(model, iteration, total, outcome, resumable, size)
+
+
+def project_runs(project_root: Path) -> list[RunInfo]:
+    """The project's runs, newest first, each described (``run_info``)."""
+    return [run_info(path) for path in project_models(project_root)]
+
+
+def delete_run(project_root: Path, model: str | Path) -> int:
+    """Delete the run folder of ``model`` (a run of this project: ``<project>/models/<run>/``); returns the bytes
+    freed. A path outside the project's models folder is a ValueError: nothing else is ever deleted."""
+    folder = Path(model).resolve().parent
+    runs = (Path(project_root) / MODELS_FOLDER).resolve()
+    if folder.parent != runs:
+        raise ValueError(f"{model} is not a run of this project ({runs})")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    return size
 
 
 def error_line(stderr: str) -> str:
@@ -181,7 +258,7 @@ class TrainingRun(QObject):
         if exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and "done" in kinds:
             self._end("done", "Training finished", path)
         elif exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and "cancelled" in kinds:
-            self._end("cancelled", "Training cancelled; the last checkpoint is kept", path)
+            self._end("cancelled", "Training cancelled; its model so far is kept (and its state, to resume)", path)
         elif self.cancel_requested:
             self._end("cancelled", "Training stopped (killed after Cancel)", path)
         else:

@@ -5,11 +5,22 @@ It writes what is open into the Session (whose events redraw the widgets), hands
 ``InferenceClient`` and the ``ImageLoader`` and tells the user through ``Messages``. What it still
 needs from the widgets comes in as callables (the sliders' settings, the chosen device) and as two
 view settings the window keeps up to date (``class_filter``, ``hide_matched``).
+
+The model follows the project (issue 13, bug 2): opening a folder loads the model it remembers
+(gui/session/project.py's ``ProjectMemory``; a model chosen or trained while it is open is remembered), or says
+that it has none and which model is in use. A model whose classes the folder lacks is never used silently: its
+predictions of those classes are hidden until the user chooses (``set_class_choice``: map them to the folder's,
+show only the folder's, add them), so Shift+A cannot bring foreign classes in by itself.
+
+After Predict all, opening an image shows the result the batch stored for it (bug 7: it ran the whole model
+again, ~5 s) as long as the model, its scale and the sliders are those of the batch; a slider moved, Predict, or a
+new scale or model runs the model on it then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.structures import Prediction, PredictSettings
 from gui.editing.masks import matched
-from gui.session.project import Project
+from gui.session.project import CLASS_MODES, ClassStatus, Project, foreign_classes
 from gui.session.protocols import Messages
 from gui.session.session import Session
 from gui.window.messages import NO_FOLDER, NO_MODEL, UNREADABLE
@@ -28,6 +39,7 @@ from gui.workers.loader import ImageLoader
 from gui.workers.opener import ProjectOpener
 
 MATCH_IOU = 0.5  # a prediction this close to an annotation (or a rejected prediction) is hidden
+STORED_LIMIT = 2000  # Predict all's results kept for opening images (the oldest go first)
 
 
 class ImageController(QObject):
@@ -42,6 +54,7 @@ class ImageController(QObject):
     scale_applied = Signal(object)  # ModelInfo: the user's scale for the model is in force
     opened = Signal(bool)  # an open ended: the project is in the Session (True), or a message says why not
     busy = Signal(bool)  # a project is being read (the busy bar)
+    classes_changed = Signal(object)  # ClassStatus: the model's classes against the folder's, the user's choice
 
     def __init__(
         self,
@@ -71,6 +84,15 @@ class ImageController(QObject):
         self._first_pending = False  # first_shown not emitted yet for the project just opened
         self._tiles_shown = False  # the status line shows a tiled prediction's progress
         self._shown_for: Prediction | None = None  # the prediction Session.shown was last chosen from
+        self.model_classes: list[str] = []  # the loaded model's own class names (the Session's may be mapped)
+        self.class_status = ClassStatus()
+        self._remember_path = ""  # a model asked for while a project is open: remembered for it once loaded
+        # Predict all's results by image path, and the sliders they were made under (cleared by a new model/scale)
+        self.stored: dict[str, tuple[Prediction, PredictSettings]] = {}
+        self._batch_settings: PredictSettings | None = None
+        self._open_note = ""  # what the status line says about the folder's model once its first image shows
+        self._deferred: tuple[str, np.ndarray] | None = None  # the image on screen shows a stored result: its
+        # pixels go to the model only when something asks for a new prediction
         inference.prediction_ready.connect(self._on_result)
         inference.request_failed.connect(lambda message: messages.show_error(message, scope="result"))
         inference.request_failed.connect(lambda _message: self._first_done())
@@ -112,11 +134,14 @@ class ImageController(QObject):
             self._open_failed(f"Did not open {path}: the edits to the project open now could not be saved")
             return
         self.saver.attach(project.dataset, project.annotation_path())
+        self.stored.clear()
+        self._deferred = None
         self.session.open_project(project)
         if self.inference.batch_running:  # Predict all over the folder closed: its results have nowhere to go
             self.inference.cancel_batch()
         self.batch.emit(False, 0, 0)  # the last Predict all's "5 / 5" was another folder's
         self.messages.show_status("")
+        self._follow_project_model(project)
         if project.warnings:
             self.messages.show_status(f"{len(project.warnings)} warnings while reading: {project.warnings[0]}")
         self._first_pending = True
@@ -125,6 +150,29 @@ class ImageController(QObject):
             self.go_to(project.start_index)
         else:
             self._first_done()
+
+    def _follow_project_model(self, project: Project) -> None:
+        """The folder's own model is loaded (unless in use already); else the status line says it has none, or that
+        its model is missing, and which model is in use (the Model panel says it too: project.model_note)."""
+        remembered, current = project.memory.model(), self.session.weights_path
+        using = Path(current).name if current else "none"
+        self._open_note = ""
+        if remembered and remembered != current:
+            from engine import hub
+
+            if Path(remembered).is_file() or hub.is_alias(remembered):
+                self.messages.show_status(f"Loading this folder's model {Path(remembered).name}…")
+                self.load_weights(remembered, remember=False)
+                return
+            self._open_note = f"This folder's model {remembered} is missing; the model in use: {using}"
+        elif not remembered:
+            self._open_note = (
+                f"This folder has no model of its own yet; the model in use: {using} (train one, or choose one: "
+                "it is remembered for this folder)"
+            )
+        self.messages.show_status(self._open_note)
+        self._load_class_choice()
+        self._update_classes()
 
     def _on_project_failed(self, token: int, path: str, message: str) -> None:
         if token == self._open_token:
@@ -178,6 +226,7 @@ class ImageController(QObject):
         # the edits stay in memory and are retried with the next save)
         self.saver.save_soon()
         self.inference.clear_image()  # whatever is in flight for the previous image is stale now
+        self._deferred = None
         self._end_tiles()
         self.session.go_to(index)
         self.refilter()
@@ -196,7 +245,7 @@ class ImageController(QObject):
             return  # the user has moved on
         self.loading = False
         self.messages.hide_error("action", "image", "result", "offer")  # a model or save failure stays
-        self.messages.show_status("")
+        self.messages.show_status(self._notes())
         try:
             self.session.set_pixels(image)  # the canvas draws it, the editor the annotations
         except Exception as exc:  # noqa: BLE001 - whatever failed to draw, the image is still predicted
@@ -205,6 +254,12 @@ class ImageController(QObject):
             traceback.print_exc()
             self.messages.show_error(f"Could not draw {Path(path).name}: {type(exc).__name__}: {exc}", scope="image")
         self.report_mask_errors()
+        stored = self.stored_result(path)
+        if stored is not None:  # Predict all's result, under the same model, scale and sliders: shown as it is
+            self._deferred = (path, image)
+            self.update_hint()
+            self._show(stored, "stored by Predict all (a slider, Predict or a new model runs the model again)")
+            return
         self.inference.set_image(path, image, self.settings())
         self.update_hint()
         self._first_done(until_predicted=True)
@@ -220,7 +275,28 @@ class ImageController(QObject):
 
     # ----- inference results -----
     def settings_changed(self) -> None:
-        self.inference.update_settings(self.settings())
+        if not self._send_deferred():
+            self.inference.update_settings(self.settings())
+
+    def stored_result(self, path: str) -> Prediction | None:
+        """Predict all's prediction for image ``path`` when the sliders are still those it ran under (a new model
+        or scale has cleared it), else None."""
+        entry = self.stored.get(path)
+        if entry is None or entry[1] != self.settings() or self.inference.model is None:
+            return None
+        return entry[0]
+
+    def _send_deferred(self) -> bool:
+        """The image on screen shows a stored result and something asks for a new prediction: its pixels go to the
+        model now (a new generation; the first run on it computes what the sliders re-use). True when sent."""
+        if self._deferred is None:
+            return False
+        path, image = self._deferred
+        self._deferred = None
+        if path != self.session.key:
+            return False
+        self.inference.set_image(path, image, self.settings())
+        return True
 
     def _on_result(self, result: Result) -> None:
         self._pending = result
@@ -230,17 +306,25 @@ class ImageController(QObject):
         result, self._pending = self._pending, None
         if result is None or result.request.key != self.session.key:
             return
-        self.session.set_prediction(result.prediction)
+        self._show(result.prediction, f"{result.tiles} tiles" if result.tiles > 1 else "")
+
+    def _show(self, prediction: Prediction, note: str = "") -> None:
+        """Show ``prediction`` for the image on screen (fresh from the worker, or stored by Predict all: ``note``
+        says which in the timing line)."""
+        self.session.set_prediction(prediction)
         self.messages.hide_error("result")
-        self.session.mark_predicted(self.session.index)
         self.refilter()
+        self.session.mark_predicted(self.session.index)  # after refilter: its row's observers read ``shown``
         self._first_done()
         self._end_tiles()
+        notes = self._notes()
+        if notes:
+            self.messages.show_status(notes)
+        self._open_note = ""  # said once the folder's first result is on screen
         model = self.inference.model
         scale = [describe_scale(model.scaled_config)] if model is not None and model.config is not None else []
-        tiles = [f"{result.tiles} tiles"] if result.tiles > 1 else []
-        timings = [f"{k} {v:.0f} ms" for k, v in result.prediction.timings_ms.items()]
-        self.timing.emit(" · ".join(scale + tiles + timings))
+        timings = [f"{k} {v:.0f} ms" for k, v in prediction.timings_ms.items()]
+        self.timing.emit(" · ".join(scale + ([note] if note else []) + timings))
         shrunk = self.shrink_note(model)
         if shrunk:
             self.messages.show_status(shrunk)
@@ -297,7 +381,8 @@ class ImageController(QObject):
         if self.session.image is None or self.inference.model is None:
             self.messages.show_error(NO_MODEL if self.session.image is not None else NO_FOLDER)
             return
-        self.inference.resend(self.settings())
+        if not self._send_deferred():
+            self.inference.resend(self.settings())
 
     def set_scale(self, object_size: float | None, predict: bool = True) -> None:
         """The user's scale for the model loaded (pixel scale for objects of ``object_size`` px; None: the model's
@@ -305,10 +390,12 @@ class ImageController(QObject):
         if self.inference.model is None:
             return
         self.inference.set_scale(object_size)
-        if predict and self.session.image is not None:
+        self.stored.clear()  # made at the old scale
+        if predict and self.session.image is not None and not self._send_deferred():
             self.inference.resend(self.settings())  # a new generation: a prediction at the old scale stops
 
     def _on_scale_set(self, info: ModelInfo) -> None:
+        self.stored.clear()
         self.scale_applied.emit(info)
         self.messages.show_status(f"Scale for {Path(info.path).name}: {describe_scale(info.scaled_config)}")
 
@@ -321,13 +408,82 @@ class ImageController(QObject):
             return
         names = [self.session.class_name(int(label)) for label in pred.labels]
         hidden = self.hidden_predictions(pred) if self.hide_matched else np.zeros(len(pred), bool)
+        foreign = self._update_classes(pred)  # of a class the folder lacks, and the user has not let it in
         self.report_mask_errors()
         wanted = self.class_filter
-        shown = [i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i]]
+        shown = [i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i] and not foreign[i]]
         if pred is self._shown_for and shown == self.session.shown:
             return  # an edit that hides nothing new: the masks and the instance list are not redrawn
         self._shown_for = pred
         self.session.set_shown(shown)
+
+    # ----- the model's classes against the folder's -----
+    def _notes(self) -> str:
+        """What the status line says when an image or its result is shown: on the folder's first, whether the model
+        is its own; while a class mismatch is undecided, that its predictions are hidden and why."""
+        undecided = self.class_status.describe() if self.class_status.mode == "undecided" else ""
+        return " ".join(text for text in (self._open_note, undecided) if text)
+
+    def _update_classes(self, prediction: Prediction | None = None) -> np.ndarray:
+        """Work out the ClassStatus (emitted when it changed; the status line told once per mismatch) and, for
+        ``prediction``, which of its detections are hidden for their class ((D,) bool)."""
+        project = self.session.project
+        project_names = project.category_names() if project is not None else []
+        foreign = foreign_classes(self.model_classes, project_names) if self.inference.model is not None else []
+        old = self.class_status
+        mapping = dict(old.mapping)
+        hide = np.zeros(len(prediction) if prediction is not None else 0, dtype=bool)
+        status = ClassStatus(
+            tuple(self.model_classes), tuple(project_names), tuple(foreign), old.mode,
+            tuple((name, mapping.get(name, "")) for name in foreign), old.hidden,
+        )  # fmt: skip
+        if prediction is not None:
+            own = self.model_classes
+            for i, label in enumerate(prediction.labels):
+                name = own[int(label) - 1] if 1 <= int(label) <= len(own) else ""
+                hide[i] = bool(foreign) and not status.shown_name(name)
+            status = replace(status, hidden=int(hide.sum()))
+        if status != old:
+            self.class_status = status
+            self._apply_class_names()
+            self.classes_changed.emit(status)
+            if status.mismatch and (not old.mismatch or old.foreign != status.foreign):
+                self.messages.show_status(status.describe())
+        return hide
+
+    def _apply_class_names(self) -> None:
+        """The Session's class names: the model's, or in map mode the folder's class each maps to (what accepting
+        a prediction files it under)."""
+        status = self.class_status
+        names = [(status.shown_name(n) or n) if status.mode == "map" else n for n in self.model_classes]
+        if self.inference.model is not None and names != self.session.class_names:
+            self.session.set_model(self.session.weights_path, names, self.session.model_description)
+
+    def set_class_choice(self, mode: str, mapping: dict[str, str] | None = None) -> None:
+        """The user's choice for the model's classes the folder lacks (the Model panel's Classes box): remembered
+        for this folder and model, and applied to what is shown."""
+        if mode not in CLASS_MODES:
+            raise ValueError(f"class choice must be one of {CLASS_MODES}, got {mode!r}")
+        mapping = {k: v for k, v in (mapping or {}).items() if k in self.model_classes}
+        self.class_status = replace(
+            self.class_status,
+            mode=mode,
+            mapping=tuple((name, mapping.get(name, "")) for name in self.class_status.foreign),
+        )
+        project = self.session.project
+        if project is not None and self.session.weights_path:
+            project.memory.remember_class_choice(self.session.weights_path, mode, mapping)
+        self._apply_class_names()
+        self._shown_for = None
+        self.refilter()
+        self.classes_changed.emit(self.class_status)
+        self.messages.show_status(self.class_status.describe())
+
+    def _load_class_choice(self, path: str = "") -> None:
+        """The choice remembered for this folder and model ``path`` (default: the one in use); undecided when none."""
+        project, path = self.session.project, path or self.session.weights_path
+        mode, mapping = project.memory.class_choice(path) if project is not None and path else ("undecided", {})
+        self.class_status = replace(self.class_status, mode=mode, mapping=tuple(mapping.items()))
 
     def hidden_predictions(self, prediction: Prediction) -> np.ndarray:
         """(D,) bool: predictions that match an annotation or a rejected prediction (IoU >= 0.5)."""
@@ -351,11 +507,13 @@ class ImageController(QObject):
         return self.inference.mask_from_box(self.session.key, self.session.image, box, label, threshold)
 
     # ----- model -----
-    def load_weights(self, path: str | Path) -> None:
-        """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it."""
+    def load_weights(self, path: str | Path, remember: bool = True) -> None:
+        """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it. With a
+        folder open and ``remember``, it becomes the folder's model once loaded."""
         from engine import hub
 
         self.session.set_model(hub.absolute_unless_alias(path), description="loading…")
+        self._remember_path = self.session.weights_path if remember and self.session.project is not None else ""
         self.inference.load_model(self.session.weights_path, self.device())
 
     def reload(self) -> None:
@@ -365,11 +523,19 @@ class ImageController(QObject):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_ready.emit(info)
+        self.stored.clear()  # made by another model (or the same file before a run replaced it)
+        project = self.session.project
+        if project is not None and self._remember_path and self._remember_path == info.path:
+            project.memory.remember_model(info.path)  # before the Session's event: the Model panel reads it
+        self._remember_path = ""
+        self.model_classes = list(info.class_names)
+        self._load_class_choice(info.path)
         self.session.set_model(info.path, info.class_names, info.description)
         self.messages.show_status(f"Model loaded: {Path(info.path).name} ({info.description})")
         self.messages.hide_error("action", "model", "result")
+        self._update_classes()
         self.update_hint()
-        if self.session.image is not None:
+        if self.session.image is not None and not self._send_deferred():
             self.inference.resend(self.settings())
 
     def _on_model_failed(self, message: str) -> None:
@@ -378,6 +544,14 @@ class ImageController(QObject):
         self.messages.show_error(message, scope="model")
         self.update_hint()
         self._first_done()
+
+    def bind_model_panel(self, panel: QObject, trainer: QObject) -> None:
+        """The Model panel's Classes box (the user's choice for a model of other classes) and, through the
+        TrainController, its list of the folder's runs and "Train a new head"."""
+        self.classes_changed.connect(panel.set_class_status)
+        panel.class_choice_changed.connect(self.set_class_choice)
+        trainer.bind_model_panel(panel)
+        panel.set_class_status(self.class_status)
 
     def update_hint(self) -> None:
         session = self.session
@@ -397,7 +571,9 @@ class ImageController(QObject):
         if project is None or self.inference.model is None:
             self.messages.show_error("Predict all needs a folder and a model." if project else NO_FOLDER)
             return
-        if self.inference.predict_all(project.paths, self.settings()):
+        settings = self.settings()
+        if self.inference.predict_all(project.paths, settings):
+            self._batch_settings = settings
             self._batch, self._batch_project = (0, len(project)), project
             self.batch.emit(True, 0, len(project))
 
@@ -409,6 +585,11 @@ class ImageController(QObject):
         project = self.session.project
         if project is not None and key in project.paths and prediction is not None:
             self.session.mark_predicted(project.paths.index(key))
+            if self._batch_settings is not None:  # kept for opening the image later (bug 7)
+                self.stored.pop(key, None)
+                self.stored[key] = (prediction, self._batch_settings)
+                while len(self.stored) > STORED_LIMIT:
+                    self.stored.pop(next(iter(self.stored)))
 
     def _on_batch_done(self, cancelled: bool) -> None:
         if self.session.project is not self._batch_project:

@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         controller.timing.connect(messages.timing.setText)
         controller.hint.connect(self.canvas.show_message)
         controller.batch.connect(self.model_panel.set_batch)
+        controller.bind_model_panel(self.model_panel, self.trainer)  # the folder's model, classes and runs
         self.inference.busy_changed.connect(messages.busy.setVisible)
         controller.busy.connect(messages.busy.setVisible)  # a project being read
         self.inference.box_mask_ready.connect(editor.on_box_mask)

@@ -508,6 +508,57 @@ class Driver:
         self.wait_until(lambda: trainer.run is not None and not trainer.running and bool(trainer.last_outcome), timeout)
         return trainer.last_outcome
 
+    # ----- the Model panel: the folder's model, the classes box, the folder's runs (issue 13) -----
+    def model_note(self) -> str:
+        """What the Model panel says about the folder's own model."""
+        return self.window.model_panel.project_note.text()
+
+    def model_shown(self) -> str:
+        """The model's name as the Model panel shows it."""
+        return self.window.model_panel.name.text()
+
+    def timing(self) -> str:
+        """The status bar's line about the newest result (scale, tiles, where it came from, stage timings)."""
+        return self.window.messages.timing.text()
+
+    def wait_predict_all(self, timeout: int = 60000) -> None:
+        """Model panel > Predict all, then wait until the batch has ended and nothing is in flight."""
+        self.qtbot.mouseClick(self.window.model_panel.predict_all, LEFT)
+        inference = self.window.inference
+        self.wait_until(lambda: inference.batch_running, timeout=5000)
+        self.wait_until(lambda: not inference.batch_running and self.is_idle(), timeout=timeout)
+
+    def classes_box(self) -> str:
+        """The Model panel's Classes box text ("" when hidden: the model's classes are the folder's)."""
+        panel = self.window.model_panel
+        return panel.classes_note.text() if panel.classes_box.isVisibleTo(panel) else ""
+
+    def choose_class_mode(self, mode: str) -> None:
+        """The Classes box's choice: "matching", "map", "add" (or "undecided")."""
+        combo = self.window.model_panel.class_mode
+        combo.setCurrentIndex(combo.findData(mode))
+
+    def map_class(self, model_class: str, folder_class: str) -> None:
+        """In map mode: model class -> one of the folder's ("" to hide it)."""
+        combo = self.window.model_panel.class_map_combos[model_class]
+        combo.setCurrentIndex(combo.findData(folder_class))
+
+    def press_train_new_head(self) -> None:
+        self.qtbot.mouseClick(self.window.model_panel.train_head, LEFT)
+
+    def runs_listed(self) -> list[str]:
+        """The Model panel's list of the folder's runs, as shown."""
+        return self.window.model_panel.run_rows()
+
+    def choose_run(self, row: int) -> None:
+        self.window.model_panel.runs.setCurrentRow(row)
+
+    def press_use_run(self) -> None:
+        self.qtbot.mouseClick(self.window.model_panel.use_run, LEFT)
+
+    def press_delete_run(self) -> None:
+        self.qtbot.mouseClick(self.window.model_panel.delete_run, LEFT)
+
     # ----- the window's size -----
     def resize(self, width: int, height: int) -> None:
         self.window.resize(width, height)
