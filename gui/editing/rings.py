@@ -19,7 +19,10 @@ import numpy as np
 from engine.data.contours import mask_to_polygons
 from engine.structures import InstanceMask
 
-TOLERANCE = 0.75  # px: removes the one-pixel stairs of a slanted edge, keeps the corners of small nuclei
+# px: the largest that gives every one of the bundled sample's 528 nucleus masks back pixel for pixel (0.6: worst
+# IoU 0.967; 0.75: 0.81, median 0.976), with 36 vertices for the median mask instead of its 44 crack corners. The
+# first edit re-fills the whole mask from the rings, so a coarser outline would change pixels nobody touched.
+TOLERANCE = 0.5
 
 
 class Ring(NamedTuple):
