@@ -104,9 +104,9 @@ class ErrorsView(QObject):
                 alphas.append(FILL_ALPHA[kind])
         self._draw(crops, colors, alphas)
         c = errors.counts()
-        self.messages.show_status(
-            f"Errors against the annotations: {c['false_positive']} false positives (red), {c['poor']} poor masks "
-            f"(yellow), {c['missed']} missed (blue), {c['good']} right (green); mask AP50 {self.ap50:.2f}"
+        self.messages.show_status(  # short: the status bar shares its line with the edit status
+            f"Errors: {c['false_positive']} false pos. (red) · {c['poor']} poor masks (yellow) · "
+            f"{c['missed']} missed (blue) · {c['good']} right · AP50 {self.ap50:.2f}"
         )
 
     def _draw(self, crops: list, colors: list, alphas: list[int]) -> None:

@@ -24,7 +24,7 @@ from gui.session.session import Session
 
 FIX_BY_EDITING = ("brush", "eraser")  # accept the prediction, then fix its mask
 FIX_BY_REDRAWING = ("polygon", "box")  # reject the prediction, then draw the object anew
-MIN_VIEW = 64  # image pixels: a tiny detection is still shown with some of its surroundings
+MIN_VIEW = 96  # image pixels: a tiny detection is still shown with some of its surroundings
 CONTEXT = 3.0  # the view shows this many times the detection's box
 
 
@@ -197,10 +197,10 @@ class ReviewMode(QObject):
         key = queue.current() if queue is not None else None
         if key is None:
             return
+        # short: the status bar shares its line with the edit status and the timings
         self.messages.show_status(
-            f"Review {queue.rank()} / {len(queue)} ({queue.remaining} left), confidence "
-            f"{queue.confidence.get(key, 0.0):.2f}: Space accept · Delete reject · 1-9 class · B/E fix the mask · "
-            "P/R draw anew · Tab next · Shift+Tab back · Shift+R stop"
+            f"Review {queue.rank()}/{len(queue)} · confidence {queue.confidence.get(key, 0.0):.2f} · "
+            f"{queue.remaining} left · Space accept, Del reject, 1-9 class, B/E fix, P/R redraw, Tab next"
         )
 
     def current_row(self) -> int:

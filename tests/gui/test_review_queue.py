@@ -39,13 +39,13 @@ def test_the_queue_starts_at_the_least_confident_prediction_centred_and_zoomed(r
     vx, vy, vw, vh = app.view_rect()
     assert abs(vx + vw / 2 - (x0 + x1) / 2) < 1 and abs(vy + vh / 2 - (y0 + y1) / 2) < 1  # centred on it
     # the view spans three times its box (the window's aspect ratio widens one side), not the whole image
-    side = max(64, 3 * max(x1 - x0, y1 - y0))
+    side = max(96, 3 * max(x1 - x0, y1 - y0))
     assert min(vw, vh) == pytest.approx(side, rel=0.02) and (vx, vy, vw, vh) != pytest.approx(whole)
-    assert "Review 1 / 4" in app.status() and "Space accept" in app.status()
+    assert "Review 1/4" in app.status() and "Space accept" in app.status()
 
     order = list(np.argsort(conf, kind="stable"))
     app.press(TAB)
-    assert app.selected_prediction() == order[1] and "Review 2 / 4" in app.status()
+    assert app.selected_prediction() == order[1] and "Review 2/4" in app.status()
     x0, y0, x1, y1 = app.prediction.boxes[app.shown[order[1]]]
     vx, vy, vw, vh = app.view_rect()
     assert abs(vx + vw / 2 - (x0 + x1) / 2) < 1 and abs(vy + vh / 2 - (y0 + y1) / 2) < 1  # the view followed
