@@ -188,6 +188,17 @@ def gather(predictor: Predictor, dataset, image_ids: list[int], settings: Predic
             rows.setdefault(name, []).extend(values.tolist())
         rows["best_iou"].extend(best.tolist())
         rows["set"].extend([label] * len(pred))
+        found = ious.max(0) >= 0.5 if ious.shape[0] else np.zeros(len(gts), bool)
+        rows.setdefault("images", []).append(
+            {
+                "image": Path(record.path).name,
+                "set": label,
+                "predictions": len(pred),
+                "wrong": int((best < 0.5).sum()),
+                "ground_truth": len(gts),
+                "missed": int((~found).sum()),
+            }
+        )
         print(
             f"  {label} {n}/{len(image_ids)} {Path(record.path).name[:12]}: {len(pred)} predictions, "
             f"{int((best < 0.5).sum())} wrong, {len(gts)} ground truth, {time.perf_counter() - start:.1f} s",
@@ -210,6 +221,36 @@ def table(rows: dict, names: list[str]) -> str:
             f"| {name} | {roc_auc(wrong, risk):.3f} | {average_precision(wrong, risk):.3f} | "
             f"{100 * caught_in_first(wrong, risk):.0f} % |"
         )
+    return "\n".join(lines)
+
+
+def image_order_table(rows: dict, confidence: str = "score*decisive") -> str:
+    """Which image next (issue 13, item 12): per image, the expected work (sum of 1 - confidence over its
+    predictions) against the corrections it needs (wrong predictions + missed objects); the share of all
+    corrections met in the first k images when correcting in expected-work order, in file order, and in the
+    best possible order."""
+    images, values = rows["images"], np.asarray(rows[confidence])
+    work, start = [], 0
+    for image in images:
+        work.append(float(np.clip(1 - values[start : start + image["predictions"]], 0, 1).sum()))
+        start += image["predictions"]
+    work = np.asarray(work)
+    needed = np.array([image["wrong"] + image["missed"] for image in images], dtype=np.float64)
+    ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable") for v in (work, needed)]
+    spearman = float(np.corrcoef(*ranks)[0, 1]) if len(images) > 2 else float("nan")
+    by_work = needed[np.argsort(-work, kind="stable")]
+    best = np.sort(needed)[::-1]
+    lines = [
+        f"{len(images)} images, {int(needed.sum())} corrections (wrong + missed); Spearman correlation of expected "
+        f"work ({confidence}) with the corrections an image needs: {spearman:.2f}",
+        "",
+        "| images corrected | in expected-work order | in file order | best possible order |",
+        "|---|---|---|---|",
+    ]
+    for k in (5, 10, 20, 40):
+        if k <= len(images):
+            shares = [100 * order[:k].sum() / needed.sum() for order in (by_work, needed, best)]
+            lines.append(f"| {k} | " + " | ".join(f"{share:.0f} %" for share in shares) + " |")
     return "\n".join(lines)
 
 
@@ -243,13 +284,15 @@ def main(argv: list[str] | None = None) -> int:
             more = gather(predictor, dsb, [im.id for im in dsb.images], settings, "dsb")
             for key, values in more.items():
                 rows[key].extend(values)
-    names = [k for k in rows if k not in ("best_iou", "set")]
+    names = [k for k in rows if k not in ("best_iou", "set", "images")]
     sets = sorted(set(rows["set"]))
     for label in sets + (["all"] if len(sets) > 1 else []):
         keep = np.array([s == label or label == "all" for s in rows["set"]])
-        subset = {k: list(np.asarray(v, dtype=object)[keep]) for k, v in rows.items()}
+        subset = {k: list(np.asarray(v, dtype=object)[keep]) for k, v in rows.items() if k != "images"}
         print(f"\n### {label}\n")
         print(table(subset, names))
+    print("\n### which image next\n")
+    print(image_order_table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
