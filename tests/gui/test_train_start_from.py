@@ -72,3 +72,34 @@ def test_each_start_is_listed_explained_and_reaches_the_trainer(ready, tmp_path,
     app.set_train_option("start_from", False)
     assert note(app).startswith("Every weight starts fresh") and weights_flag(app, tmp_path) == []
     assert app.train_request().from_current is False
+
+
+def test_a_run_from_imagenet_starts_from_the_file_in_the_hub_cache(ready, tmp_path, monkeypatch):
+    """Start from "ImageNet ResNet-18" with its file in torch's hub cache (as a download leaves it; the trainer
+    process finds the cache through TORCH_HOME): the new model's backbone is that file's."""
+    import torchvision
+
+    from engine.checkpoint import load_checkpoint
+    from tests.gui.test_train_panel import TRAIN_TIMEOUT_MS, accept_on_two_images, set_up_panel
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(11)
+    resnet = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(resnet, cache / "resnet18-f37072fd.pth")
+
+    app = ready
+    accept_on_two_images(app)
+    set_up_panel(app, iterations=1)
+    app.set_train_option("start_from", "imagenet:resnet18")
+    app.set_train_option("lr", 0.0001)  # with the warm-up's first factor (0.001) the one step moves nothing visible
+    app.press_train()
+    outcome = app.wait_training_ended(TRAIN_TIMEOUT_MS)
+    assert outcome == "done", f"{app.train_status()}\n{app.train_run().stderr[-3000:]}"
+    trained, info = load_checkpoint(app.weights_path())
+    project_classes = [c.name for c in sorted(app.session.project.dataset.categories, key=lambda c: c.id)]
+    assert trained.config.backbone == "resnet18" and info.class_names == project_classes
+    for name in ("conv1.weight", "layer2.0.conv1.weight", "layer4.1.conv2.weight"):
+        weight = trained.backbone.body.get_parameter(name)
+        assert torch.allclose(weight, resnet[name], rtol=1e-2, atol=1e-4), name  # (float16 storage)
