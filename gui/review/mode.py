@@ -199,8 +199,8 @@ class ReviewMode(QObject):
             return
         # short: the status bar shares its line with the edit status and the timings
         self.messages.show_status(
-            f"Review {queue.rank()}/{len(queue)} · confidence {queue.confidence.get(key, 0.0):.2f} · "
-            f"{queue.remaining} left · Space accept, Del reject, 1-9 class, B/E fix, P/R redraw, Tab next"
+            f"Review {queue.rank()}/{len(queue)} · conf. {queue.confidence.get(key, 0.0):.2f} · "
+            f"{queue.remaining} left · Space/Del/1-9 decide · B/E/P/R fix · Tab next"
         )
 
     def current_row(self) -> int:

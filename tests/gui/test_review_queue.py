@@ -41,7 +41,7 @@ def test_the_queue_starts_at_the_least_confident_prediction_centred_and_zoomed(r
     # the view spans three times its box (the window's aspect ratio widens one side), not the whole image
     side = max(96, 3 * max(x1 - x0, y1 - y0))
     assert min(vw, vh) == pytest.approx(side, rel=0.02) and (vx, vy, vw, vh) != pytest.approx(whole)
-    assert "Review 1/4" in app.status() and "Space accept" in app.status()
+    assert "Review 1/4" in app.status() and "Space/Del/1-9 decide" in app.status()
 
     order = list(np.argsort(conf, kind="stable"))
     app.press(TAB)
