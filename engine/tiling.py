@@ -34,8 +34,8 @@ input: the same nucleus predicted in the 256 px image and inside the untiled mos
 (median IoU 0.96). A model with frozen BatchNorm has only the receptive field's context to lose.
 
 The staged cache (engine.inference.Predictor) keeps per tile the RPN candidates, the box head outputs of the
-candidates it has seen, the mask probabilities (28 x 28) of the detections it has seen and the thresholded crops;
-FPN features are kept only within a memory budget (always for a single-tile image). A move of
+candidates it has seen, the masks of the detections it has seen (pasted into their boxes as probabilities) and NMS
+tables; FPN features are kept only within a memory budget (always for a single-tile image). A move of
 
 - the mask threshold re-thresholds the cached probabilities of every tile (no network);
 - the score threshold, box NMS IoU or detection cap re-runs the selection, the seam rule and ``seam_nms`` across
@@ -43,6 +43,10 @@ FPN features are kept only within a memory budget (always for a single-tile imag
   in the budget) and the mask head on those detections only;
 - the RPN NMS IoU or the proposal count re-runs the RPN's NMS per tile; the box head runs on candidates it has
   not seen, for which a tile without kept features re-runs its backbone.
+
+After the first result the Predictor's idle precompute (``Predictor.idle_step``) fills, tile by tile, the tables and
+masks every slider position reaches, so that a later move of any slider runs no network in any tile; a partial
+result (a prediction cancelled between tiles) holds the detections the finished tiles own.
 """
 
 from __future__ import annotations
