@@ -118,16 +118,16 @@ def test_shift_a_with_a_model_of_other_classes_adds_nothing_foreign(driver: Driv
     detections = app.prediction
     assert len(detections) > 0
 
-    # seen: the Classes box and the status line name the classes; the predictions are hidden until the user chooses
-    box = app.classes_box()
-    assert "person, bicycle are not this folder's (nucleus)" in box and "hidden until you choose" in box
-    assert "person, bicycle" in app.status()
-    assert len(app.shown) == 0  # no prediction drawn or listed
-    before = saved_doc(nuclei)
-    app.press(Qt.Key.Key_A, SHIFT)  # accept all: nothing is there to accept
+    before, status = saved_doc(nuclei), app.status()
+    app.press(Qt.Key.Key_A, SHIFT)  # accept all, before any choice: nothing foreign comes in
     app.wait_idle()
     assert app.class_names_listed() == ["nucleus"] and not app.unsaved()
     assert saved_doc(nuclei) == before
+    # seen: the Classes box and the status line name the classes; the predictions are hidden until the user chooses
+    assert len(app.shown) == 0  # no prediction drawn or listed
+    box = app.classes_box()
+    assert "person, bicycle are not this folder's (nucleus)" in box and "hidden until you choose" in box
+    assert "person, bicycle are not this folder's" in status  # (said when the image came; Shift+A said its word since)
 
     # the user's choice: person -> nucleus, bicycle hidden; Shift+A now files person's masks as nuclei
     app.choose_class_mode("map")

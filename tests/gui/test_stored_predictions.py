@@ -14,9 +14,11 @@ def same_detections(a, b) -> bool:  # noqa: ANN001 - two Predictions
 
 def test_an_image_opened_after_predict_all_shows_the_stored_result(ready: Driver, weights_file, tmp_path):
     app = ready
+    batch: dict[str, object] = {}  # what Predict all made, image by image
+    app.window.inference.batch_item.connect(lambda _done, _total, key, prediction: batch.update({key: prediction}))
     app.wait_predict_all()
     assert app.image_rows()[1].startswith("[predicted]")
-    stored = app.window.controller.stored[app.project.paths[1]][0]
+    stored = batch[app.project.paths[1]]
     runs = app.stage_runs()["backbone"]
 
     app.go_to(1)
