@@ -60,6 +60,26 @@ def confidence_color(confidence: float) -> tuple[int, int, int]:
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
+def instance_colors(keys: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``instance_color`` of many keys at once -> (N,3) uint8, the same values (colorsys's arithmetic in numpy):
+    5,000 calls of the one-key function took ~15 ms of each redraw."""
+    keys = np.asarray(keys, dtype=np.int64).ravel()
+    h = (0.07 + GOLDEN * (keys % 100003)) % 1.0
+    s = np.array([0.95, 0.65, 0.8])[keys % 3]
+    v = np.array([1.0, 0.85])[(keys // 3) % 2]
+    i = (h * 6.0).astype(np.int64)  # as colorsys.hsv_to_rgb, step by step
+    f = (h * 6.0) - i
+    p, q, t = v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f))
+    i %= 6
+    choices = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
+    rgb = np.zeros((len(keys), 3))
+    for sector, channels in enumerate(choices):
+        here = i == sector
+        for c in range(3):
+            rgb[here, c] = channels[c][here]
+    return np.round(rgb * 255).astype(np.uint8)
+
+
 def palette(colors: Sequence[tuple[int, int, int]], alpha: int = 255) -> np.ndarray:
     """RGB colours of instances 0..N-1 -> (N+1,4) uint8 lookup table; entry 0 (background) is transparent."""
     table = np.zeros((len(colors) + 1, 4), dtype=np.uint8)

@@ -22,6 +22,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
 from gui.canvas import overlay
+from gui.canvas.image_detail import ImageDetail
 from gui.canvas.items import BoxesItem, RectsItem
 from gui.canvas.mask_layers import MaskLayers
 from gui.canvas.tool_items import CircleItem, ShapeItem
@@ -110,6 +111,23 @@ class ViewBox(pg.ViewBox):
         super().mouseClickEvent(ev)
 
 
+class BoxLabels(Sequence):
+    """The 'class score' texts of the shown predictions, made when a box's label is drawn: with 5,000
+    detections only the few hundred labels drawn at most (gui/canvas/items.py) are formatted."""
+
+    def __init__(self, session: Session, shown: Sequence[int]) -> None:
+        self.session, self.prediction, self.shown = session, session.prediction, list(shown)
+
+    def __len__(self) -> int:
+        return len(self.shown)
+
+    def __getitem__(self, row):  # noqa: ANN001, ANN204 - an int (a slice gives a list)
+        if isinstance(row, slice):
+            return [self[k] for k in range(*row.indices(len(self)))]
+        i, pred = self.shown[row], self.prediction
+        return f"{self.session.class_name(int(pred.labels[i]))} {pred.scores[i]:.2f}"
+
+
 class Canvas(pg.GraphicsView):
     hovered = Signal(int)  # instance index under the mouse, -1 for none
     clicked = Signal(int)
@@ -126,6 +144,7 @@ class Canvas(pg.GraphicsView):
             item.setZValue(z)
             self.view.addItem(item)
             self.layers[name] = item
+        self.image_detail = ImageDetail(self.layers["image"])  # a huge image: the part in view, at screen resolution
         self.predictions = MaskLayers(self.layers["masks"], self.layers["outlines"])
         self.annotations = MaskLayers(self.layers["annotations"], None, fill_alpha=70)
         self.image_shape: tuple[int, int] | None = None
@@ -178,8 +197,8 @@ class Canvas(pg.GraphicsView):
         if pred is None:
             self.clear_overlays()
             return
-        colors = [overlay.instance_color(int(pred.keys[i])) for i in shown]
-        labels = [f"{session.class_name(int(pred.labels[i]))} {pred.scores[i]:.2f}" for i in shown]
+        colors = overlay.instance_colors(pred.keys[shown])
+        labels = BoxLabels(session, shown)  # texts made only for the boxes that get a label
         self.set_instances([pred.masks[i] for i in shown], pred.boxes[shown], colors, labels)
 
     # ----- image -----
@@ -188,23 +207,22 @@ class Canvas(pg.GraphicsView):
         self.clear_overlays()
         self.set_annotations([], [])
         self.clear_tool_layers()
-        item = self.layers["image"]
         self.pixels = image
         if image is None:
-            item.clear()
+            self.image_detail.clear()
             self.image_shape = None
             return
         fresh = self.image_shape != image.shape[:2]
         self.image_shape = image.shape[:2]
-        self.redisplay()
         if fresh:
-            self.fit()
+            self.fit()  # first: a huge image is drawn for the view it will be seen in (gui/canvas/image_detail.py)
+        self.redisplay()
 
     def redisplay(self) -> None:
         """Show the same image through ``display`` again (its contrast changed); the overlays stay as they are."""
         if self.pixels is not None:
             shown = self.display(self.pixels) if self.display is not None else self.pixels
-            self.layers["image"].setImage(shown, autoLevels=False, levels=None)
+            self.image_detail.show(shown, self.visible_rect(), self.pixel_size())
 
     def fit(self) -> None:
         """Fit the whole image in the window."""
@@ -233,13 +251,18 @@ class Canvas(pg.GraphicsView):
         return self.view.viewRect()
 
     def set_instances(
-        self, crops: Sequence, boxes: np.ndarray, colors: Sequence[tuple[int, int, int]], labels: Sequence[str]
+        self,
+        crops: Sequence,
+        boxes: np.ndarray,
+        colors: Sequence[tuple[int, int, int]] | np.ndarray,
+        labels: Sequence[str],
     ) -> None:
-        """Instances 0..N-1 (best first): mask crops, xyxy boxes, RGB colours, label texts."""
+        """Instances 0..N-1 (best first): mask crops, xyxy boxes, RGB colours (tuples or an (N,3) uint8 array),
+        label texts (any sequence: read only for the boxes that get a label)."""
         h, w = self.image_shape or (0, 0)
-        self.predictions.set(crops, colors, h, w, self.visible_rect())
-        qcolors = [QColor(*c) for c in colors]
-        self.layers["boxes"].set_boxes(boxes, qcolors, labels, self.image_rect())
+        rgb = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+        self.predictions.set(crops, rgb, h, w, self.visible_rect())
+        self.layers["boxes"].set_boxes(boxes, rgb, labels, self.image_rect())
         self.hover_index = self._selected = -1
         self._update_highlight()
 
@@ -249,12 +272,14 @@ class Canvas(pg.GraphicsView):
         self.annotations.set(crops, colors, h, w, self.visible_rect())
 
     def _refresh_detail(self) -> None:
-        """After a zoom or pan: re-render huge overlays for what is now on screen."""
+        """After a zoom or pan: re-render huge overlays (and a huge image) for what is now on screen."""
         if not self.isVisible():  # closed: pyqtgraph has already deleted the scene's items
             return
         for layers in (self.predictions, self.annotations):
             if layers.needs_render(self.visible_rect()):
                 layers.render(self.visible_rect())
+        if self.image_detail.needs_render(self.visible_rect(), self.pixel_size()):
+            self.image_detail.render(self.visible_rect(), self.pixel_size())
 
     def set_proposals(self, boxes: np.ndarray) -> None:
         self.layers["proposals"].set_rects(boxes, PROPOSAL_COLOR, self.image_rect())

@@ -11,7 +11,7 @@ which redraws, tells the Session which image changed and asks for an autosave.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
@@ -21,7 +21,7 @@ from engine.data import Category, ImageRecord, Instance
 from engine.structures import InstanceMask
 from gui.canvas import overlay
 from gui.canvas.view import Canvas
-from gui.editing import edits
+from gui.editing import edits, masks
 from gui.editing.operations import EditOperations
 from gui.editing.tools import build_tools
 from gui.editing.undo import AddCategory, DeleteCategory, EditCategory, SetInstances
@@ -255,6 +255,20 @@ class Editor(QObject, EditOperations):
     def crop_of(self, instance: Instance) -> InstanceMask:
         return self.project.crop(self.index, instance)
 
+    def remember_crops(self, instances: Sequence[Instance], crops: Sequence[InstanceMask]) -> None:
+        """The masks of instances an edit made from crops it holds (accepted predictions, a brush stroke, a
+        relabel), put in the project's crop cache: else the next redraw decodes each back from its full-image
+        RLE (~25 ms at 3000x3000, ~0.3 s at 10,000 x 10,000; Shift+A on 5,000 predictions took minutes).
+        The cache is ``Project``'s own (gui/session/project.py has no public way in): keyed by the instance's
+        id and holding the instance, as ``Project.crop`` fills it."""
+        cache, record = getattr(self.project, "_crops", None), self.record
+        if not isinstance(cache, dict) or record is None:
+            return
+        for instance, crop in zip(instances, crops, strict=True):
+            h, w = crop.mask.shape
+            if crop.x0 >= 0 and crop.y0 >= 0 and crop.x0 + w <= record.width and crop.y0 + h <= record.height:
+                cache[id(instance)] = (instance, masks.tight(crop))  # (one reaching outside: decoded, clipped)
+
     # ----- display -----
     def refresh(self) -> None:
         """Redraw the annotation layer and the selection from the current record."""
@@ -264,7 +278,13 @@ class Editor(QObject, EditOperations):
         else:
             pairs = [(i, project.crop(self.index, i)) for i in project.annotations(self.index)]
             self.shown = [(i, c) for i, c in pairs if c.mask.size]
-        colors = [self.project.category_style(i.category_id)[0] for i, _ in self.shown] if self.shown else []
+        styles: dict[int, tuple[int, int, int]] = {}  # per class, not per instance (5,000 instances, 3 classes)
+        colors = []
+        for instance, _crop in self.shown:
+            color = styles.get(instance.category_id)
+            if color is None:
+                color = styles[instance.category_id] = self.project.category_style(instance.category_id)[0]
+            colors.append(color)
         self.canvas.set_annotations([c for _, c in self.shown], colors)
         present = {id(i) for i, _ in self.shown} | {id(i) for i in (record.instances if record else [])}
         selection = self.session.selection

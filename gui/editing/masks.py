@@ -174,6 +174,22 @@ def _grow(labels: np.ndarray, pending: np.ndarray, directions: Sequence[tuple[in
 
 
 # ----- crops and RLE -----
+def tight(crop: InstanceMask) -> InstanceMask:
+    """The crop shrunk to the box of its pixels (what ``crop_of`` of the full mask gives): the same object
+    when it is tight already; an empty crop when it has no pixels."""
+    mask = crop.mask
+    if not mask.size:
+        return crop
+    rows, cols = np.any(mask, 1), np.any(mask, 0)
+    if not rows.any():
+        return InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))
+    if rows[0] and rows[-1] and cols[0] and cols[-1]:
+        return crop
+    r0, r1 = np.flatnonzero(rows)[[0, -1]]
+    c0, c1 = np.flatnonzero(cols)[[0, -1]]
+    return InstanceMask(crop.x0 + int(c0), crop.y0 + int(r0), mask[r0 : r1 + 1, c0 : c1 + 1])
+
+
 def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
     """A crop placed in an (H,W) image -> compressed COCO RLE, without building the full mask.
 
@@ -227,42 +243,113 @@ def crop_intersection(a: InstanceMask, b: InstanceMask) -> int:
 
 
 PAIR_CHUNK = 1 << 22  # prediction x reference box pairs compared at once (a few MB of booleans)
+FACTS_LIMIT = 200_000  # crops whose box and area are remembered (the cache is emptied beyond)
+_facts: dict[int, tuple[InstanceMask, tuple[int, int, int, int, int]]] = {}
+_overlaps: dict[tuple[int, int], tuple[InstanceMask, InstanceMask, int]] = {}  # shared pixels of a pair
+
+
+def crop_facts(crops: Sequence[InstanceMask]) -> np.ndarray:
+    """(N,5) int64: x0, y0, x1, y1, area of each crop. Remembered per crop object (a crop is never changed in
+    place: an edit makes a new one), so re-matching after an edit reads the thousands of unchanged crops'
+    boxes and pixel counts instead of counting them again. The entry holds the crop, so its id is not reused
+    while it is remembered."""
+    if len(_facts) > FACTS_LIMIT:
+        _facts.clear()
+    rows = []
+    for crop in crops:
+        known = _facts.get(id(crop))
+        if known is None or known[0] is not crop:
+            h, w = crop.mask.shape
+            known = (crop, (crop.x0, crop.y0, crop.x0 + w, crop.y0 + h, int(np.count_nonzero(crop.mask))))
+            _facts[id(crop)] = known
+        rows.append(known[1])
+    return np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+
+def _shared(a: InstanceMask, b: InstanceMask) -> int:
+    """``crop_intersection``, remembered per pair of crop objects."""
+    if len(_overlaps) > FACTS_LIMIT:
+        _overlaps.clear()
+    key = (id(a), id(b))
+    known = _overlaps.get(key)
+    if known is None or known[0] is not a or known[1] is not b:
+        known = (a, b, crop_intersection(a, b))
+        _overlaps[key] = known
+    return known[2]
+
+
+def _box_pairs(pb: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, reference) index pairs whose boxes may overlap, without comparing every pair.
+
+    The references go into a grid of square cells as wide as the largest of them, by their top-left
+    corner, sorted by cell (row-major); a reference that overlaps a prediction has its corner in the cells
+    from one cell above-left of the prediction to its bottom-right, so each cell row of that span is one
+    range of the sorted references, found by binary search. References much larger than the usual ones (a
+    few big ones would make every cell big) are paired with every prediction instead."""
+    base = min(int(rb[:, :2].min()), int(pb[:, :2].min()), 0)  # cells from 0 even for crops reaching off the image
+    pb, rb = pb - base, rb - base
+    sizes = np.maximum(rb[:, 2] - rb[:, 0], rb[:, 3] - rb[:, 1])
+    limit = max(64, 4 * int(np.median(sizes))) if len(sizes) else 64
+    large = np.flatnonzero(sizes > limit)
+    small = np.flatnonzero(sizes <= limit)
+    cell = max(16, int(sizes[small].max())) if len(small) else 16
+    columns = int(max(rb[:, 2].max(), pb[:, 2].max(), 0)) // cell + 2
+    key = (rb[small, 1] // cell) * columns + rb[small, 0] // cell
+    order = small[np.argsort(key, kind="stable")]
+    keys = np.sort(key)
+    # the span of cells whose references can reach a prediction: one cell up and left of its corner
+    cx0, cx1 = np.maximum(pb[:, 0] // cell - 1, 0), np.maximum(pb[:, 2] - 1, pb[:, 0]) // cell
+    cy0, cy1 = np.maximum(pb[:, 1] // cell - 1, 0), np.maximum(pb[:, 3] - 1, pb[:, 1]) // cell
+    spans = cy1 - cy0 + 1
+    which = np.repeat(np.arange(len(pb)), spans)
+    row = np.repeat(cy0, spans) + np.arange(int(spans.sum())) - np.repeat(np.cumsum(spans) - spans, spans)
+    lo = np.searchsorted(keys, row * columns + cx0[which], side="left")
+    hi = np.searchsorted(keys, row * columns + cx1[which], side="right")
+    counts = np.maximum(hi - lo, 0)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    p = np.repeat(which, counts)
+    r = order[np.repeat(lo, counts) + offsets]
+    if len(large):
+        p = np.concatenate([p, np.repeat(np.arange(len(pb)), len(large))])
+        r = np.concatenate([r, np.tile(large, len(pb))])
+    return p, r
 
 
 def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMask], iou: float = 0.5) -> np.ndarray:
     """(P,) bool: prediction p overlaps some reference with mask IoU >= ``iou``.
 
-    Called after every edit (annotations hide the predictions they match), with thousands of references.
-    The boxes and areas are put in arrays once; the pairs whose boxes overlap are found for a block of
-    predictions at a time, and a pair's mask IoU is computed only when it could still reach ``iou``: the
-    shared pixels are at most m = min(box overlap, area_p, area_r), so IoU <= m / (area_p + area_r - m).
-    That bound drops the small annotations under a large prediction (and the reverse) without touching
-    their pixels; a prediction stops at its first match. Same answers as comparing every pair
-    (tests/gui/test_edits.py checks it against the brute force on random crops)."""
+    Called after every edit (annotations hide the predictions they match), with thousands of references and
+    predictions (5,000 of each once the predictions are accepted). The boxes and areas come from
+    ``crop_facts``; the pairs whose boxes may overlap from a grid of the references
+    (``_box_pairs``: a grid, no predictions x references table); a pair's mask IoU is computed only when it could
+    still reach ``iou``: the shared pixels are at most m = min(box overlap, area_p, area_r), so
+    IoU <= m / (area_p + area_r - m). That bound drops the small annotations under a large prediction (and the
+    reverse) without touching their pixels; the shared pixels of a pair are remembered (``_shared``), so an
+    edit recounts only the pairs it made; a prediction stops at its first match. Same answers as comparing
+    every pair (tests/gui/test_edits.py and test_edit_stall.py check it against the brute force)."""
     out = np.zeros(len(predictions), dtype=bool)
     refs = [r for r in references if r.mask.size]
     preds = [(p, crop) for p, crop in enumerate(predictions) if crop.mask.size]
     if not refs or not preds:
         return out
-    rb = np.array([box_of(r) for r in refs], dtype=np.int64)
-    ra = np.array([np.count_nonzero(r.mask) for r in refs], dtype=np.int64)
-    pb = np.array([box_of(c) for _, c in preds], dtype=np.int64)
-    pa = np.array([np.count_nonzero(c.mask) for _, c in preds], dtype=np.int64)
-    step = max(1, PAIR_CHUNK // len(refs))
-    for start in range(0, len(preds), step):
-        b = pb[start : start + step, None, :]
-        w = np.minimum(b[..., 2], rb[None, :, 2]) - np.maximum(b[..., 0], rb[None, :, 0])
-        h = np.minimum(b[..., 3], rb[None, :, 3]) - np.maximum(b[..., 1], rb[None, :, 1])
-        a_p, a_r = pa[start : start + step, None], ra[None, :]
+    rf = crop_facts(refs)
+    pf = crop_facts([c for _, c in preds])
+    p_all, r_all = _box_pairs(pf[:, :4], rf[:, :4])
+    for start in range(0, len(p_all), PAIR_CHUNK):
+        p, r = p_all[start : start + PAIR_CHUNK], r_all[start : start + PAIR_CHUNK]
+        b, c = pf[p], rf[r]
+        w = np.minimum(b[:, 2], c[:, 2]) - np.maximum(b[:, 0], c[:, 0])
+        h = np.minimum(b[:, 3], c[:, 3]) - np.maximum(b[:, 1], c[:, 1])
+        a_p, a_r = b[:, 4], c[:, 4]
         most = np.minimum(np.minimum(np.maximum(w, 0) * np.maximum(h, 0), a_p), a_r)
         # IoU can reach ``iou``: most / (a_p + a_r - most) >= iou, with a margin for rounding (exact below)
         could = (w > 0) & (h > 0) & (most * (1 + 1e-9) >= iou * (a_p + a_r - most))
-        for row, col in zip(*np.nonzero(could)):
-            p = start + int(row)
-            index, crop = preds[p]
+        for k in np.flatnonzero(could).tolist():
+            q, col = int(p[k]), int(r[k])
+            index, crop = preds[q]
             if out[index]:
                 continue
-            inter = crop_intersection(crop, refs[col])
-            union = int(pa[p] + ra[col]) - inter
+            inter = _shared(crop, refs[col])
+            union = int(pf[q, 4] + rf[col, 4]) - inter
             out[index] = union > 0 and inter / union >= iou
     return out

@@ -52,6 +52,7 @@ class EditOperations:
             ids = [category_id if category_id is not None else self.category_for_name(name) for name in names]
             crops, scores = [prediction.masks[i] for i in kept], [prediction.scores[i] for i in kept]
             edit = edits.accept_predictions(record.instances, crops, ids, scores, record.height, record.width)
+            self.remember_crops(edit.selected, crops)  # before the push: its redraw reads them
             self.push_instances(record, edit.instances, text)
         self.select(edit.selected[-1:])  # (and the accepted prediction no longer)
         return len(edit.selected)
@@ -81,6 +82,7 @@ class EditOperations:
             return
         if self.selection:
             edit = edits.relabel(record.instances, self.selection, category_id)
+            self.remember_crops(edit.selected, [self.crop_of(i) for i in self.selection])  # same masks
             self.push_instances(record, edit.instances, f"Relabel as {self.category_name(category_id)}")
             self.select(list(edit.selected))
         elif 0 <= (row := self.session.selection.prediction) < len(self.session.shown):
@@ -140,6 +142,7 @@ class EditOperations:
         with self.macro(text):
             category_id = self.ensure_category() if target is None else None  # a repaint keeps the class
             edit = edits.commit_crop(record.instances, target, crop, record.height, record.width, category_id)
+            self.remember_crops(edit.selected, [crop] * len(edit.selected))
             self.push_instances(record, edit.instances, text)
         self.select(list(edit.selected))  # nothing when the target was erased away
         return edit.selected[0] if edit.selected else None
@@ -173,6 +176,8 @@ class EditOperations:
         edit = edits.commit_crop(record.instances, None, crop, record.height, record.width, cid)
         if edit is None:  # the box lies outside the image
             return
+        if record is self.record:
+            self.remember_crops(edit.selected, [crop])
         self.push_instances(record, edit.instances, "Draw box")
         if record is self.record:
             self.select(list(edit.selected))

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHeaderView, QLabel,
 
 from engine.data import Instance
 from engine.structures import InstanceMask
-from gui.canvas.overlay import instance_color
+from gui.canvas.overlay import instance_colors
 from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
 
@@ -149,20 +149,28 @@ class InstanceList(QWidget):
         rows = []
         other_predictions = other_annotations = covered = 0
         if pred is not None:
+            # between a new prediction and its shown set (the image's state is marked "predicted" in between),
+            # ``shown`` may still number the previous prediction's rows: those beyond this one wait for theirs
+            shown = [i for i in session.shown if i < len(pred)]
+            names = {label: session.class_name(label) for label in set(pred.labels.tolist())}
+            labels, scores = pred.labels[shown].tolist(), pred.scores[shown].tolist()
+            colors = [tuple(c) for c in instance_colors(pred.keys[shown]).tolist()]
             rows = [
-                (session.class_name(int(pred.labels[i])), float(pred.scores[i]), pred.masks[i],
-                 instance_color(int(pred.keys[i])), PREDICTION)
-                for i in session.shown
-            ]  # fmt: skip
-            names = [session.class_name(int(label)) for label in pred.labels]
-            other_predictions = sum(1 for name in names if wanted and name != wanted)
+                (names[label], score, pred.masks[i], color, PREDICTION)
+                for i, label, score, color in zip(shown, labels, scores, colors)
+            ]
+            other_predictions = sum(1 for label in pred.labels.tolist() if wanted and names[label] != wanted)
             covered = len(pred) - len(rows) - other_predictions  # matched by an annotation (or rejected)
         self.predictions = len(rows)
         self.annotations = []
         project, index = session.project, session.index
         if project is not None and 0 <= index < len(project):
+            styles: dict[int, tuple] = {}  # per class, not per instance
             for instance in project.annotations(index):
-                color, name = project.category_style(instance.category_id)
+                style = styles.get(instance.category_id)
+                if style is None:
+                    style = styles[instance.category_id] = project.category_style(instance.category_id)
+                color, name = style
                 if wanted and name != wanted:
                     other_annotations += 1
                     continue
