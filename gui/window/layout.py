@@ -20,7 +20,10 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
 WANTED = QSize(1280, 800)  # the first window's size where the screen has room for it
 CANVAS_MIN = QSize(240, 160)  # the image view is never squeezed below this (it fell to 68 px wide)
-DOCK_MIN_WIDTH = 120  # a side dock narrower than this in a saved layout is a layout gone wrong
+DOCK_MIN_WIDTH = 120  # the first-run layout gives a side dock at least this
+# a side dock narrower than this in a saved layout is a layout gone wrong (Qt itself squeezes a scrolled dock to
+# ~70 px in a 640x480 window, which is small but sound)
+SQUEEZED_DOCK_WIDTH = 50
 # before the window is shown its frame is unknown: room for a title bar and borders (corrected once shown)
 ASSUMED_FRAME = QMargins(4, 32, 4, 4)
 LAYOUT_VERSION = 1  # bumped when the docks change: an older saved layout is not restored
@@ -120,7 +123,7 @@ def problems(record: dict | None) -> list[str]:
         if dock.get("floating"):
             if not on_some_screen(QRect(x, y, width, height)):
                 found.append(f"{name} floated off screen")
-        elif dock.get("area") in ("LeftDockWidgetArea", "RightDockWidgetArea") and width < DOCK_MIN_WIDTH:
+        elif dock.get("area") in ("LeftDockWidgetArea", "RightDockWidgetArea") and width < SQUEEZED_DOCK_WIDTH:
             found.append(f"{name} was {width} px wide")
     return found
 

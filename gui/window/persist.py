@@ -66,6 +66,7 @@ def restore_layout(window: QMainWindow, parts: Persisted) -> list[str]:
     the first run's (and the saved one is forgotten). Returns what was wrong with the saved one ([]: none, or
     nothing saved)."""
     settings = parts.settings
+    parts.keeper.watch()  # docks added since the keeper was made (the window is built by then)
     geometry, state = settings.window_state()
     if geometry is None and state is None:
         layout.place_first_window(window)
