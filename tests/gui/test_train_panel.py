@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import Qt
 
 from engine.checkpoint import read_info
@@ -85,6 +86,12 @@ def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_i
     info = read_info(model)
     assert info.extra.get("iteration") == 2
     assert not (run_folder / CANCEL_FILE).exists()
+    # one model file per finished run, in float16; no training state left behind (issue 13, bug 8)
+    assert sorted(p.name for p in run_folder.iterdir()) == [MODEL_FILE]
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="pt") as f:
+        assert f.get_tensor("roi_heads.box_head.cls_score.weight").dtype == torch.float16
 
     assert app.weights_path() == str(model) != str(weights_file)  # the window switched to the new model
     app.wait_until(
@@ -93,6 +100,8 @@ def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_i
     )
     assert app.requests_sent() > requests and app.prediction.height == 96
     assert app.models_listed() == [f"{run_folder.name}  (in use)"]
+    (row,) = app.runs_listed()  # the Model panel's list: finished (no mark), its size, in use
+    assert row.startswith(run_folder.name) and row.endswith("(in use)") and "cancelled" not in row
     assert app.error() == ""
 
 
@@ -114,6 +123,8 @@ def test_a_run_cancelled_after_its_first_step_ends_cancelled_and_the_app_goes_on
     assert app.train_buttons() == (True, False)
     run_folder: Path = app.train_run().out_dir
     assert (run_folder / MODEL_FILE).is_file() and not (run_folder / CANCEL_FILE).exists()  # a checkpoint is kept
+    assert (run_folder / "train_state.safetensors").is_file()  # and its state, to resume it
+    assert "cancelled at" in app.runs_listed()[0] and app.runs_listed()[0].startswith(run_folder.name)
     assert app.weights_path() == str(weights_file)  # a cancelled run is not loaded
     assert app.error() == ""
 
