@@ -50,35 +50,89 @@ def crop_iou(a: InstanceMask, b: InstanceMask) -> float:
     return float(inter) / float(area_a + area_b - inter)
 
 
-def iou_matrix(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> np.ndarray:
-    """(P, G) mask IoUs; only pairs whose boxes overlap touch pixels."""
-    out = np.zeros((len(preds), len(gts)), dtype=np.float64)
-    if not len(preds) or not len(gts):
+@dataclass(frozen=True)
+class Pairs:
+    """The (detection, ground truth) pairs whose masks overlap, with their IoUs (> 0): sparse, so 5,000 x 5,000
+    instances cost what their overlaps cost, not 25 million entries."""
+
+    pred: np.ndarray  # (K,) int64
+    gt: np.ndarray  # (K,) int64
+    iou: np.ndarray  # (K,) float64
+
+    def dense(self, num_preds: int, num_gts: int) -> np.ndarray:
+        out = np.zeros((num_preds, num_gts), dtype=np.float64)
+        out[self.pred, self.gt] = self.iou
         return out
-    pb = np.array([box_of(c) for c in preds], dtype=np.int64).reshape(-1, 4)
-    gb = np.array([box_of(c) for c in gts], dtype=np.int64).reshape(-1, 4)
-    w = np.minimum(pb[:, None, 2], gb[None, :, 2]) - np.maximum(pb[:, None, 0], gb[None, :, 0])
-    h = np.minimum(pb[:, None, 3], gb[None, :, 3]) - np.maximum(pb[:, None, 1], gb[None, :, 1])
-    for p, g in zip(*np.nonzero((w > 0) & (h > 0))):
-        out[p, g] = crop_iou(preds[p], gts[g])
-    return out
+
+
+def iou_pairs(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> Pairs:
+    """Every overlapping (detection, ground truth) pair and its mask IoU. The ground truths are sorted by their
+    left edge once; a detection's candidates are those starting left of its right edge and no further left than
+    the widest ground truth reaches, so only pairs that can overlap are compared."""
+    found_p, found_g, found_iou = [], [], []
+    if len(preds) and len(gts):
+        gb = np.array([box_of(c) for c in gts], dtype=np.int64).reshape(-1, 4)
+        order = np.argsort(gb[:, 0], kind="stable")
+        left, widest = gb[order, 0], int((gb[:, 2] - gb[:, 0]).max())
+        for p, crop in enumerate(preds):
+            if not crop.mask.size:
+                continue
+            x0, y0, x1, y1 = box_of(crop)
+            lo, hi = np.searchsorted(left, x0 - widest, "right"), np.searchsorted(left, x1, "left")
+            for g in order[lo:hi]:
+                b = gb[g]
+                if b[2] > x0 and b[1] < y1 and b[3] > y0:
+                    iou = crop_iou(crop, gts[g])
+                    if iou > 0:
+                        found_p.append(p)
+                        found_g.append(int(g))
+                        found_iou.append(iou)
+    return Pairs(np.array(found_p, np.int64), np.array(found_g, np.int64), np.array(found_iou, np.float64))
+
+
+def iou_matrix(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> np.ndarray:
+    """(P, G) mask IoUs (dense: for a few hundred instances; ``iou_pairs`` for many)."""
+    return iou_pairs(preds, gts).dense(len(preds), len(gts))
+
+
+def _class_codes(pred_classes: Sequence | None, gt_classes: Sequence | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The classes (any hashable labels) as integer codes shared by both sides; None when either is not given."""
+    if pred_classes is None or gt_classes is None:
+        return None
+    codes: dict = {}
+    pred = np.array([codes.setdefault(c, len(codes)) for c in pred_classes], dtype=np.int64)
+    gt = np.array([codes.setdefault(c, len(codes)) for c in gt_classes], dtype=np.int64)
+    return pred, gt
 
 
 def greedy_match(
-    ious: np.ndarray, scores: np.ndarray, same_class: np.ndarray | None = None, threshold: float = MATCH_IOU
+    pairs: Pairs,
+    scores: np.ndarray,
+    num_gts: int,
+    classes: tuple[np.ndarray, np.ndarray] | None = None,
+    threshold: float = MATCH_IOU,
 ) -> np.ndarray:
     """(P,) index of the ground truth each detection takes at IoU >= ``threshold`` (-1: none), COCO's way:
-    detections in descending score order, each takes the free ground truth of highest IoU."""
-    taken = np.full(ious.shape[0], -1, dtype=np.int64)
-    if not ious.size:
+    detections in descending score order, each takes the free ground truth (of its class) of highest IoU."""
+    scores = np.asarray(scores, dtype=np.float64)
+    taken = np.full(len(scores), -1, dtype=np.int64)
+    keep = pairs.iou >= threshold
+    if classes is not None and keep.any():
+        keep &= classes[0][pairs.pred] == classes[1][pairs.gt]
+    pred, gt, iou = pairs.pred[keep], pairs.gt[keep], pairs.iou[keep]
+    if not len(pred):
         return taken
-    iou = ious if same_class is None else np.where(same_class, ious, 0.0)
-    free = np.ones(ious.shape[1], dtype=bool)
-    for p in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
-        candidates = np.where(free, iou[p], -1.0)
-        g = int(np.argmax(candidates))
-        if candidates[g] >= threshold:
-            taken[p], free[g] = g, False
+    # each detection's candidates, best IoU first (ties: the lower ground-truth index, as an argmax takes)
+    order = np.lexsort((gt, -iou, pred))
+    pred, gt = pred[order], gt[order]
+    starts = np.searchsorted(pred, np.arange(len(scores)), "left")
+    ends = np.searchsorted(pred, np.arange(len(scores)), "right")
+    free = np.ones(num_gts, dtype=bool)
+    for p in np.argsort(-scores, kind="stable"):
+        for g in gt[starts[p] : ends[p]]:
+            if free[g]:
+                taken[p], free[g] = g, False
+                break
     return taken
 
 
@@ -102,12 +156,6 @@ class ImageErrors:
         }
 
 
-def _same_class(pred_classes: Sequence | None, gt_classes: Sequence | None) -> np.ndarray | None:
-    if pred_classes is None or gt_classes is None:
-        return None
-    return np.asarray(pred_classes, dtype=object)[:, None] == np.asarray(gt_classes, dtype=object)[None, :]
-
-
 def find_errors(
     preds: Sequence[InstanceMask],
     scores: Sequence[float],
@@ -116,20 +164,20 @@ def find_errors(
     gt_classes: Sequence | None = None,
     iou: float = MATCH_IOU,
     touch: float = TOUCH_IOU,
-    ious: np.ndarray | None = None,
+    pairs: Pairs | None = None,
 ) -> ImageErrors:
     """Sort an image's detections into good / poor mask / false positive, and its ground truth into found or
-    missed. Classes (any comparable labels, e.g. names) are compared when both are given."""
-    ious = iou_matrix(preds, gts) if ious is None else ious
-    same = _same_class(pred_classes, gt_classes)
-    taken = greedy_match(ious, np.asarray(scores), same, touch)
+    missed. Classes (any hashable labels, e.g. names) are compared when both are given."""
+    pairs = iou_pairs(preds, gts) if pairs is None else pairs
+    taken = greedy_match(pairs, scores, len(gts), _class_codes(pred_classes, gt_classes), touch)
+    lookup = {(int(p), int(g)): float(v) for p, g, v in zip(pairs.pred, pairs.gt, pairs.iou)}
     out = ImageErrors(iou=np.zeros(len(preds)))
     for p, g in enumerate(taken):
         if g < 0:
             out.false_positive.append(p)
             continue
-        out.iou[p] = ious[p, g]
-        (out.good if ious[p, g] >= iou else out.poor).append(p)
+        out.iou[p] = lookup[(p, int(g))]
+        (out.good if out.iou[p] >= iou else out.poor).append(p)
     found = set(int(g) for g in taken if g >= 0)
     out.missed = [g for g in range(len(gts)) if g not in found]
     return out
@@ -159,18 +207,18 @@ def image_ap(
     thresholds: Sequence[float] = (MATCH_IOU,),
     pred_classes: Sequence | None = None,
     gt_classes: Sequence | None = None,
-    ious: np.ndarray | None = None,
+    pairs: Pairs | None = None,
 ) -> float:
     """One image's mask AP: the mean over ``thresholds`` (e.g. ``COCO_THRESHOLDS``) of COCO's AP at each
     (classes pooled: the Errors view's one figure per image). NaN when the image has no ground truth."""
     if not len(gts):
         return float("nan")
-    ious = iou_matrix(preds, gts) if ious is None else ious
-    same = _same_class(pred_classes, gt_classes)
+    pairs = iou_pairs(preds, gts) if pairs is None else pairs
+    classes = _class_codes(pred_classes, gt_classes)
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
     values = []
     for t in thresholds:
-        taken = greedy_match(ious, scores, same, float(t))
+        taken = greedy_match(pairs, scores, len(gts), classes, float(t))
         values.append(average_precision(taken[order] >= 0, len(gts)))
     return float(np.mean(values))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
@@ -21,6 +21,7 @@ from gui.review.mode import ReviewMode
 from gui.session.protocols import Messages
 from gui.session.session import Session
 
+FIGURES_DELAY_MS = 250
 MATCH_IOU = 0.5  # as the window's: a prediction this close to an annotation is hidden, so it is no work
 
 
@@ -40,8 +41,14 @@ class ReviewTools(QObject):
         self.mode = ReviewMode(session, canvas, editor, messages, self)
         self.errors = ErrorsView(session, canvas, messages, self)
         self.actions: dict[str, QAction] = {}
-        session.events.shown.connect(lambda _shown: self._current_figures())
-        session.events.record.connect(lambda row: self._current_figures() if row == session.index else None)
+        # the current image's figures after a burst of edits or slider moves, not after each (matching thousands
+        # of instances takes a noticeable moment)
+        self._figures_timer = QTimer(self)
+        self._figures_timer.setSingleShot(True)
+        self._figures_timer.setInterval(FIGURES_DELAY_MS)
+        self._figures_timer.timeout.connect(self._current_figures)
+        session.events.shown.connect(lambda _shown: self._figures_timer.start())
+        session.events.record.connect(lambda row: self._figures_timer.start() if row == session.index else None)
         inference.batch_item.connect(self._on_batch_item)
         inference.batch_done.connect(self._on_batch_done)
 

@@ -91,8 +91,8 @@ def test_errors_view_marks_false_positives_and_missed_objects_and_the_list_shows
     assert tuple(layer[y + 2, x + 2, :3]) == COLORS["missed"]  # the drawn square, blue
     # AP50: the two right detections rank first (best scores), then two false positives; 2 of 3 objects found
     assert re.search(r"AP50 0\.6\d", app.status())
-    row = app.image_rows()[0]
-    assert "AP50 0.6" in row and row.startswith("[annotated]")
+    app.wait_until(lambda: "AP50 0.6" in app.image_rows()[0])  # the list follows the edits (shortly after)
+    assert app.image_rows()[0].startswith("[annotated]")
 
     app.press(Qt.Key.Key_E, SHIFT)  # off: nothing drawn
     assert not app.errors_layer().any() and not app.review_action("errors").isChecked()
