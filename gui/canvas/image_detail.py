@@ -18,6 +18,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from gui.canvas import levels
+
 MAX_FULL_PIXELS = 16_000_000  # 4,000 x 4,000: shown whole, as always
 MARGIN = 0.5  # of the view's width and height, on each side: pans this far need no new region
 
@@ -28,26 +30,35 @@ class ImageDetail:
     def __init__(self, item: pg.ImageItem) -> None:
         self.item = item
         self.pixels: np.ndarray | None = None
+        self.table: np.ndarray | None = None  # a display lookup applied to the part drawn only (None: none)
         self.region = (0, 0, 0, 0)  # x0, y0, x1, y1 of the image that the item holds (all of it when small)
         self.stride = 1
 
     @property
     def whole(self) -> bool:
         """The item holds the whole image at full resolution."""
-        return self.pixels is None or self.pixels.shape[0] * self.pixels.shape[1] <= MAX_FULL_PIXELS
+        return self.pixels is None or self.fits_whole(self.pixels)
 
-    def show(self, pixels: np.ndarray, visible: QRectF, pixel_size: float) -> None:
-        """New pixels (another image, or the same through a new contrast), drawn for the view ``visible``."""
-        self.pixels = pixels
+    @staticmethod
+    def fits_whole(pixels: np.ndarray) -> bool:
+        """An image this size is shown whole."""
+        return pixels.shape[0] * pixels.shape[1] <= MAX_FULL_PIXELS
+
+    def show(self, pixels: np.ndarray, visible: QRectF, pixel_size: float, table: np.ndarray | None = None) -> None:
+        """New pixels (another image, or the same through a new contrast), drawn for the view ``visible``;
+        ``table``: a 256-entry display lookup to apply to what is drawn (a huge image's contrast: the part
+        drawn costs what the screen costs, where the whole image took seconds)."""
+        self.pixels, self.table = pixels, table
         if self.whole:
             self.region, self.stride = (0, 0, pixels.shape[1], pixels.shape[0]), 1
-            self.item.setImage(pixels, autoLevels=False, levels=None)
+            shown = pixels if table is None else levels.apply_table(pixels, table)
+            self.item.setImage(shown, autoLevels=False, levels=None)
             self.item.setRect(QRectF(0, 0, pixels.shape[1], pixels.shape[0]))
             return
         self.render(visible, pixel_size)
 
     def clear(self) -> None:
-        self.pixels = None
+        self.pixels = self.table = None
         self.region, self.stride = (0, 0, 0, 0), 1
         self.item.clear()
 
@@ -83,6 +94,8 @@ class ImageDetail:
         rows = np.minimum(np.arange(y0 + off, y0 + off + -(-(y1 - y0) // stride) * stride, stride), y1 - 1)
         cols = np.minimum(np.arange(x0 + off, x0 + off + -(-(x1 - x0) // stride) * stride, stride), x1 - 1)
         part = self.pixels[np.ix_(rows, cols)]  # only the samples are read
+        if self.table is not None:
+            part = levels.apply_table(part, self.table)
         self.region, self.stride = (x0, y0, x1, y1), stride
         self.item.setImage(part, autoLevels=False, levels=None)
         self.item.setRect(QRectF(x0, y0, part.shape[1] * stride, part.shape[0] * stride))

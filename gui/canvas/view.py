@@ -151,6 +151,9 @@ class Canvas(pg.GraphicsView):
         self.pixels: np.ndarray | None = None  # the image as loaded: what the model sees, never changed here
         # display contrast (gui/panels/display_panel.py): loaded pixels -> pixels shown; None shows them as they are
         self.display: Callable[[np.ndarray], np.ndarray] | None = None
+        # the same contrast as a 256-entry table (None: none), for a huge image drawn part by part; unset, the
+        # ``table_for`` of the object ``display`` belongs to is used (gui/panels/display_panel.py has one)
+        self.display_table: Callable[[np.ndarray], np.ndarray | None] | None = None
         self.hover_index = -1
         self._selected = -1  # the selected prediction's row, as drawn (the Session holds the selection)
         self.message = QLabel(self)
@@ -220,9 +223,15 @@ class Canvas(pg.GraphicsView):
 
     def redisplay(self) -> None:
         """Show the same image through ``display`` again (its contrast changed); the overlays stay as they are."""
-        if self.pixels is not None:
-            shown = self.display(self.pixels) if self.display is not None else self.pixels
-            self.image_detail.show(shown, self.visible_rect(), self.pixel_size())
+        if self.pixels is None:
+            return
+        table_for = self.display_table or getattr(getattr(self.display, "__self__", None), "table_for", None)
+        if not self.image_detail.fits_whole(self.pixels) and table_for is not None:
+            # a huge image: its contrast as a lookup table, applied to the part drawn only (image_detail.py)
+            self.image_detail.show(self.pixels, self.visible_rect(), self.pixel_size(), table_for(self.pixels))
+            return
+        shown = self.display(self.pixels) if self.display is not None else self.pixels
+        self.image_detail.show(shown, self.visible_rect(), self.pixel_size())
 
     def fit(self) -> None:
         """Fit the whole image in the window."""

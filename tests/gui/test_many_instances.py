@@ -277,3 +277,25 @@ def test_a_large_image_pans_within_its_margin_without_a_new_region(canvas, monke
     x0, y0, x1, y1 = canvas.image_detail.region
     assert canvas.image_detail.region != region and x1 >= 460
     assert (canvas.layers["image"].image == pixels[y0:y1, x0:x1]).all()
+
+
+def test_a_huge_image_is_shown_with_the_whole_images_contrast(driver, window, tmp_path, monkeypatch):
+    """The Display panel's auto contrast stretches a dim image; a huge one gets the same stretch (its range
+    from the whole image), applied to the part drawn only."""
+    monkeypatch.setattr(image_detail, "MAX_FULL_PIXELS", 10_000)
+    folder = tmp_path / "dim"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(20, 60, (300, 400, 3)).astype(np.uint8)  # dim: auto contrast stretches it
+    Image.fromarray(pixels).save(folder / "dim.png")
+    assert driver.open(folder)
+    canvas = window.canvas
+    canvas.view.setRange(xRange=(100, 160), yRange=(50, 90), padding=0)
+    canvas.image_detail.render(canvas.visible_rect(), canvas.pixel_size())  # (the whole, drawn first, covers it)
+    detail = canvas.image_detail
+    assert detail.stride == 1 and detail.table is not None
+    x0, y0, x1, y1 = detail.region
+    assert (x1 - x0) * (y1 - y0) < 300 * 400  # a part
+    whole = window.display_panel.display_pixels(pixels)  # what the whole image would show
+    assert whole.max() > 200  # (stretched)
+    assert (driver.shown_image() == whole[y0:y1, x0:x1]).all()
