@@ -115,7 +115,7 @@ class _TileState:
         self.box_done = None
         self.box_version = 0  # bumped when the box head fills rows: the decoded candidates follow it
         self.decoded: dict | None = None  # every candidate decoded per class, flat (candidate * classes + class)
-        self.rpn_keeps: dict[float, tuple[int, torch.Tensor]] = {}  # RPN NMS IoU -> (cap, keep[:cap])
+        self.rpn_keeps: dict[float, tuple[int, torch.Tensor]] = {}  # RPN NMS IoU -> (cap, keep[:cap]), int32
         self.proposal_key: tuple | None = None
         self.keep = None  # indices of the current proposals among the candidates
         self.shown_proposals = None  # (boxes, scores) of the current proposals in image pixels, this tile's own
@@ -146,7 +146,7 @@ class _TileState:
 
     def proposal_rows(self, key: tuple) -> torch.Tensor:
         """The candidates of proposal set ``key`` = (RPN NMS IoU, count), from the RPN table (caller ensures it)."""
-        return self.rpn_keeps[key[0]][1][: key[1]]
+        return self.rpn_keeps[key[0]][1][: key[1]].long()
 
 
 class Predictor:
@@ -274,8 +274,8 @@ class Predictor:
         if keep is None or not (count <= cap or len(keep) < cap):
             self.nms_runs[self._stage_prefix + "rpn"] += 1
             keep = self.model.rpn.select(ts.rpn_candidates, rpn_nms_iou, count)
-            ts.rpn_keeps[rpn_nms_iou] = (count, keep)
-        return keep[:count]
+            ts.rpn_keeps[rpn_nms_iou] = (count, keep.to(torch.int32))  # int32: 91 of them per tile
+        return keep[:count].long()
 
     @torch.no_grad()
     def _box_head(self, ts: _TileState, rows: torch.Tensor, cancel) -> None:  # noqa: ANN001
@@ -346,7 +346,7 @@ class Predictor:
         flat = flat[dec["nonsmall"][flat]]
         scores = dec["scores"][flat]
         order = batched_nms(dec["boxes"][flat], scores, flat % fg + 1, iou)[:cap]
-        entry = _Nms(floor, cap, flat[order], scores[order])
+        entry = _Nms(floor, cap, flat[order].to(torch.int32), scores[order])
         ts.nms.pop((key, iou), None)
         ts.nms[(key, iou)] = entry
         while len(ts.nms) > NMS_ENTRIES:
@@ -385,7 +385,7 @@ class Predictor:
         self._count("select")
         s, cap = settings.score_threshold, settings.max_detections
         table = self._nms_table(ts, ts.proposal_key, ts.keep, settings.box_nms_iou, s, cap)
-        keys = table.keys[table.scores > s][:cap]
+        keys = table.keys[table.scores > s][:cap].long()
         dec = self._decoded(ts)
         at_seam = torch.zeros(len(keys), dtype=torch.bool, device=keys.device)
         if len(self._tiles) > 1:
@@ -578,7 +578,7 @@ class Predictor:
         multi = len(self._tiles) > 1
 
         def shown_keys(ts: _TileState, table: _Nms) -> torch.Tensor:
-            keys = table.keys[:cap]
+            keys = table.keys[:cap].long()
             return keys[self._decoded(ts)["owned"][keys]] if multi else keys
 
         # 1. the score slider and the detection cap at the current NMS settings
@@ -605,6 +605,7 @@ class Predictor:
                 self._rpn_keep(ts, v, most)
                 yield "rpn"
             rows = torch.unique(torch.cat([ts.rpn_keeps[v][1][:most] for v in [settings.rpn_nms_iou, *rpn_values]]))
+            rows = rows.long()
             missing = rows[~ts.box_done[rows]]
             step = max(1, int(40 * IDLE_STEP_S / max(self._mask_rate, 1e-4)))  # the box head: ~40x the mask head
             for s in range(0, len(missing), step):
@@ -622,7 +623,7 @@ class Predictor:
         # candidate those proposals hold above the floor, best first. Their NMS still runs on a move, the network not.
         for ts in self._idle_order():
             dec = self._decoded(ts)
-            rows = torch.unique(torch.cat([k[:most] for _, k in ts.rpn_keeps.values()]))
+            rows = torch.unique(torch.cat([k[:most] for _, k in ts.rpn_keeps.values()])).long()
             rows = rows[ts.box_done[rows]]
             fg = self._num_fg
             flat = (rows[:, None] * fg + torch.arange(fg, device=rows.device)).reshape(-1)

@@ -147,8 +147,8 @@ class LatestWins(QObject):
         self._idle_step = step
 
     def has_work(self) -> bool:
-        """A job or a call is waiting (any thread): idle work yields to it."""
-        return self.mailbox.waiting() or self.calls_sent > self.calls_done
+        """A job or a call is waiting, or the thread is closing (any thread): idle work yields to it."""
+        return self.closing or self.mailbox.waiting() or self.calls_sent > self.calls_done
 
     def schedule_idle(self) -> None:
         """On the worker thread: queue one idle piece unless one is queued (after what is queued already)."""
