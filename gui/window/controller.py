@@ -438,10 +438,11 @@ class ImageController(QObject):
             tuple((name, mapping.get(name, "")) for name in foreign), old.hidden,
         )  # fmt: skip
         if prediction is not None:
-            own = self.model_classes
-            for i, label in enumerate(prediction.labels):
-                name = own[int(label) - 1] if 1 <= int(label) <= len(own) else ""
-                hide[i] = bool(foreign) and not status.shown_name(name)
+            if foreign:  # per class, then looked up per detection (thousands of them on a large image)
+                own = self.model_classes
+                hidden_class = np.array([True] + [not status.shown_name(name) for name in own])
+                labels = np.asarray(prediction.labels, dtype=np.int64)
+                hide = hidden_class[np.where((labels >= 1) & (labels <= len(own)), labels, 0)]
             status = replace(status, hidden=int(hide.sum()))
         if status != old:
             self.class_status = status
