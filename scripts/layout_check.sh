@@ -23,7 +23,12 @@ start() {
   sleep "${WAIT:-30}"  # the first prediction on a loaded CPU
 }
 where() { xwininfo -id "$WIN" | awk '/Absolute upper-left X/{x=$4} /Absolute upper-left Y/{y=$4} /Width/{w=$2} /Height/{h=$2} END{print x, y, w, h}'; }
-quit() { xdotool key --window "$WIN" ctrl+q; sleep 3; kill "$APP" 2>/dev/null; wait "$APP" 2>/dev/null; }
+quit() {  # Ctrl+Q to the focused window (no window manager: focus it first), as a user quits: the layout is saved
+  xdotool windowfocus "$WIN"; sleep 0.3; xdotool key ctrl+q; sleep 3
+  if kill -0 "$APP" 2>/dev/null; then echo "the app did not quit on Ctrl+Q: killed, nothing saved"; kill "$APP"; fi
+  wait "$APP" 2>/dev/null
+  grep -q '^layout=' "$SETTINGS" && echo "saved: the layout and its record" || echo "saved: no layout"
+}
 start 1
 read -r X Y W H < <(where); echo "start: $X $Y ${W}x$H"; import -window root "$OUT/1_start.png"
 xdotool windowsize "$WIN" 640 480; sleep 3
