@@ -113,18 +113,21 @@ def time_pair(run_tv: Callable, run_ours: Callable, repeats: int, device: str) -
     return times["tv"], times["ours"]
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.process_time (a loaded machine's wall times say who else ran)
+
+
 def time_many(runs: dict[str, Callable], repeats: int, device: str) -> dict[str, list[float]]:
-    """Alternate the runs (so drift hits all alike); one warm-up each. Seconds per call, by name."""
+    """Alternate the runs (so drift hits all alike); one warm-up each. Seconds per call (``CLOCK``), by name."""
     for fn in runs.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
             _sync(device)
-            start = time.perf_counter()
+            start = CLOCK()
             fn()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return times
 
 
@@ -320,15 +323,22 @@ def _profile(fn: Callable) -> dict[str, dict[str, float]]:
 
 
 def _print_profile(title: str, tv: dict, ours: dict, top: int = 14) -> None:
-    print(f"\n{title}: per stage (ms, profiler CPU time incl. children; backward = autograd nodes' own time)")
-    names = list(dict.fromkeys([*tv["stages"], *ours["stages"]]))
-    for name in names:
-        a, b = tv["stages"].get(name), ours["stages"].get(name)
-        print(f"  {name:34s} {'' if a is None else f'{a:10.1f}':>10s} {'' if b is None else f'{b:10.1f}':>10s}")
-    print(f"{title}: ops by self CPU time (ms), torchvision | ours, the {top} largest of either")
+    """Both profiles side by side: ms and the share of that model's total, per stage then per op."""
+
+    def cell(found: dict, group: str, key: str) -> str:
+        value = found[group].get(key)
+        if value is None:
+            return f"{'':>17s}"
+        return f"{value:9.1f} {100 * value / found['stages']['total (wall)']:5.1f}%"
+
+    print(f"\n{title}: per stage, ms and share of the total (profiler CPU time with children; backward: autograd's)")
+    print(f"  {'':38s} {'torchvision':>17s} {'ours':>17s}")
+    for name in dict.fromkeys([*tv["stages"], *ours["stages"]]):
+        print(f"  {name:38s} {cell(tv, 'stages', name)} {cell(ours, 'stages', name)}")
+    print(f"{title}: ops by self CPU time, the {top} largest of either")
     ranked = sorted(set(tv["ops"]) | set(ours["ops"]), key=lambda k: -max(tv["ops"].get(k, 0), ours["ops"].get(k, 0)))
     for op in ranked[:top]:
-        print(f"  {op[:44]:44s} {tv['ops'].get(op, 0.0):10.1f} {ours['ops'].get(op, 0.0):10.1f}")
+        print(f"  {op[:38]:38s} {cell(tv, 'ops', op)} {cell(ours, 'ops', op)}")
 
 
 def profile_pair(size: str, device: str, inference: bool = True, training: bool = True, batch: int = 2) -> None:
@@ -338,7 +348,6 @@ def profile_pair(size: str, device: str, inference: bool = True, training: bool 
     _label_stages(tv, False)
     _label_stages(ours, True)
     images, targets = synthetic_batch(hw, batch, device)
-    print(f"{'':36s} {'torchvision':>10s} {'ours':>10s}")
     if inference:
         tv.eval()
         ours.eval()
@@ -362,7 +371,8 @@ def profile_pair(size: str, device: str, inference: bool = True, training: bool 
 
 def header(device: str, amp: bool) -> list[str]:
     """The run's conditions: device, CPU and capability, and the fast paths each mode uses (and from where)."""
-    lines = [f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, amp {amp}"]
+    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    lines = [f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, amp {amp}, {clock}"]
     limits = ", ".join(f"{k}={os.environ[k]}" for k in AVX2_ENV if k in os.environ)
     lines.append(
         f"CPU {fastpaths.cpu_model()}, capability {torch.backends.cpu.get_cpu_capability()}"
@@ -388,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="smoke run: one 160x224 image, one repeat (replaces --sizes, --repeats)"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the process's CPU seconds instead of wall time (a machine shared with other jobs; use --threads 1)",
+    )
     parser.add_argument(
         "--fastpaths",
         default=None,
@@ -422,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     if args.fastpaths is not None:
         try:
             fastpaths.parse_override(args.fastpaths, "inference")

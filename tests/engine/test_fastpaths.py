@@ -227,21 +227,35 @@ def test_every_forced_combination_gives_torchvisions_detections(monkeypatch, pai
     assert compare_detections(expected, actual).startswith("identical"), compare_detections(expected, actual)
 
 
-def test_every_forced_combination_trains_to_the_same_losses_and_gradients(monkeypatch, pair):
-    _, ours, images, targets, _ = pair
+def _train_step(ours, images, targets):
     ours.train()
-    results = {}
-    for spec in COMBINATIONS:
-        monkeypatch.setenv(fastpaths.ENV_VAR, spec)
+    torch.manual_seed(0)
+    losses = ours(images[:1], [dict(t) for t in targets[:1]])
+    sum(losses.values()).backward()
+    grad = ours.backbone.fpn.output[0][0].weight.grad.clone()
+    ours.zero_grad(set_to_none=True)
+    return {k: v.item() for k, v in losses.items()}, grad
+
+
+@pytest.fixture(scope="module")
+def plain_step(pair):
+    _, ours, images, targets, _ = pair
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(fastpaths.ENV_VAR, "off")
         fastpaths.reset()
-        torch.manual_seed(0)
-        losses = ours(images, [dict(t) for t in targets])
-        sum(losses.values()).backward()
-        grad = ours.backbone.fpn.output[0][0].weight.grad.clone()
-        ours.zero_grad(set_to_none=True)
-        results[spec] = ({k: v.item() for k, v in losses.items()}, grad)
-    base_losses, base_grad = results["off"]
-    for spec, (losses, grad) in results.items():
-        for key, value in losses.items():
-            assert value == pytest.approx(base_losses[key], rel=1e-3, abs=1e-5), (spec, key)
-        torch.testing.assert_close(grad, base_grad, rtol=1e-3, atol=1e-5, msg=spec)
+        result = _train_step(ours, images, targets)
+    fastpaths.reset()
+    return result
+
+
+@pytest.mark.timeout(900)  # the first one also builds the pair and the plain step; a loaded 2-core machine
+@pytest.mark.parametrize("spec", [c for c in COMBINATIONS if c != "off"])
+def test_every_forced_combination_trains_to_the_same_losses_and_gradients(monkeypatch, pair, plain_step, spec):
+    _, ours, images, targets, _ = pair
+    monkeypatch.setenv(fastpaths.ENV_VAR, spec)
+    losses, grad = _train_step(ours, images, targets)
+    base_losses, base_grad = plain_step
+    for key, value in losses.items():
+        assert value == pytest.approx(base_losses[key], rel=1e-3, abs=1e-5), key
+    scale = base_grad.abs().max().item()  # float rounding in another summation order: relative to the gradient
+    torch.testing.assert_close(grad, base_grad, rtol=1e-3, atol=1e-3 * scale)
