@@ -145,6 +145,10 @@ def test_the_image_controller_opens_predicts_and_switches_without_a_window(qtbot
         assert controller.open_path(project(tmp_path).root)
         qtbot.waitUntil(lambda: session.prediction is not None and controller.is_idle(), timeout=30000)
         assert session.index == 0 and session.image.shape == (96, 128, 3) and hints[-1] == ""
+        # the folder has "cell" only: the model's "blob" predictions wait for the user's choice (issue 13, bug 2)
+        blobs = [i for i, label in enumerate(session.prediction.labels) if session.class_name(label) == "blob"]
+        assert blobs and not set(blobs) & set(session.shown) and controller.class_status.foreign == ("blob",)
+        controller.set_class_choice("add")
         assert session.shown == list(range(len(session.prediction))) and shown[-1] == session.shown
         controller.class_filter = "blob"
         controller.refilter()
