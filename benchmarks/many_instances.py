@@ -306,14 +306,14 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--tree", type=Path, default=HERE.parent, help="the checkout whose gui/ and engine/ run")
-    parser.add_argument("--compare", type=Path, help="another checkout: run it first, then this tree")
+    parser.add_argument("--compare", type=Path, help="another checkout: run it first, then --tree")
     parser.add_argument("--sections", default="predictions,annotations,list,big", help="which parts to run")
     parser.add_argument("--profile", default="", help="cProfile these actions (names as printed, comma-separated)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare is not None:
         tables = {}
-        for label, tree in (("before", args.compare), ("after", HERE.parent)):
+        for label, tree in (("before", args.compare), ("after", args.tree)):
             command = [sys.executable, __file__, "--tree", str(tree), "--json"]
             command += ["--instances", str(args.instances), "--repeats", str(args.repeats), "--sections", args.sections]
             load = os.getloadavg()[0]

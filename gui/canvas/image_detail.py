@@ -21,7 +21,7 @@ from PySide6.QtCore import QRectF
 from gui.canvas import levels
 
 MAX_FULL_PIXELS = 16_000_000  # 4,000 x 4,000: shown whole, as always
-MARGIN = 0.5  # of the view's width and height, on each side: pans this far need no new region
+MARGIN = 0.25  # of the view's width and height, on each side: pans this far need no new region
 
 
 class ImageDetail:
@@ -90,12 +90,26 @@ class ImageDetail:
         (x0, y0, x1, y1), stride = self.plan(visible, pixel_size)
         if x1 <= x0 or y1 <= y0:  # the view is off the image: keep a corner so that the item exists
             x0, y0, x1, y1 = 0, 0, min(stride, self.pixels.shape[1]), min(stride, self.pixels.shape[0])
-        off = stride // 2  # the sample at the centre of each stride x stride square (the last one: its edge)
-        rows = np.minimum(np.arange(y0 + off, y0 + off + -(-(y1 - y0) // stride) * stride, stride), y1 - 1)
-        cols = np.minimum(np.arange(x0 + off, x0 + off + -(-(x1 - x0) // stride) * stride, stride), x1 - 1)
-        part = self.pixels[np.ix_(rows, cols)]  # only the samples are read
+        part = sample(self.pixels, (x0, y0, x1, y1), stride)
         if self.table is not None:
             part = levels.apply_table(part, self.table)
         self.region, self.stride = (x0, y0, x1, y1), stride
         self.item.setImage(part, autoLevels=False, levels=None)
         self.item.setRect(QRectF(x0, y0, part.shape[1] * stride, part.shape[0] * stride))
+
+
+def sample(pixels: np.ndarray, region: tuple[int, int, int, int], stride: int) -> np.ndarray:
+    """The region (x0, y0, x1, y1) sampled at the centre of each stride x stride square (a square cut by the
+    region's edge: at that edge), as a new contiguous array: a strided copy, which reads only the samples."""
+    x0, y0, x1, y1 = region
+    off = stride // 2
+    rows, cols = -(-(y1 - y0) // stride), -(-(x1 - x0) // stride)
+    part = pixels[y0 + off : y1 : stride, x0 + off : x1 : stride]
+    if part.shape[0] < rows:  # the last square's centre lies past the edge: its edge row stands for it
+        part = np.concatenate([part, pixels[y1 - 1 : y1, x0 + off : x1 : stride]], axis=0)
+    if part.shape[1] < cols:
+        edge = pixels[y0 + off : y1 : stride, x1 - 1 : x1]
+        if edge.shape[0] < rows:
+            edge = np.concatenate([edge, pixels[y1 - 1 : y1, x1 - 1 : x1]], axis=0)
+        part = np.concatenate([part, edge], axis=1)
+    return np.ascontiguousarray(part)
