@@ -9,6 +9,11 @@ A copy of the bundled sample's annotations and images (hard links) is a project 
 second ``--weights`` the first's model), writing into ``<project>/models/run-N/``. Printed: every file each run
 left, its size, and the total. The network is the default one (ResNet-18 GN FPN, what ships), so the sizes are a
 real run's; the runs are short (``--iters``) and small (``--input-size``) so that it takes a few minutes on a CPU.
+
+Figures (2 shared CPU cores, default flags): before (``git archive`` of 7125fdf), each run left model.safetensors,
+model_best.safetensors and train_state.safetensors, 123.7 / 123.7 / 123.6 MB: 742.1 MB for the two runs; after,
+each run leaves its model.safetensors in float16, 61.9 MB: 123.7 MB for the two (6.0x less). A cancelled run keeps
+its float32 model and its state (247 MB) until it is resumed or deleted.
 """
 
 from __future__ import annotations
