@@ -32,7 +32,8 @@ each RPN-NMS value shows at the current box NMS, last the masks of every candida
 those proposals hold (what any other combination can show: after that no move runs the network). Its network
 runs are counted as ``idle_*`` stages. What it holds is bounded by ``precompute_budget`` bytes: past it, the
 lowest-scoring masks not on screen are dropped and idle work stops below their score (a later move that reaches
-them runs the mask head, as before).
+them runs the mask head, as before); past half of it in RPN and box-NMS tables, idle work makes no more tables
+(the moves they would serve run their NMS, and the box head where it has not run).
 
 A tile whose features were dropped re-runs its backbone when a change needs the box or mask head there.
 ``stage_runs`` counts how often each stage ran (per tile), so tests can assert that the backbone ran once.
@@ -184,6 +185,7 @@ class Predictor:
         self._settings: PredictSettings | None = None  # of the last complete prediction: idle work starts there
         self._shown: set[tuple[int, int]] = set()  # (tile, key) of the detections last returned: never dropped
         self._mask_bytes = 0
+        self._table_bytes = 0  # RPN and box-NMS tables: idle work makes no more past half the precompute budget
         self._floor = -1.0  # idle work computes no mask scoring at or below this (raised by the budget)
         self._idle: Iterator[str] | None = None
         self._idle_for: tuple | None = None
@@ -274,7 +276,10 @@ class Predictor:
         if keep is None or not (count <= cap or len(keep) < cap):
             self.nms_runs[self._stage_prefix + "rpn"] += 1
             keep = self.model.rpn.select(ts.rpn_candidates, rpn_nms_iou, count)
+            old = ts.rpn_keeps.get(rpn_nms_iou)
+            self._table_bytes -= 0 if old is None else old[1].numel() * 4
             ts.rpn_keeps[rpn_nms_iou] = (count, keep.to(torch.int32))  # int32: 91 of them per tile
+            self._table_bytes += keep.numel() * 4
         return keep[:count].long()
 
     @torch.no_grad()
@@ -347,10 +352,11 @@ class Predictor:
         scores = dec["scores"][flat]
         order = batched_nms(dec["boxes"][flat], scores, flat % fg + 1, iou)[:cap]
         entry = _Nms(floor, cap, flat[order].to(torch.int32), scores[order])
-        ts.nms.pop((key, iou), None)
+        old = ts.nms.pop((key, iou), None)
+        self._table_bytes += entry.nbytes - (0 if old is None else old.nbytes)
         ts.nms[(key, iou)] = entry
         while len(ts.nms) > NMS_ENTRIES:
-            ts.nms.pop(next(iter(ts.nms)))
+            self._table_bytes -= ts.nms.pop(next(iter(ts.nms))).nbytes
         return entry
 
     @torch.no_grad()
@@ -591,10 +597,13 @@ class Predictor:
         values = [v for v in reach.box_nms_values if v != iou]
         for ts in self._tiles:
             for v in values:
+                if self._tables_full():
+                    break
                 self._nms_table(ts, current, ts.keep, v, floor, cap)
                 yield "nms"
         for ts in self._idle_order():
-            keys = [shown_keys(ts, self._nms_table(ts, current, ts.keep, v, floor, cap)) for v in values]
+            tables = [ts.nms.get((current, v)) for v in values]
+            keys = [shown_keys(ts, t) for t in tables if t is not None and t.answers(floor, cap)]
             if keys:
                 yield from self._idle_masks(ts, _best_first(ts, self._decoded(ts), keys))
         # 3. the RPN-NMS and proposal-count sliders: RPN tables, the box head on what they reach, their masks
@@ -602,9 +611,12 @@ class Predictor:
         rpn_values = [v for v in reach.rpn_nms_values if v != settings.rpn_nms_iou]
         for ts in self._idle_order():
             for v in [settings.rpn_nms_iou, *rpn_values]:  # the current value too: up to the most proposals
+                if self._tables_full():
+                    break
                 self._rpn_keep(ts, v, most)
                 yield "rpn"
-            rows = torch.unique(torch.cat([ts.rpn_keeps[v][1][:most] for v in [settings.rpn_nms_iou, *rpn_values]]))
+            reached = [v for v in rpn_values if v in ts.rpn_keeps]
+            rows = torch.unique(torch.cat([ts.rpn_keeps[v][1][:most] for v in [settings.rpn_nms_iou, *reached]]))
             rows = rows.long()
             missing = rows[~ts.box_done[rows]]
             step = max(1, int(40 * IDLE_STEP_S / max(self._mask_rate, 1e-4)))  # the box head: ~40x the mask head
@@ -612,8 +624,10 @@ class Predictor:
                 self._box_head(ts, missing[s : s + step], self._idle_cancel)
                 yield "box_head"
             keys = []
-            for v in rpn_values:
+            for v in reached:
                 key = (v, settings.num_proposals)
+                if self._tables_full():
+                    break
                 table = self._nms_table(ts, key, ts.proposal_rows(key), iou, floor, cap)
                 keys.append(shown_keys(ts, table))
                 yield "nms"
@@ -631,6 +645,9 @@ class Predictor:
             if multi:
                 flat = flat[dec["owned"][flat]]
             yield from self._idle_masks(ts, _best_first(ts, dec, [flat]))
+
+    def _tables_full(self) -> bool:
+        return self._table_bytes > self.precompute_budget // 2
 
     def _enforce_budget(self) -> None:
         """Past ``precompute_budget``, drop the lowest-scoring masks not on screen (to 90 % of it) and raise the

@@ -173,3 +173,13 @@ def test_a_cancel_between_tiles_gives_the_detections_of_the_tiles_done():
     with pytest.raises(Cancelled) as early:
         Predictor(_tiny_model()).predict(image, settings, cancel=lambda: True)
     assert early.value.partial is None  # nothing done, nothing to show
+
+
+def test_tables_stop_at_half_the_budget_and_the_moves_stay_right():
+    image = _random_image(200, 260)
+    small = Predictor(_tiny_model(), precompute_budget=20_000)
+    small.predict(image, START, key="a")
+    _idle_until_done(small, REACH)
+    assert 0 < small._table_bytes <= 10_000 + 300 * 8  # at most one table past the line
+    for settings in MOVES[2:4]:  # box NMS and RPN NMS: what the missing tables would have served
+        _same(small.predict(settings=settings), Predictor(_tiny_model()).predict(image, settings))
