@@ -134,13 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         rows, first_model = run(args, order, first_model)
         results[order] = rows
     if len(orders) > 1:
-        levels = sorted(
-            {round(row["mask_AP50"], 3) for rows in results.values() for row in rows if row["mask_AP50"] > 0}
-        )
+        # the AP50s reached (exact values: a rounded level can lie above the value it came from)
+        levels = sorted({row["mask_AP50"] for rows in results.values() for row in rows if row["mask_AP50"] > 0})
         print("\ncorrections made before the held-out mask AP50 first reached:")
         reached = {order: first_reaching(rows, levels) for order, rows in results.items()}
         for level in levels:
-            print(f"  AP50 >= {level:.3f}: " + ", ".join(f"{o} order {reached[o][level]}" for o in orders))
+            print(f"  AP50 >= {level:.4f}: " + ", ".join(f"{o} order {reached[o][level]}" for o in orders))
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "walkthrough_orders.json").write_text(json.dumps(results, indent=1))
     return 0
