@@ -134,3 +134,20 @@ def test_colour_by_confidence_paints_each_mask_by_its_confidence(ready):
         for i in app.shown[:1]
         for y, x in [np.argwhere(app.prediction.masks[i].full(*pixels.shape[:2]))[0]]
     )
+
+
+def test_an_undo_puts_a_decision_back_in_the_queue(ready):
+    app = ready
+    start_review(app, count=2)
+    app.press(Qt.Key.Key_Space)  # accept the least confident
+    app.wait_until(lambda: len(app.shown) == 1 and app.selected_prediction() >= 0)
+    assert "1 left" in app.status()
+    app.press(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # take it back: two to decide again
+    app.wait_until(lambda: len(app.shown) == 2)
+    assert app.reviewing() and file_annotations(app.saved()) == []
+    app.press(Qt.Key.Key_Delete)  # reject the one on screen
+    app.wait_until(lambda: len(app.shown) == 1 and app.selected_prediction() >= 0)
+    assert app.reviewing()  # the undone one is still to decide
+    app.press(Qt.Key.Key_Delete)
+    app.wait_until(lambda: not app.reviewing())
+    assert app.image_rows()[0].startswith("[reviewed]") and file_state(app.saved()) == "reviewed"
