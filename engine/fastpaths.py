@@ -61,7 +61,7 @@ class Decision:
 
     paths: dict[str, bool]
     source: str
-    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # path -> {"on": ms, "off": ms}
+    timings_ms: dict[str, dict] = field(default_factory=dict)  # path -> {"on": ms, "off": ms, ...} or {"error": ...}
 
 
 _lock = threading.Lock()
@@ -254,7 +254,11 @@ def choose(workloads: dict[str, Workload], repeats: int = 3, clock: Callable[[],
     least)."""
     paths, timings = {}, {}
     for name, run in workloads.items():
-        run(True)
+        try:  # a path this torch build cannot run (no oneDNN, say) is simply not taken
+            run(True)
+        except RuntimeError as error:
+            paths[name], timings[name] = False, {"error": str(error)[:200]}
+            continue
         run(False)
         times: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(repeats):

@@ -59,6 +59,19 @@ def test_the_chooser_compares_the_least_disturbed_runs():
     assert decision.timings_ms["channels_last"]["on"] == 10.0
 
 
+def test_a_path_that_cannot_run_is_not_taken():
+    clock = FakeClock()
+
+    def broken(on):
+        if on:
+            raise RuntimeError("mkldnn_linear: this build has no oneDNN")
+        clock.now += 0.01
+
+    decision = fastpaths.choose({"onednn_linear": broken, "fold_bn": clock.workload(0.01, 0.02)}, clock=clock)
+    assert decision.paths == {"onednn_linear": False, "fold_bn": True}
+    assert "no oneDNN" in decision.timings_ms["onednn_linear"]["error"]
+
+
 def _fake_measure(calls: list, paths: dict[str, bool]):
     def measure(mode, names, repeats=2):
         calls.append((mode, tuple(names)))
