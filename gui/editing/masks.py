@@ -266,6 +266,20 @@ def crop_facts(crops: Sequence[InstanceMask]) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 5)
 
 
+_last_predictions: list = [None, None, None]  # the predictions list, its non-empty crops, their facts
+
+
+def _prediction_facts(predictions: Sequence[InstanceMask], preds: list) -> np.ndarray:
+    """``crop_facts`` of the non-empty predictions, kept for the same list: after each edit the controller
+    matches the same prediction (one list object, never changed in place) against new annotations."""
+    if _last_predictions[0] is predictions and len(_last_predictions[1]) == len(preds):
+        if all(a is b for (_, a), (_, b) in zip(_last_predictions[1], preds)):
+            return _last_predictions[2]
+    facts = crop_facts([c for _, c in preds])
+    _last_predictions[:] = [predictions, preds, facts]
+    return facts
+
+
 def _shared(a: InstanceMask, b: InstanceMask) -> int:
     """``crop_intersection``, remembered per pair of crop objects."""
     if len(_overlaps) > FACTS_LIMIT:
@@ -333,7 +347,7 @@ def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMa
     if not refs or not preds:
         return out
     rf = crop_facts(refs)
-    pf = crop_facts([c for _, c in preds])
+    pf = _prediction_facts(predictions, preds)
     p_all, r_all = _box_pairs(pf[:, :4], rf[:, :4])
     for start in range(0, len(p_all), PAIR_CHUNK):
         p, r = p_all[start : start + PAIR_CHUNK], r_all[start : start + PAIR_CHUNK]
