@@ -25,18 +25,20 @@ from gui.canvas.view import Canvas
 HEIGHT, WIDTH = 240, 320
 
 
-def grid_folder(folder, count: int = 600):  # noqa: ANN001, ANN201 - Path
-    """One 320x240 image with ``count`` small square polygons on a grid (a few overlap their neighbour)."""
+def grid_folder(folder, count: int = 600, height: int = HEIGHT, width: int = WIDTH):  # noqa: ANN001, ANN201 - Path
+    """One image with ``count`` small square polygons on a grid, 40 a row of 320 px (wider images: more a
+    row), rows 15 px apart (a few squares overlap their neighbour)."""
     folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((HEIGHT, WIDTH, 3), 60, np.uint8)).save(folder / "many.png")
+    Image.fromarray(np.full((height, width, 3), 60, np.uint8)).save(folder / "many.png")
+    per_row = (width - 4) // 8
     annotations = []
     for i in range(count):
-        x, y = 2 + (i % 40) * 8, 2 + (i // 40) * 15
+        x, y = 2 + (i % per_row) * 8, 2 + (i // per_row) * 15
         size = 6 if i % 7 else 10  # every 7th overlaps the next one
         square = [x, y, x + size, y, x + size, y + size, x, y + size]
         annotations.append({"id": i + 1, "image_id": 1, "category_id": 1 + i % 2, "segmentation": [square]})
     doc = {
-        "images": [{"id": 1, "file_name": "many.png", "width": WIDTH, "height": HEIGHT}],
+        "images": [{"id": 1, "file_name": "many.png", "width": width, "height": height}],
         "categories": [{"id": 1, "name": "cell"}, {"id": 2, "name": "blob"}],
         "annotations": annotations,
     }
@@ -59,27 +61,28 @@ def fresh_render(layers: MaskLayers) -> np.ndarray:
     return twin.full_rgba()
 
 
-def test_deleting_one_of_many_annotations_clears_only_its_pixels_and_undo_brings_them_back(driver, window, tmp_path):
+def test_deleting_one_of_5000_annotations_clears_only_its_pixels_and_undo_brings_them_back(driver, window, tmp_path):
     qtbot = driver.qtbot
-    assert driver.open(grid_folder(tmp_path / "many"))
+    height, width = 15 * 50 + 10, 8 * 100 + 4  # 100 squares a row, 50 rows
+    assert driver.open(grid_folder(tmp_path / "many", 5000, height, width))
     layers = window.canvas.annotations
-    assert driver.annotations_drawn() == 600
+    assert driver.annotations_drawn() == 5000
     before = annotation_pixels(window)
-    target = next(i for i in driver.project.annotations(0) if i.id == 123)  # x 18..24, y 47..53
+    target = next(i for i in driver.project.annotations(0) if i.id == 2345)  # x 354..360, y 347..353
     crop = driver.project.crop(0, target)
     driver.click(crop.x0 + 3, crop.y0 + 3)
     assert driver.selected_annotations() == [target]
     patched = layers.patched
     driver.press(Qt.Key.Key_Delete)
-    qtbot.waitUntil(lambda: driver.annotations_drawn() == 599)
+    qtbot.waitUntil(lambda: driver.annotations_drawn() == 4999)
     after = annotation_pixels(window)
     assert layers.patched == patched + 1  # drawn by the patch, not by a whole redraw
-    inside = crop.full(HEIGHT, WIDTH)
+    inside = crop.full(height, width)
     assert before[inside, 3].min() > 0 and after[inside, 3].max() == 0  # its pixels are cleared
     assert (after[~inside] == before[~inside]).all()  # every other pixel is as it was
     assert (after == fresh_render(layers)).all()
     driver.press(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: driver.annotations_drawn() == 600)
+    qtbot.waitUntil(lambda: driver.annotations_drawn() == 5000)
     assert (annotation_pixels(window) == before).all()
 
 
