@@ -193,29 +193,33 @@ def tight(crop: InstanceMask) -> InstanceMask:
 def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
     """A crop placed in an (H,W) image -> compressed COCO RLE, without building the full mask.
 
-    COCO runs go down the columns; the crop's columns are padded to full height and the columns left
-    and right of the crop add to the first and last run of zeros."""
+    COCO runs go down the columns: the runs of ones are found in the crop's columns (a zero row above and
+    below each), placed at their column-major offsets in the image, joined where one column's run reaches
+    the bottom edge and the next column's starts at the top; the zeros are the gaps between them. The work
+    follows the crop's size, not the image's height (Shift+A on 5,000 small detections of a 3000 px image)."""
     h, w = crop.mask.shape
     x0, y0 = crop.x0, crop.y0
     x0c, y0c = max(0, x0), max(0, y0)
     x1c, y1c = min(width, x0 + w), min(height, y0 + h)
+    total = height * width
     if x1c <= x0c or y1c <= y0c:
-        return normalize_rle({"size": [height, width], "counts": [height * width]}, height, width)
-    strip = np.zeros((height, x1c - x0c), dtype=np.int8)
-    strip[y0c:y1c] = crop.mask[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0]
-    flat = strip.ravel(order="F")
-    edges = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate([[0], edges, [flat.size]])
-    runs = np.diff(bounds).tolist()
-    if flat[0]:
-        runs.insert(0, 0)
-    runs[0] += x0c * height
-    trailing = (width - x1c) * height
-    if trailing:
-        if flat[-1]:
-            runs.append(trailing)
-        else:
-            runs[-1] += trailing
+        return normalize_rle({"size": [height, width], "counts": [total]}, height, width)
+    padded = np.zeros((x1c - x0c, y1c - y0c + 2), dtype=np.int8)  # columns as rows: column-major order
+    padded[:, 1:-1] = crop.mask[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0].T
+    change = np.diff(padded, axis=1)
+    columns, rows = np.nonzero(change == 1)
+    starts = (x0c + columns).astype(np.int64) * height + y0c + rows
+    columns, rows = np.nonzero(change == -1)
+    ends = (x0c + columns).astype(np.int64) * height + y0c + rows
+    if not len(starts):
+        return normalize_rle({"size": [height, width], "counts": [total]}, height, width)
+    apart = starts[1:] != ends[:-1]  # a run down to the bottom edge goes on at the next column's top
+    starts = np.concatenate([starts[:1], starts[1:][apart]])
+    ends = np.concatenate([ends[:-1][apart], ends[-1:]])
+    zeros = starts - np.concatenate([[0], ends[:-1]])
+    runs = np.stack([zeros, ends - starts], axis=1).ravel().tolist()
+    if total > ends[-1]:
+        runs.append(int(total - ends[-1]))
     return normalize_rle({"size": [height, width], "counts": runs}, height, width)
 
 

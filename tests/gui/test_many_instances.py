@@ -302,3 +302,25 @@ def test_a_huge_image_is_shown_with_the_whole_images_contrast(driver, window, tm
     whole = window.display_panel.display_pixels(pixels)  # what the whole image would show
     assert whole.max() > 200  # (stretched)
     assert (driver.shown_image() == whole[y0:y1, x0:x1]).all()
+
+
+def test_crop_to_rle_equals_the_full_masks_coco_encoding():
+    """Shift+A on thousands: the RLE is made from the crop's runs (not a full-height strip); it must be the
+    very RLE pycocotools makes of the full mask, for crops cut by the image's edges and columns full to the
+    bottom (a run going on at the next column's top)."""
+    from pycocotools import mask as coco_mask
+
+    from gui.editing.masks import crop_to_rle
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        height, width = (int(v) for v in rng.integers(1, 50, 2))
+        mask = rng.random(tuple(int(v) for v in rng.integers(0, 30, 2))) < rng.choice([0.0, 0.5, 0.9, 1.0])
+        crop = InstanceMask(int(rng.integers(-15, width + 3)), int(rng.integers(-15, height + 3)), mask)
+        full = np.zeros((height, width), bool)
+        ys, xs = np.nonzero(mask)
+        ys, xs = ys + crop.y0, xs + crop.x0
+        inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+        full[ys[inside], xs[inside]] = True
+        expected = coco_mask.encode(np.asfortranarray(full.astype(np.uint8)))
+        assert crop_to_rle(crop, height, width)["counts"] == expected["counts"].decode("ascii")
