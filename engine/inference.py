@@ -61,6 +61,9 @@ from engine.structures import InstanceMask, Prediction, PredictSettings, Reach
 TILE_KEY_SHIFT = 32  # a detection's key: tile index << 32 | (RPN candidate * classes + class) within the tile
 MASK_CHUNK = 128  # detections per mask-head call (the head's 28x28x256 activations: ~100 MB per 128)
 IDLE_STEP_S = 0.05  # seconds an idle step aims at: a slider move waits at most about this long for it
+# RoIs per idle step at most, whatever the rate measured: a rate measured while the machine was quiet must not make
+# a step of seconds when it is loaded (measured: 128 mask-head RoIs took 10 s under a load of 20 on 2 cores)
+IDLE_MASK_CHUNK, IDLE_BOX_CHUNK = 16, 256
 NMS_ENTRIES = 256  # NMS tables kept per tile (the current proposal set's and the current box IoU's come first)
 MASK_ENTRY_OVERHEAD = 200  # bytes per cached mask besides its pixels (the Python objects)
 
@@ -568,7 +571,7 @@ class Predictor:
         keys = keys[dec["scores"][keys] > self._floor]
         todo = [k for k in keys.tolist() if k not in ts.masks]
         while todo:
-            n = max(1, min(MASK_CHUNK, int(IDLE_STEP_S / max(self._mask_rate, 1e-4))))
+            n = max(1, min(IDLE_MASK_CHUNK, int(IDLE_STEP_S / max(self._mask_rate, 1e-4))))
             chunk, todo = todo[:n], todo[n:]
             self._masks_for(ts, chunk, self._idle_cancel, idle=True)
             yield "masks"
@@ -619,7 +622,7 @@ class Predictor:
             rows = torch.unique(torch.cat([ts.rpn_keeps[v][1][:most] for v in [settings.rpn_nms_iou, *reached]]))
             rows = rows.long()
             missing = rows[~ts.box_done[rows]]
-            step = max(1, int(40 * IDLE_STEP_S / max(self._mask_rate, 1e-4)))  # the box head: ~40x the mask head
+            step = max(1, min(IDLE_BOX_CHUNK, int(40 * IDLE_STEP_S / max(self._mask_rate, 1e-4))))  # ~40x cheaper
             for s in range(0, len(missing), step):
                 self._box_head(ts, missing[s : s + step], self._idle_cancel)
                 yield "box_head"
