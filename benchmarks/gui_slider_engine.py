@@ -3,9 +3,7 @@
     python benchmarks/gui_slider_engine.py [--repeats 30] [--threads N]
 
 Prints the median time of a post-processing-only update (1000 proposals, up to 100 detections;
-target <= 5 ms), of an RPN-NMS update, of a full inference of the same image, and their ratios; then the same
-RPN-NMS moves again after the idle precompute (``Predictor.idle_step`` over the values they visit; issue 12.4:
-benchmarks/slider_precompute.py measures every slider on real images).
+target <= 5 ms), of an RPN-NMS update, of a full inference of the same image, and their ratios.
 """
 
 from __future__ import annotations
@@ -15,10 +13,10 @@ import statistics
 import time
 
 import torch
+from engine.structures import PredictSettings
 from gui_common import describe_machine, ms, resnet18_model, test_image
 
 from engine.inference import Predictor
-from engine.structures import PredictSettings, Reach
 
 
 def timed(fn) -> float:  # noqa: ANN001
@@ -52,28 +50,14 @@ def main() -> None:
         settings = PredictSettings(score, box_nms_iou=0.5 + 0.001 * (i % 7), num_proposals=1000, max_detections=100)
         update.append(timed(lambda s=settings: counts.append(len(predictor.predict(settings=s)))))
     rpn = []
-    rpn_values = [0.6 + 0.01 * i for i in range(max(3, args.repeats // 6))]
-    for value in rpn_values:
-        settings = PredictSettings(0.05, rpn_nms_iou=value, num_proposals=1000, max_detections=100)
+    for i in range(max(3, args.repeats // 6)):
+        settings = PredictSettings(0.05, rpn_nms_iou=0.6 + 0.01 * i, num_proposals=1000, max_detections=100)
         rpn.append(timed(lambda s=settings: predictor.predict(settings=s)))
-    # the same moves after the idle precompute, on a fresh cache of another image
-    predictor.predict(image[::-1].copy(), base, key="idle")
-    start_rpn = predictor.resolve(base).rpn_nms_iou
-    reach = Reach(0.05, (predictor.resolve(base).box_nms_iou,), (*rpn_values, start_rpn), 1000, 100)
-    start = time.perf_counter()
-    while predictor.idle_step(reach):
-        pass
-    idle_s = time.perf_counter() - start
-    rpn_after = []
-    for value in rpn_values:
-        settings = PredictSettings(0.05, rpn_nms_iou=value, num_proposals=1000, max_detections=100)
-        rpn_after.append(timed(lambda s=settings: predictor.predict(settings=s)))
     runs = predictor.stage_runs
     print(f"detections per update: {min(counts)}..{max(counts)}; stage runs {dict(runs)}")
     print(f"full inference (backbone .. masks):   {ms(full)}")
     print(f"score / box-NMS update (post only):   {ms(update)}   target <= 5 ms")
     print(f"RPN-NMS update (from RPN post):       {ms(rpn)}")
-    print(f"RPN-NMS update after idle precompute: {ms(rpn_after)}   (precompute {idle_s:.1f} s)")
     print(f"ratio full / score update:            {statistics.median(full) / statistics.median(update):.0f}x")
     print(f"ratio full / RPN-NMS update:          {statistics.median(full) / statistics.median(rpn):.1f}x")
 
