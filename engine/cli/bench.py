@@ -455,10 +455,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{'what':34s} {'torchvision ms/img':>18s} {'ours ms/img':>12s} {'ours/tv':>8s}")
     for size in args.sizes:
-        rows = [] if args.skip_inference else [bench_inference(size, args.repeats, args.device, args.amp, args.before)]
+        runs = (
+            []
+            if args.skip_inference
+            else [lambda s=size: bench_inference(s, args.repeats, args.device, args.amp, args.before)]
+        )
         if not args.skip_training:
-            rows.append(bench_training(size, args.repeats, args.device, args.amp, before=args.before))
-        for r in rows:
+            runs.append(lambda s=size: bench_training(s, args.repeats, args.device, args.amp, before=args.before))
+        for run in runs:  # each row printed as soon as it is measured
+            r = run()
             print(
                 f"{r['name']:34s} {r['tv']:18.1f} {r['ours']:12.1f} {r['ratio']:8.2f}   [{r['agreement']}]", flush=True
             )
