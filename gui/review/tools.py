@@ -1,12 +1,15 @@
 """The Review menu and the wiring of the reviewer's aids: review mode, colour by confidence, the Errors view,
 and the image list's per-image figures (filled from Predict All's results and from every prediction shown,
-the list ordered by expected work once Predict All is done)."""
+the list ordered by expected work once Predict All is done).
+
+The figures are computed on their own latest-wins thread: with thousands of instances matching them and the
+image's AP take most of a second, which on the GUI thread would follow every edit as a stall."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
@@ -20,12 +23,16 @@ from gui.review.figures import ImageFigures, figures_for
 from gui.review.mode import ReviewMode
 from gui.session.protocols import Messages
 from gui.session.session import Session
+from gui.workers.latest import LatestWins
 
 FIGURES_DELAY_MS = 250
 MATCH_IOU = 0.5  # as the window's: a prediction this close to an annotation is hidden, so it is no work
 
 
 class ReviewTools(QObject):
+    _figures_ready = Signal(object, int, object)  # the project they were computed for, image index, ImageFigures
+    _batch_figures_done = Signal(object)  # the project whose Predict All figures are all in
+
     def __init__(
         self,
         session: Session,
@@ -51,6 +58,12 @@ class ReviewTools(QObject):
         session.events.record.connect(lambda row: self._figures_timer.start() if row == session.index else None)
         inference.batch_item.connect(self._on_batch_item)
         inference.batch_done.connect(self._on_batch_done)
+        self._worker = LatestWins("review-figures", self._compute, parent=self)
+        self._figures_ready.connect(self._on_figures)
+        self._batch_figures_done.connect(self._sort_after_batch)
+
+    def shutdown(self, timeout_ms: int = 2000) -> None:
+        self._worker.shutdown(timeout_ms)
 
     # ----- the menu -----
     def build_menu(self, window: QMainWindow) -> None:
@@ -113,15 +126,32 @@ class ReviewTools(QObject):
         session, project = self.session, self.session.project
         if session.prediction is None or project is None or session.record is None:
             return
-        self.images.set_figures(session.index, self._figures(session.index, session.prediction, session.shown))
+        # the current image's figures: only the newest request matters (an edit burst leaves one)
+        self._worker.put(self._job(session.index, session.prediction, list(session.shown)))
 
-    def _figures(self, index: int, prediction: Prediction, shown: list[int]) -> ImageFigures:
+    def _job(self, index: int, prediction: Prediction, shown: list[int] | None) -> tuple:
+        """What the figures need, gathered on the GUI thread (the project is not touched off it)."""
         project = self.session.project
         annotations = project.annotations(index)
         truth = [project.crop(index, i) for i in annotations]
         names = [project.category_style(i.category_id)[1] for i in annotations]
         classes = [self.session.class_name(int(label)) for label in prediction.labels]
-        return figures_for(prediction, shown, truth, classes, names)
+        references = None
+        if shown is None:  # a Predict All result: what an annotation or a rejection already covers is no work
+            references = [c for c in truth if c.mask.size] + list(project.rejected.get(index, []))
+        return project, index, prediction, shown, truth, classes, names, references
+
+    def _compute(self, job: tuple) -> None:
+        """On the figures thread."""
+        project, index, prediction, shown, truth, classes, names, references = job
+        if shown is None:
+            hidden = matched(prediction.masks, references, MATCH_IOU)
+            shown = [i for i in range(len(prediction)) if not hidden[i]]
+        self._figures_ready.emit(project, index, figures_for(prediction, shown, truth, classes, names))
+
+    def _on_figures(self, project: object, index: int, figures: ImageFigures) -> None:
+        if project is self.session.project:  # not for a folder closed meanwhile
+            self.images.set_figures(index, figures)
 
     def _on_batch_item(self, _done: int, _total: int, key: str, prediction: Prediction | None) -> None:
         project = self.session.project
@@ -130,14 +160,17 @@ class ReviewTools(QObject):
         index = project.paths.index(key)
         if index == self.session.index:
             return  # the current image's figures follow what is shown (filters, decisions)
-        truth = [project.crop(index, i) for i in project.annotations(index)]
-        references = [c for c in truth if c.mask.size] + project.rejected.get(index, [])
-        hidden = matched(prediction.masks, references, MATCH_IOU)
-        shown = [i for i in range(len(prediction)) if not hidden[i]]
-        self.images.set_figures(index, self._figures(index, prediction, shown))
+        self._worker.call(self._compute, self._job(index, prediction, None))  # every image's, in order
 
     def _on_batch_done(self, cancelled: bool) -> None:
         if cancelled or self.session.project is None:
+            return
+        # after the figures thread has worked through every image's (its calls run in order)
+        project = self.session.project
+        self._worker.call(lambda: self._batch_figures_done.emit(project))
+
+    def _sort_after_batch(self, project: object) -> None:
+        if project is not self.session.project:
             return
         self.images.sort_by_work(True)
         first = self.images.order()[0] if self.images.order() else -1

@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.saver.shutdown()
         self.inference.shutdown()
         self.loader.shutdown()
+        self.review.shutdown()
         self.controller.opener.shutdown(500)  # a long read under way is not waited for here (joined at exit)
 
     # ----- shortcuts for scripts that hold only the window (the Session, controller have it): scripts/screenshots.py

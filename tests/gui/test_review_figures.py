@@ -30,7 +30,8 @@ def test_predict_all_orders_the_images_by_expected_work_and_file_order_is_one_cl
     names = [Path(p).name for p in app.project.paths]
     with qtbot.waitSignal(app.window.inference.batch_done, timeout=60000):
         app.menu("&Predict All")
-    app.wait_until(lambda: all(row_figures(r) for r in app.image_rows()))
+    # the figures come from their own thread, the order once all are in
+    app.wait_until(lambda: all(row_figures(r) for r in app.image_rows()) and "ordered by" in app.status())
     rows, order = app.image_rows(), app.image_order()
     works = [row_figures(r)[1] for r in rows]
     assert works == sorted(works, reverse=True)  # most work first
@@ -102,3 +103,24 @@ def test_errors_view_on_an_image_without_annotations_says_it_needs_them(ready):
     app = ready
     app.press(Qt.Key.Key_E, SHIFT)
     assert "no annotations" in app.status() and not app.errors_layer().any()
+
+
+def test_the_figures_are_computed_off_the_gui_thread(qtbot, ready, monkeypatch):
+    """Matching thousands of instances and the image's AP take most of a second: never on the GUI thread."""
+    import threading
+
+    import gui.review.tools as tools
+
+    app = ready
+    threads = []
+    real = tools.figures_for
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tools, "figures_for", spy)
+    app.window.review._current_figures()
+    current = lambda: app.image_rows()[app.image_order().index(app.index)]  # noqa: E731
+    app.wait_until(lambda: bool(threads) and row_figures(current()) is not None)
+    assert threading.main_thread() not in threads
