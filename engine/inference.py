@@ -66,25 +66,111 @@ IDLE_STEP_S = 0.05  # seconds an idle step aims at: a slider move waits at most 
 IDLE_MASK_CHUNK, IDLE_BOX_CHUNK = 16, 256
 NMS_ENTRIES = 256  # NMS tables kept per tile (the current proposal set's and the current box IoU's come first)
 MASK_ENTRY_OVERHEAD = 200  # bytes per cached mask besides its pixels (the Python objects)
+# a tile's mask buffer grows by this factor (amortised appends): at most 25 % spare capacity while idle work adds
+MASK_BUFFER_GROWTH = 1.25
 
 
 class _Mask:
-    """A detection's mask: probabilities pasted into its box (image pixels), its quality, its score."""
+    """A detection's cached mask: where its pasted probabilities lie in its tile's ``_MaskStore`` buffer (``off``,
+    ``h`` x ``w``, image pixels from (x0, y0)), its quality, its score."""
 
-    __slots__ = ("x0", "y0", "soft", "quality", "score", "idle", "_crop")
+    __slots__ = ("x0", "y0", "h", "w", "off", "quality", "score", "idle")
 
-    def __init__(self, x0: int, y0: int, soft: np.ndarray, quality: float, score: float, idle: bool) -> None:
-        self.x0, self.y0, self.soft, self.quality, self.score, self.idle = x0, y0, soft, quality, score, idle
-        self._crop: tuple[float, InstanceMask] | None = None
+    def __init__(self, x0: int, y0: int, h: int, w: int, off: int, quality: float, score: float, idle: bool) -> None:
+        self.x0, self.y0, self.h, self.w, self.off = x0, y0, h, w, off
+        self.quality, self.score, self.idle = quality, score, idle
 
     @property
     def nbytes(self) -> int:
-        return self.soft.nbytes + MASK_ENTRY_OVERHEAD
+        return 4 * self.h * self.w + MASK_ENTRY_OVERHEAD
 
-    def crop(self, threshold: float) -> InstanceMask:
-        if self._crop is None or self._crop[0] != threshold:
-            self._crop = (threshold, InstanceMask(self.x0, self.y0, self.soft > np.float32(threshold)))
-        return self._crop[1]
+
+class _MaskStore:
+    """A tile's cached masks: every mask's probabilities (pasted into its box, float32 as ``paste_soft`` gives them)
+    back to back in one flat buffer, so a mask-threshold move thresholds the shown masks in one numpy comparison
+    and their crops are views of that one bool result (measured with ~5,000 shown masks: a comparison and an
+    ``InstanceMask`` per mask cost ~10 us each, and the objects it allocated set off full garbage collections of
+    100+ ms). The buffer grows by ``MASK_BUFFER_GROWTH``; masks dropped by the budget leave holes until
+    ``compact``. The crops at the last threshold are kept (a score or NMS move at the same threshold reuses them)."""
+
+    def __init__(self) -> None:
+        self.soft = np.zeros(0, dtype=np.float32)
+        self.used = 0  # pixels written (live and dropped ones)
+        self.dead = 0  # pixels of dropped masks
+        self.entries: dict[int, _Mask] = {}
+        self._threshold: float | None = None
+        self._crops: dict[int, InstanceMask] = {}
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.entries
+
+    def __getitem__(self, key: int) -> _Mask:
+        return self.entries[key]
+
+    def items(self):  # noqa: ANN201
+        return self.entries.items()
+
+    @property
+    def buffer_bytes(self) -> int:
+        return self.soft.nbytes
+
+    def add(self, keys: list[int], pasted: list[tuple[int, int, np.ndarray]], quality, scores, idle: bool) -> int:  # noqa: ANN001
+        """Append a mask-head chunk's pasted masks (``paste_soft``'s output); returns the bytes they add."""
+        total = sum(soft.size for _, _, soft in pasted)
+        if self.used + total > len(self.soft):
+            grown = np.empty(max(self.used + total, int(len(self.soft) * MASK_BUFFER_GROWTH)), dtype=np.float32)
+            grown[: self.used] = self.soft[: self.used]
+            self.soft = grown
+        added = 0
+        for k, (x0, y0, soft), q, sc in zip(keys, pasted, quality, scores):
+            h, w = soft.shape
+            self.soft[self.used : self.used + h * w] = soft.ravel()
+            entry = self.entries[k] = _Mask(x0, y0, h, w, self.used, q, sc, idle)
+            self.used += h * w
+            added += entry.nbytes
+        return added
+
+    def pop(self, key: int) -> _Mask:
+        entry = self.entries.pop(key)
+        self._crops.pop(key, None)
+        self.dead += entry.h * entry.w
+        return entry
+
+    def compact(self) -> None:
+        """Close the holes dropped masks left and give back the spare capacity (after the budget drops)."""
+        if self.dead == 0 and len(self.soft) == self.used:
+            return
+        live = sorted(self.entries.values(), key=lambda e: e.off)
+        soft = np.empty(sum(e.h * e.w for e in live), dtype=np.float32)
+        at = 0
+        for e in live:
+            n = e.h * e.w
+            soft[at : at + n] = self.soft[e.off : e.off + n]
+            e.off, at = at, at + n
+        self.soft, self.used, self.dead = soft, at, 0
+
+    def crops(self, keys: list[int], threshold: float) -> list[InstanceMask]:
+        """The masks of ``keys`` at ``threshold`` (``probability > threshold``, as ``paste_crops``), as views of
+        one bool array per call; crops already made at this threshold are reused."""
+        if threshold != self._threshold:
+            self._threshold, self._crops = threshold, {}  # the old crops (and the bool arrays they view) go
+        crops = self._crops
+        todo = [k for k in keys if k not in crops]
+        if todo:
+            entries = [self.entries[k] for k in todo]
+            offs = np.fromiter((e.off for e in entries), dtype=np.int64, count=len(entries))
+            sizes = np.fromiter((e.h * e.w for e in entries), dtype=np.int64, count=len(entries))
+            need = int(sizes.sum())
+            lo, hi = int(offs.min()), int((offs + sizes).max())
+            t = np.float32(threshold)
+            if hi - lo <= 2 * need:  # the shown masks lie close together: compare the span (1 op per pixel)
+                flags, starts = self.soft[lo:hi] > t, offs - lo
+            else:  # few masks spread over a large buffer: gather only their pixels
+                starts = np.cumsum(sizes) - sizes
+                flags = self.soft[np.repeat(offs - starts, sizes) + np.arange(need)] > t
+            for k, e, s in zip(todo, entries, starts.tolist()):
+                crops[k] = InstanceMask(e.x0, e.y0, flags[s : s + e.h * e.w].reshape(e.h, e.w))
+        return [crops[k] for k in keys]
 
 
 @dataclass
@@ -124,7 +210,7 @@ class _TileState:
         self.keep = None  # indices of the current proposals among the candidates
         self.shown_proposals = None  # (boxes, scores) of the current proposals in image pixels, this tile's own
         self.nms: dict[tuple, _Nms] = {}  # (proposal key, box NMS IoU) -> NMS table
-        self.masks: dict[int, _Mask] = {}
+        self.masks = _MaskStore()
 
     @property
     def image_sizes(self) -> list[tuple[int, int]]:
@@ -382,9 +468,7 @@ class Predictor:
             quality = mask_confidence(probs).cpu().tolist()
             softs = paste_soft(probs, dec["image_boxes"][idx], height, width)
             scores = dec["scores"][idx].cpu().tolist()
-            for k, (x0, y0, soft), q, sc in zip(idx.tolist(), softs, quality, scores):
-                ts.masks[k] = _Mask(x0, y0, soft, q, sc, idle)
-                self._mask_bytes += ts.masks[k].nbytes
+            self._mask_bytes += ts.masks.add(idx.tolist(), softs, quality, scores, idle)
             self._mask_rate = 0.5 * self._mask_rate + 0.5 * (time.perf_counter() - start) / len(idx)
 
     @torch.no_grad()
@@ -502,22 +586,28 @@ class Predictor:
             order = order[: int(keep.sum())]
             boxes, scores, labels, keys = boxes[order], scores[order], labels[order], keys[order]
         keys_np = keys.cpu().numpy()
-        mask = (1 << TILE_KEY_SHIFT) - 1
-        entries = [self._tiles[k >> TILE_KEY_SHIFT].masks[k & mask] for k in keys_np.tolist()]
-        self._shown = {(k >> TILE_KEY_SHIFT, k & mask) for k in keys_np.tolist()}
-        threshold = settings.mask_threshold
+        tile_of, local = keys_np >> TILE_KEY_SHIFT, keys_np & ((1 << TILE_KEY_SHIFT) - 1)
+        self._shown = set(zip(tile_of.tolist(), local.tolist()))
+        # each tile's shown masks thresholded at once (_MaskStore.crops), then put back in score order
+        masks: list[InstanceMask] = [None] * len(keys_np)  # type: ignore[list-item]
+        quality = np.zeros(len(keys_np), dtype=np.float32)
+        for i in np.unique(tile_of).tolist():
+            rows = np.flatnonzero(tile_of == i).tolist()
+            store, ks = self._tiles[i].masks, local[tile_of == i].tolist()
+            for r, crop, k in zip(rows, store.crops(ks, settings.mask_threshold), ks):
+                masks[r], quality[r] = crop, store[k].quality
         return Prediction(
             height=height,
             width=width,
             boxes=boxes.cpu().numpy().astype(np.float32),
             scores=scores.cpu().numpy().astype(np.float32),
             labels=labels.cpu().numpy(),
-            masks=[e.crop(threshold) for e in entries],
+            masks=masks,
             proposals=cat("proposals").cpu().numpy().astype(np.float32),
             proposal_scores=cat("proposal_scores").cpu().numpy().astype(np.float32),
             keys=keys_np,
             settings=settings,
-            mask_quality=np.array([e.quality for e in entries], dtype=np.float32),
+            mask_quality=quality,
         )
 
     # ----- idle precompute (issue 12.4) -----
@@ -670,6 +760,9 @@ class Predictor:
                 break
             self._mask_bytes -= self._tiles[i].masks.pop(k).nbytes
             self._floor = max(self._floor, score)
+        for ts in self._tiles:  # the dropped masks' pixels are given back, not just left as holes
+            if ts.masks.dead:
+                ts.masks.compact()
 
     @torch.no_grad()
     def mask_from_box(self, box: tuple[float, float, float, float], label: int, threshold: float = 0.5) -> InstanceMask:
