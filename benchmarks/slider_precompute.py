@@ -10,6 +10,13 @@ move reveals, the RPN's NMS runs per tile), then again after ``Predictor.idle_st
 slider the median and worst move before and after, the idle work's time, its longest step (how long a new request
 can wait for it), what the caches hold, and checks that the moves after the precompute ran no network stage and
 returned the detections the moves before did. Timings are wall-clock on whatever else the machine runs.
+
+``--sliders`` limits the moves to some sliders (the smallest run that shows the mask-threshold figure at ~5,000
+instances: ``--mosaic 5x6 --scale 1 --reach near --min-score 0.3 --start-score 0.3 --sliders "mask threshold"``).
+``--threshold-rounds N`` then times, after the precompute and in the same process, N rounds of the mask-threshold
+moves with the per-mask re-threshold the Predictor used before (a comparison and an ``InstanceMask`` per cached
+mask, its last crop kept per mask) and with the current one (one comparison per tile over its flat buffer),
+alternately, and checks that both give the same masks.
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from engine.checkpoint import load_checkpoint  # noqa: E402
 from engine.data import load_image  # noqa: E402
-from engine.inference import Predictor  # noqa: E402
-from engine.structures import PredictSettings, Reach  # noqa: E402
+from engine.inference import Predictor, _MaskStore  # noqa: E402
+from engine.structures import InstanceMask, PredictSettings, Reach  # noqa: E402
 
 MODEL = REPO / "resources" / "models" / "nuclei_r18_gn.safetensors"
 DENSE = REPO / "resources" / "sample" / "0ea221716cf13710214dcd331a61cea48308c3940df1d28cfc7fd817c83714e1.png"
@@ -91,11 +98,13 @@ def in_reach(settings: PredictSettings, reach: Reach) -> bool:
 
 
 def run_moves(
-    predictor: Predictor, reach: Reach, origin: PredictSettings
+    predictor: Predictor, reach: Reach, origin: PredictSettings, sliders: list[str]
 ) -> tuple[dict[str, list[float]], dict[str, list[np.ndarray]]]:
     times: dict[str, list[float]] = {}
     keys: dict[str, list[np.ndarray]] = {}
     for slider, moves in MOVES.items():
+        if slider not in sliders:
+            continue
         for field, value in moves:
             settings = PredictSettings(**{**origin.__dict__, field: value})
             if not in_reach(settings, reach) or settings == origin:
@@ -106,6 +115,50 @@ def run_moves(
             keys.setdefault(slider, []).append(pred.keys)
         predictor.predict(settings=origin)
     return times, keys
+
+
+def per_mask_crops(self: _MaskStore, keys: list[int], threshold: float) -> list[InstanceMask]:
+    """The re-threshold before the flat buffer (commit bc4fd17): per mask a comparison of its own float32 array and
+    an ``InstanceMask``, the last (threshold, crop) kept per mask."""
+    cache = self.__dict__.setdefault("per_mask", {})
+    out = []
+    for k in keys:
+        e = self.entries[k]
+        hit = cache.get(k)
+        if hit is None or hit[0] != threshold:
+            soft = self.soft[e.off : e.off + e.h * e.w].reshape(e.h, e.w)
+            hit = cache[k] = (threshold, InstanceMask(e.x0, e.y0, soft > np.float32(threshold)))
+        out.append(hit[1])
+    return out
+
+
+def threshold_rounds(predictor: Predictor, origin: PredictSettings, rounds: int) -> None:
+    """Old vs new mask-threshold moves, alternately in this process (the figures are whole ``predict`` calls)."""
+    flat = _MaskStore.crops
+    times: dict[str, list[float]] = {"per mask (before)": [], "flat buffer (now)": []}
+    same = True
+    for _ in range(rounds):
+        for _, value in MOVES["mask threshold"]:
+            settings = PredictSettings(**{**origin.__dict__, "mask_threshold": value})
+            got = {}
+            for name, crops in zip(times, (per_mask_crops, flat)):
+                _MaskStore.crops = crops
+                try:
+                    start = time.perf_counter()
+                    got[name] = predictor.predict(settings=settings)
+                    times[name].append(time.perf_counter() - start)
+                finally:
+                    _MaskStore.crops = flat
+            a, b = got.values()
+            same &= np.array_equal(a.keys, b.keys) and all(
+                (p.x0, p.y0) == (q.x0, q.y0) and np.array_equal(p.mask, q.mask) for p, q in zip(a.masks, b.masks)
+            )
+    n = len(next(iter(got.values())))
+    print(
+        f"mask-threshold moves, {n} detections, {rounds} rounds of {len(MOVES['mask threshold'])}; same masks: {same}"
+    )
+    for name, ts in times.items():
+        print(f"  {name:18} median / worst ms {fmt(ts)}")
 
 
 def fmt(values: list[float]) -> str:
@@ -122,7 +175,12 @@ def main() -> None:
     parser.add_argument("--idle-limit-s", type=float, default=1e9, help="stop the precompute after this long")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's worker: cores - 1)")
     parser.add_argument("--feature-budget-mb", type=int, default=512)
+    parser.add_argument("--sliders", default=",".join(MOVES), help=f"comma-separated, of: {', '.join(MOVES)}")
+    parser.add_argument("--threshold-rounds", type=int, default=0, help="old vs new mask-threshold moves (above)")
     args = parser.parse_args()
+    sliders = [x.strip() for x in args.sliders.split(",")]
+    if unknown := [x for x in sliders if x not in MOVES]:
+        parser.error(f"unknown slider(s) {unknown}: choose from {', '.join(MOVES)}")
     torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(MODEL)
     if args.scale is not None:
@@ -145,7 +203,7 @@ def main() -> None:
         f"{len(reach.rpn_nms_values)} RPN-NMS values, <= {reach.max_proposals} proposals, "
         f"<= {reach.max_detections} detections per tile"
     )
-    before, keys_before = run_moves(predictor, reach, start_settings)
+    before, keys_before = run_moves(predictor, reach, start_settings, sliders)
     predictor.predict(settings=start_settings)
     steps, longest, start = 0, 0.0, time.perf_counter()
     while True:
@@ -166,7 +224,7 @@ def main() -> None:
         )
     )
     ran = network(predictor)
-    after, keys_after = run_moves(predictor, reach, start_settings)
+    after, keys_after = run_moves(predictor, reach, start_settings, sliders)
     same = all(np.array_equal(a, b) for s in keys_before for a, b in zip(keys_before[s], keys_after[s]))
     print(
         f"after the precompute the moves ran the network {network(predictor) - ran} times; "
@@ -179,6 +237,8 @@ def main() -> None:
     print(
         f"all moves after: median {1000 * statistics.median(everything):.1f} ms, worst {1000 * max(everything):.1f} ms"
     )
+    if args.threshold_rounds:
+        threshold_rounds(predictor, start_settings, args.threshold_rounds)
 
 
 if __name__ == "__main__":
