@@ -183,3 +183,96 @@ def test_tables_stop_at_half_the_budget_and_the_moves_stay_right():
     assert 0 < small._table_bytes <= 10_000 + 300 * 8  # at most one table past the line
     for settings in MOVES[2:4]:  # box NMS and RPN NMS: what the missing tables would have served
         _same(small.predict(settings=settings), Predictor(_tiny_model()).predict(image, settings))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.7, 0.0, 1.0, 0.5])
+def test_a_mask_threshold_move_after_the_precompute_gives_a_fresh_runs_masks(threshold):
+    """The flat mask buffer (engine.inference._MaskStore): every shown mask at the new threshold is the one a fresh
+    prediction at that threshold gives, pixel for pixel within the mask head's float noise; moves in a row do not
+    leave crops of an earlier threshold behind."""
+    predictor, image = _warm()
+    settings = PredictSettings(0.25, 0.5, 0.7, 200, threshold, 150)
+    predictor.predict(settings=PredictSettings(0.25, 0.5, 0.7, 200, 0.42, 150))  # another threshold first
+    before = _network_runs(predictor)
+    cached = predictor.predict(settings=settings)
+    assert _network_runs(predictor) == before
+    fresh = Predictor(_tiny_model()).predict(image, settings)
+    assert len(fresh) > 10
+    _same(cached, fresh)
+    for a, b in zip(cached.masks, fresh.masks):
+        assert a.mask.shape == b.mask.shape and a.mask.dtype == bool
+    if threshold == 1.0:  # probabilities never exceed 1: nothing is kept
+        assert sum(m.area for m in cached.masks) == 0
+    if threshold == 0.0:  # everything the pasted probabilities cover, less the exact zeros
+        assert sum(m.area for m in cached.masks) >= sum(m.area for m in fresh.masks) - len(fresh)
+
+
+def _store_with(pasted_chunks):  # noqa: ANN001, ANN202
+    from engine.inference import _MaskStore
+
+    store, key = _MaskStore(), 0
+    for pasted in pasted_chunks:
+        keys = list(range(key, key + len(pasted)))
+        store.add(keys, pasted, [0.5] * len(pasted), [0.9 - 0.01 * k for k in keys], idle=False)
+        key += len(pasted)
+    return store
+
+
+def test_the_mask_buffer_gives_exactly_the_per_mask_threshold_at_edges():
+    """Edge cases of the flat buffer against ``soft > threshold`` per mask: a box outside the image (an empty
+    mask), boxes cut by the image border, probabilities of exactly 0 and 1 at thresholds 0 and 1, the span and the
+    gather paths, masks dropped and the buffer compacted, crops reused at an unchanged threshold."""
+    import torch
+
+    from engine.inference import paste_soft
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.rand(12, 28, 28, generator=gen)
+    probs[0] = 1.0
+    probs[1] = 0.0
+    probs[2, :14] = 1.0
+    boxes = torch.tensor(
+        [
+            [5, 5, 20, 30],
+            [40, 10, 60, 25],
+            [-8, -6, 12, 9],  # cut by the top-left border
+            [90, 70, 110, 95],  # cut by the bottom-right border (image 100 x 80)
+            [200, 200, 230, 240],  # outside: an empty mask
+            [30, 30, 30.4, 30.4],  # under a pixel
+        ]
+        + [[10 * i, 5 * i, 10 * i + 25, 5 * i + 18] for i in range(6)],
+        dtype=torch.float32,
+    )
+    pasted = paste_soft(probs, boxes, 80, 100)
+    assert pasted[4][2].size == 0  # the test holds an empty mask
+    assert pasted[2][0] == 0 and pasted[3][0] + pasted[3][2].shape[1] == 100  # and masks at the borders
+    store = _store_with([pasted[:5], pasted[5:9], pasted[9:]])  # three mask-head chunks
+    all_keys = list(range(12))
+
+    def expect(keys, t):  # noqa: ANN001, ANN202
+        return [(pasted[k][0], pasted[k][1], pasted[k][2] > np.float32(t)) for k in keys]
+
+    def check(keys, t):  # noqa: ANN001, ANN202
+        got = store.crops(keys, t)
+        for m, (x0, y0, mask) in zip(got, expect(keys, t)):
+            assert (m.x0, m.y0) == (x0, y0) and m.mask.dtype == bool
+            np.testing.assert_array_equal(m.mask, mask)
+        return got
+
+    for t in (0.0, 1.0, 0.5, 0.999, 1e-6):
+        got = check(all_keys, t)
+        if t == 1.0:
+            assert sum(m.area for m in got) == 0
+        if t == 0.0:
+            assert got[0].area == pasted[0][2].size and got[1].area == 0
+    check([11, 0], 0.3)  # two masks far apart in the buffer: the gather path
+    check([4], 0.3)  # only the empty one
+    first = check([6, 7, 8], 0.6)
+    assert all(a is b for a, b in zip(first, check([6, 7, 8], 0.6)))  # the same threshold: the same crops
+    for k in (0, 3, 5, 9):
+        store.pop(k)
+    store.compact()
+    assert store.dead == 0 and len(store.soft) == store.used == sum(pasted[k][2].size for k in store.entries)
+    left = [k for k in all_keys if k not in (0, 3, 5, 9)]
+    check(left, 0.45)
+    check(left[::-1], 0.0)
