@@ -22,6 +22,7 @@ alternately, and checks that both give the same masks.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -136,19 +137,31 @@ def threshold_rounds(predictor: Predictor, origin: PredictSettings, rounds: int)
     """Old vs new mask-threshold moves, alternately in this process (the figures are whole ``predict`` calls)."""
     flat = _MaskStore.crops
     times: dict[str, list[float]] = {"per mask (before)": [], "flat buffer (now)": []}
+    # full (generation 2) garbage collections inside each path's calls: what makes its worst moves
+    full_gc: dict[str, list[float]] = {name: [] for name in times}
+    current, gc_start = [""], [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info["generation"] == 2 and current[0]:
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+            else:
+                full_gc[current[0]].append(time.perf_counter() - gc_start[0])
+
+    gc.callbacks.append(on_gc)
     same = True
     for _ in range(rounds):
         for _, value in MOVES["mask threshold"]:
             settings = PredictSettings(**{**origin.__dict__, "mask_threshold": value})
             got = {}
             for name, crops in zip(times, (per_mask_crops, flat)):
-                _MaskStore.crops = crops
+                _MaskStore.crops, current[0] = crops, name
                 try:
                     start = time.perf_counter()
                     got[name] = predictor.predict(settings=settings)
                     times[name].append(time.perf_counter() - start)
                 finally:
-                    _MaskStore.crops = flat
+                    _MaskStore.crops, current[0] = flat, ""
             a, b = got.values()
             same &= np.array_equal(a.keys, b.keys) and all(
                 (p.x0, p.y0) == (q.x0, q.y0) and np.array_equal(p.mask, q.mask) for p, q in zip(a.masks, b.masks)
@@ -157,8 +170,10 @@ def threshold_rounds(predictor: Predictor, origin: PredictSettings, rounds: int)
     print(
         f"mask-threshold moves, {n} detections, {rounds} rounds of {len(MOVES['mask threshold'])}; same masks: {same}"
     )
+    gc.callbacks.remove(on_gc)
     for name, ts in times.items():
-        print(f"  {name:18} median / worst ms {fmt(ts)}")
+        pauses = ", ".join(f"{1000 * p:.0f}" for p in full_gc[name]) or "none"
+        print(f"  {name:18} median / worst ms {fmt(ts)}; full GCs inside its calls (ms): {pauses}")
 
 
 def fmt(values: list[float]) -> str:
