@@ -451,7 +451,7 @@ class Predictor:
     @torch.no_grad()
     def _masks_for(self, ts: _TileState, keys: list[int], cancel, idle: bool = False) -> None:  # noqa: ANN001
         """Mask entries for a tile's detections (flat candidate keys) that have none: mask head, quality, paste."""
-        missing = [k for k in keys if k not in ts.masks]
+        missing = [k for k in keys if k not in ts.masks.entries]
         if not missing:
             return
         self._ensure_features(ts, cancel)
@@ -594,8 +594,9 @@ class Predictor:
         for i in np.unique(tile_of).tolist():
             rows = np.flatnonzero(tile_of == i).tolist()
             store, ks = self._tiles[i].masks, local[tile_of == i].tolist()
-            for r, crop, k in zip(rows, store.crops(ks, settings.mask_threshold), ks):
-                masks[r], quality[r] = crop, store[k].quality
+            for r, crop in zip(rows, store.crops(ks, settings.mask_threshold)):
+                masks[r] = crop
+            quality[rows] = [store.entries[k].quality for k in ks]
         return Prediction(
             height=height,
             width=width,
@@ -659,7 +660,7 @@ class Predictor:
         """Masks for ``keys`` (best first) above the floor, in steps of about IDLE_STEP_S."""
         dec = self._decoded(ts)
         keys = keys[dec["scores"][keys] > self._floor]
-        todo = [k for k in keys.tolist() if k not in ts.masks]
+        todo = [k for k in keys.tolist() if k not in ts.masks.entries]
         while todo:
             n = max(1, min(IDLE_MASK_CHUNK, int(IDLE_STEP_S / max(self._mask_rate, 1e-4))))
             chunk, todo = todo[:n], todo[n:]
