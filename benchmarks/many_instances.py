@@ -285,6 +285,9 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         file=sys.stderr,
     )
     for name, profiler in profilers.items():
+        if name not in results:  # pstats cannot read a profiler that never ran
+            print(f"# no action named {name!r} ran (names: {', '.join(results)})", file=sys.stderr)
+            continue
         print(f"# profile of {name!r}", file=sys.stderr)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumtime").print_stats(45)
     return results

@@ -276,8 +276,8 @@ class Editor(QObject, EditOperations):
         if project is None or record is None or self.canvas.image_shape is None:
             self.shown = []
         else:
-            pairs = [(i, project.crop(self.index, i)) for i in project.annotations(self.index)]
-            self.shown = [(i, c) for i, c in pairs if c.mask.size]
+            instances, crops = masks.annotation_crops(project, self.index)  # shared with the matching and the list
+            self.shown = [(i, c) for i, c in zip(instances, crops, strict=True) if c.mask.size]
         styles: dict[int, tuple[int, int, int]] = {}  # per class, not per instance (5,000 instances, 3 classes)
         colors = []
         for instance, _crop in self.shown:
@@ -286,8 +286,10 @@ class Editor(QObject, EditOperations):
                 color = styles[instance.category_id] = self.project.category_style(instance.category_id)[0]
             colors.append(color)
         self.canvas.set_annotations([c for _, c in self.shown], colors)
-        present = {id(i) for i, _ in self.shown} | {id(i) for i in (record.instances if record else [])}
         selection = self.session.selection
+        present = set()
+        if selection.annotations:  # (10,000 ids to gather: only when something is selected)
+            present = {id(i) for i, _ in self.shown} | {id(i) for i in (record.instances if record else [])}
         kept = [i for i in selection.annotations if id(i) in present]
         if len(kept) < len(selection.annotations):
             self.session.select(kept, selection.prediction)  # -> draw_selection

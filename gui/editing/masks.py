@@ -223,6 +223,25 @@ def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
     return normalize_rle({"size": [height, width], "counts": runs}, height, width)
 
 
+# ----- the annotations' crops -----
+_last_crops: list = [None, None, None, None]  # the project, the record's instances list, annotations, their crops
+
+
+def annotation_crops(project, index: int) -> tuple[list, list[InstanceMask]]:  # noqa: ANN001 - Project
+    """Image ``index``'s annotations (``Project.annotations``) and their crops (``Project.crop``), in order.
+
+    After an edit the canvas, the matching of predictions and the instance list each need them: 5,000
+    crop look-ups each. An edit gives the record a new instances list (never changes one in place), so the
+    lists made for that instances list object are handed out again until the next edit. Read-only."""
+    instances = project.records[index].instances
+    if _last_crops[0] is project and _last_crops[1] is instances:
+        return _last_crops[2], _last_crops[3]
+    annotations = project.annotations(index)
+    crops = [project.crop(index, instance) for instance in annotations]
+    _last_crops[:] = [project, instances, annotations, crops]
+    return annotations, crops
+
+
 # ----- matching -----
 def box_of(crop: InstanceMask) -> tuple[int, int, int, int]:
     return crop.x0, crop.y0, crop.x0 + crop.mask.shape[1], crop.y0 + crop.mask.shape[0]
@@ -349,9 +368,13 @@ def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMa
     refs = [r for r in references if r.mask.size]
     preds = [(p, crop) for p, crop in enumerate(predictions) if crop.mask.size]
     if not refs or not preds:
+        _last_match.clear()
         return out
-    rf = crop_facts(refs)
     pf = _prediction_facts(predictions, preds)
+    known = _rematch(predictions, refs, pf, preds, iou)
+    if known is not None:
+        return known
+    rf = crop_facts(refs)
     p_all, r_all = _box_pairs(pf[:, :4], rf[:, :4])
     for start in range(0, len(p_all), PAIR_CHUNK):
         p, r = p_all[start : start + PAIR_CHUNK], r_all[start : start + PAIR_CHUNK]
@@ -370,4 +393,65 @@ def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMa
             inter = _shared(crop, refs[col])
             union = int(pf[q, 4] + rf[col, 4]) - inter
             out[index] = union > 0 and inter / union >= iou
+    _remember_match(predictions, refs, rf, out, iou)
+    return out
+
+
+REMATCH_LIMIT = 64  # references added + removed since the last call up to which only their neighbours are redone
+_last_match: dict[str, object] = {}  # the last call's predictions, references, their facts, the answer, iou
+
+
+def _remember_match(
+    predictions: Sequence[InstanceMask], refs: list, rf: np.ndarray, out: np.ndarray, iou: float
+) -> None:
+    """Keep a call's inputs and answer for ``_rematch`` (the references are held, so their ids stay theirs)."""
+    _last_match.update(predictions=predictions, refs=refs, rf=rf, out=out.copy(), iou=iou)
+
+
+def _rematch(
+    predictions: Sequence[InstanceMask], refs: list, pf: np.ndarray, preds: list, iou: float
+) -> np.ndarray | None:
+    """``matched`` after an edit, from the last call's answer: an edit adds or takes away a few of thousands of
+    references (crops are never changed in place), so only the predictions whose boxes touch a reference added
+    or removed can change; those are matched again against the references near them, the rest keep their
+    answer. None when the last call was about other predictions or the references changed by more than
+    ``REMATCH_LIMIT`` (then everything is matched as usual). The answers are those of a full match (tested)."""
+    last = _last_match
+    if last.get("predictions") is not predictions or last.get("iou") != iou:
+        return None
+    old_refs, old_rf = last["refs"], last["rf"]
+    where = {id(r): k for k, r in enumerate(old_refs)}
+    rows = [where.get(id(r), -1) for r in refs]
+    new = [k for k, row in enumerate(rows) if row < 0]
+    rows_array = np.asarray(rows, dtype=np.int64)
+    kept = np.zeros(len(old_refs), dtype=bool)
+    kept[rows_array[rows_array >= 0]] = True
+    if len(new) + int(np.count_nonzero(~kept)) > REMATCH_LIMIT:
+        return None
+    rf = np.empty((len(refs), 5), dtype=np.int64)
+    rf[rows_array >= 0] = old_rf[rows_array[rows_array >= 0]]
+    if new:
+        rf[new] = crop_facts([refs[k] for k in new])
+    changed = np.concatenate([rf[new, :4], old_rf[~kept, :4]])  # boxes added and removed
+    out = last["out"].copy()
+    if len(changed):
+        touches = np.zeros(len(pf), dtype=bool)
+        for x0, y0, x1, y1 in changed.tolist():
+            touches |= (pf[:, 0] < x1) & (pf[:, 2] > x0) & (pf[:, 1] < y1) & (pf[:, 3] > y0)
+        for q in np.flatnonzero(touches).tolist():
+            index, crop = preds[q]
+            b = pf[q]
+            w = np.minimum(rf[:, 2], b[2]) - np.maximum(rf[:, 0], b[0])
+            h = np.minimum(rf[:, 3], b[3]) - np.maximum(rf[:, 1], b[1])
+            most = np.minimum(np.minimum(np.maximum(w, 0) * np.maximum(h, 0), b[4]), rf[:, 4])
+            could = (w > 0) & (h > 0) & (most * (1 + 1e-9) >= iou * (b[4] + rf[:, 4] - most))
+            hit = False
+            for col in np.flatnonzero(could).tolist():
+                inter = _shared(crop, refs[col])
+                union = int(b[4] + rf[col, 4]) - inter
+                if union > 0 and inter / union >= iou:
+                    hit = True
+                    break
+            out[index] = hit
+    _remember_match(predictions, refs, rf, out, iou)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHeaderView, QLabel,
 from engine.data import Instance
 from engine.structures import InstanceMask
 from gui.canvas.overlay import instance_colors
+from gui.editing.masks import annotation_crops
 from gui.panels.wheel_guard import guard_wheel
 from gui.session.session import Session
 
@@ -106,6 +108,7 @@ class InstanceList(QWidget):
         self._session: Session | None = None
         self._built: tuple | None = None  # the inputs of the rows listed (``_inputs``), and their objects
         self._held: tuple = ()
+        self._parts: tuple = ()  # the prediction and annotation rows listed, each with what it was made from
         self._quiet = False  # the selection is being set from the Session (or dropped by a reset), not picked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -147,34 +150,71 @@ class InstanceList(QWidget):
     def show_prediction(self, session: Session) -> None:
         """The Session's shown predictions, then the image's annotations of the filtered class, one row each
         (class, score, area, source, colour swatch). An edit asks twice (the image's record changed, then the
-        shown predictions were chosen again, often the same): a call with the same inputs as the last one only
-        shows the selection again (5,000 rows took ~10 ms to build)."""
-        pred, wanted = session.prediction, self.current_filter()
+        shown predictions were chosen again): each part of the rows is kept with what it was made from, so an
+        ask makes again only the part whose inputs changed (the annotations', then the predictions' when a
+        delete uncovers one), and one with the same inputs as the last only shows the selection again."""
+        wanted = self.current_filter()
         key, held = self._inputs(session, wanted)
         if key == self._built:
             self._show_selection(session.selection)
             return
-        rows = []
-        other_predictions = other_annotations = covered = 0
+        prediction_part = self._prediction_rows(session, wanted)
+        annotation_part = self._annotation_rows(session, wanted)
+        rows, other_predictions, covered = prediction_part[1]
+        annotation_rows, self.annotations, other_annotations = annotation_part[1]
+        self.predictions = len(rows)
+        self.set_instances(rows + annotation_rows, (other_annotations, other_predictions), covered,
+                           annotations=len(annotation_rows))  # fmt: skip
+        self._built, self._held = key, held
+        self._parts = (prediction_part, annotation_part)  # set_instances forgot them: the rows are these
+        self._show_selection(session.selection)
+
+    def _prediction_rows(self, session: Session, wanted: str) -> tuple:
+        """(inputs, (rows, predictions of other classes, predictions matched)) of the shown predictions."""
+        pred = session.prediction
+        inputs = (id(pred), list(session.shown), tuple(session.class_names), wanted, pred)
+        known = self._parts[0] if self._parts else None
+        if known is not None and known[0][:4] == inputs[:4]:
+            return known
+        rows: list[Row] = []
+        other_predictions = covered = 0
         if pred is not None:
             # between a new prediction and its shown set (the image's state is marked "predicted" in between),
             # ``shown`` may still number the previous prediction's rows: those beyond this one wait for theirs
-            shown = [i for i in session.shown if i < len(pred)]
-            names = {label: session.class_name(label) for label in set(pred.labels.tolist())}
-            labels, scores = pred.labels[shown].tolist(), pred.scores[shown].tolist()
+            count_pred = len(pred)  # (a Python __len__: not once per row)
+            shown = [i for i in session.shown if i < count_pred]
+            all_labels = np.asarray(pred.labels).reshape(-1)
+            unique, counts = np.unique(all_labels, return_counts=True)
+            names = {int(label): session.class_name(int(label)) for label in unique.tolist()}
+            labels, scores = all_labels[shown].tolist(), pred.scores[shown].tolist()
             colors = [tuple(c) for c in instance_colors(pred.keys[shown]).tolist()]
             rows = [
                 (names[label], score, pred.masks[i], color, PREDICTION)
                 for i, label, score, color in zip(shown, labels, scores, colors)
             ]
-            other_predictions = sum(1 for label in pred.labels.tolist() if wanted and names[label] != wanted)
+            if wanted:
+                other_predictions = sum(
+                    n for label, n in zip(unique.tolist(), counts.tolist()) if names[label] != wanted
+                )
             covered = len(pred) - len(rows) - other_predictions  # matched by an annotation (or rejected)
-        self.predictions = len(rows)
-        self.annotations = []
-        project, index = session.project, session.index
+        return inputs, (rows, other_predictions, covered)
+
+    def _annotation_rows(self, session: Session, wanted: str) -> tuple:
+        """(inputs, (rows, their instances, annotations of other classes)) of the image's annotations."""
+        project, index, record = session.project, session.index, session.record
+        instances = record.instances if record is not None else None
+        categories = tuple((c.id, c.name, tuple(c.color)) for c in project.dataset.categories) if project else ()
+        inputs = (id(project), index, id(instances), categories, wanted, project, instances)
+        known = self._parts[1] if self._parts else None
+        if known is not None and known[0][:5] == inputs[:5]:
+            return known
+        rows: list[Row] = []
+        listed: list[Instance] = []
+        other_annotations = 0
         if project is not None and 0 <= index < len(project):
             styles: dict[int, tuple] = {}  # per class, not per instance
-            for instance in project.annotations(index):
+            annotations, crops = annotation_crops(project, index)  # those the canvas drew for this edit
+            for instance, crop in zip(annotations, crops, strict=True):
                 style = styles.get(instance.category_id)
                 if style is None:
                     style = styles[instance.category_id] = project.category_style(instance.category_id)
@@ -182,11 +222,9 @@ class InstanceList(QWidget):
                 if wanted and name != wanted:
                     other_annotations += 1
                     continue
-                self.annotations.append(instance)
-                rows.append((name, instance.score, project.crop(index, instance), color, ANNOTATION))
-        self.set_instances(rows, (other_annotations, other_predictions), covered)
-        self._built, self._held = key, held
-        self._show_selection(session.selection)
+                listed.append(instance)
+                rows.append((name, instance.score, crop, color, ANNOTATION))
+        return inputs, (rows, listed, other_annotations)
 
     @staticmethod
     def _inputs(session: Session, wanted: str) -> tuple[tuple, tuple]:
@@ -224,16 +262,19 @@ class InstanceList(QWidget):
         rows: Sequence[Row],
         hidden: tuple[int, int] = (0, 0),
         covered: int = 0,
+        annotations: int | None = None,
     ) -> None:
         """rows: (class name, score or None, area in pixels or its mask, RGB colour, source) per instance; ``hidden``:
         the (annotations, predictions) of other classes than the filter's; ``covered``: predictions of the
         listed classes not listed because an annotation (or a rejection) matches them."""
         self._built = None  # rows from elsewhere: the next show_prediction builds again
+        self._parts = ()
         self._quiet = True  # a reset drops the selection; the Session's is shown again after
         self.model.set_rows(rows)
         self.table.clearSelection()
         self._quiet = False
-        annotations = sum(1 for row in rows if row[4] == ANNOTATION)
+        if annotations is None:  # (``annotations``: how many of the rows are, when the caller knows)
+            annotations = sum(1 for row in rows if row[4] == ANNOTATION)
         text = f"{count(len(rows), 'instance')}: {count(annotations, 'annotation')}, "
         text += count(len(rows) - annotations, "prediction")
         if any(hidden):

@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.structures import Prediction, PredictSettings
-from gui.editing.masks import matched
+from gui.editing.masks import annotation_crops, matched
 from gui.session.project import CLASS_MODES, ClassStatus, Project, foreign_classes
 from gui.session.protocols import Messages
 from gui.session.session import Session
@@ -406,12 +406,17 @@ class ImageController(QObject):
             self._shown_for = None
             self.session.set_shown([])
             return
-        names = [self.session.class_name(int(label)) for label in pred.labels]
         hidden = self.hidden_predictions(pred) if self.hide_matched else np.zeros(len(pred), bool)
         foreign = self._update_classes(pred)  # of a class the folder lacks, and the user has not let it in
         self.report_mask_errors()
+        keep = ~(np.asarray(hidden, dtype=bool) | np.asarray(foreign, dtype=bool))
         wanted = self.class_filter
-        shown = [i for i in range(len(pred)) if (not wanted or names[i] == wanted) and not hidden[i] and not foreign[i]]
+        if wanted:  # the class names per label, then per detection in numpy (no loop over thousands each edit)
+            labels = np.asarray(pred.labels, dtype=np.int64).reshape(-1)
+            unique = np.unique(labels)
+            ok = np.array([self.session.class_name(int(label)) == wanted for label in unique], dtype=bool)
+            keep &= ok[np.searchsorted(unique, labels)]
+        shown = np.flatnonzero(keep).tolist()
         if pred is self._shown_for and shown == self.session.shown:
             return  # an edit that hides nothing new: the masks and the instance list are not redrawn
         self._shown_for = pred
@@ -491,7 +496,7 @@ class ImageController(QObject):
         session, project = self.session, self.session.project
         if project is None or session.record is None or session.image is None:
             return np.zeros(len(prediction), dtype=bool)
-        crops = [project.crop(session.index, i) for i in project.annotations(session.index)]
+        crops = annotation_crops(project, session.index)[1]
         references = [c for c in crops if c.mask.size] + project.rejected.get(session.index, [])
         return matched(prediction.masks, references, MATCH_IOU)
 

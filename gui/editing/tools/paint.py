@@ -47,8 +47,15 @@ class BrushTool(EditorTool):
                 self.editor.say("Eraser: select a mask, or start the stroke on one")
                 return True
         if self.target is not None:
-            self.mask = self.target.decode_mask(record.height, record.width)
+            # the target's crop (decoded once, kept by the project) placed in an empty mask: decoding its RLE
+            # again took 25 ms at 3000x3000 (~0.3 s at 10k x 10k); np.zeros costs nothing until written
             crop = self.editor.crop_of(self.target)
+            self.mask = np.zeros((record.height, record.width), dtype=bool)
+            h, w = crop.mask.shape
+            x0, y0 = max(crop.x0, 0), max(crop.y0, 0)
+            x1, y1 = min(crop.x0 + w, record.width), min(crop.y0 + h, record.height)
+            if x1 > x0 and y1 > y0:
+                self.mask[y0:y1, x0:x1] = crop.mask[y0 - crop.y0 : y1 - crop.y0, x0 - crop.x0 : x1 - crop.x0]
             self.region = [crop.x0, crop.y0, crop.x0 + crop.mask.shape[1], crop.y0 + crop.mask.shape[0]]
         else:
             self.mask = np.zeros((record.height, record.width), dtype=bool)
