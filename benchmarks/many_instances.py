@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
             print(f"# no action named {name!r} ran (names: {', '.join(results)})", file=sys.stderr)
             continue
         print(f"# profile of {name!r}", file=sys.stderr)
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumtime").print_stats(45)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("PROFILE_SORT", "cumtime")).print_stats(45)
     return results
 
 

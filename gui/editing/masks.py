@@ -289,7 +289,7 @@ def crop_facts(crops: Sequence[InstanceMask]) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 5)
 
 
-_last_predictions: list = [None, None, None]  # the predictions list, its non-empty crops, their facts
+_last_predictions: list = [None, None, None, 0]  # the predictions list, its non-empty crops, their facts, its length
 
 
 def _prediction_facts(predictions: Sequence[InstanceMask], preds: list) -> np.ndarray:
@@ -299,7 +299,7 @@ def _prediction_facts(predictions: Sequence[InstanceMask], preds: list) -> np.nd
         if all(a is b for (_, a), (_, b) in zip(_last_predictions[1], preds)):
             return _last_predictions[2]
     facts = crop_facts([c for _, c in preds])
-    _last_predictions[:] = [predictions, preds, facts]
+    _last_predictions[:] = [predictions, preds, facts, len(predictions)]
     return facts
 
 
@@ -366,11 +366,14 @@ def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMa
     every pair (tests/gui/test_edits.py and test_edit_stall.py check it against the brute force)."""
     out = np.zeros(len(predictions), dtype=bool)
     refs = [r for r in references if r.mask.size]
-    preds = [(p, crop) for p, crop in enumerate(predictions) if crop.mask.size]
+    if _last_predictions[0] is predictions and _last_predictions[3] == len(predictions):
+        preds, pf = _last_predictions[1], _last_predictions[2]  # the same list: its non-empty crops as before
+    else:
+        preds = [(p, crop) for p, crop in enumerate(predictions) if crop.mask.size]
+        pf = _prediction_facts(predictions, preds)
     if not refs or not preds:
         _last_match.clear()
         return out
-    pf = _prediction_facts(predictions, preds)
     known = _rematch(predictions, refs, pf, preds, iou)
     if known is not None:
         return known
@@ -405,7 +408,8 @@ def _remember_match(
     predictions: Sequence[InstanceMask], refs: list, rf: np.ndarray, out: np.ndarray, iou: float
 ) -> None:
     """Keep a call's inputs and answer for ``_rematch`` (the references are held, so their ids stay theirs)."""
-    _last_match.update(predictions=predictions, refs=refs, rf=rf, out=out.copy(), iou=iou)
+    ids = np.fromiter(map(id, refs), dtype=np.int64, count=len(refs))
+    _last_match.update(predictions=predictions, refs=refs, rf=rf, out=out.copy(), iou=iou, ids=ids)
 
 
 def _rematch(
@@ -419,11 +423,13 @@ def _rematch(
     last = _last_match
     if last.get("predictions") is not predictions or last.get("iou") != iou:
         return None
-    old_refs, old_rf = last["refs"], last["rf"]
-    where = {id(r): k for k, r in enumerate(old_refs)}
-    rows = [where.get(id(r), -1) for r in refs]
-    new = [k for k, row in enumerate(rows) if row < 0]
-    rows_array = np.asarray(rows, dtype=np.int64)
+    old_refs, old_rf, old_ids = last["refs"], last["rf"], last["ids"]
+    # each reference's row in the last call (-1: new), by identity, in numpy (no dict of 5,000 ids per edit)
+    ids = np.fromiter(map(id, refs), dtype=np.int64, count=len(refs))
+    order = np.argsort(old_ids, kind="stable")
+    at = np.minimum(np.searchsorted(old_ids[order], ids), max(len(old_ids) - 1, 0))
+    rows_array = np.where(old_ids[order][at] == ids, order[at], -1) if len(old_ids) else np.full(len(ids), -1)
+    new = np.flatnonzero(rows_array < 0).tolist()
     kept = np.zeros(len(old_refs), dtype=bool)
     kept[rows_array[rows_array >= 0]] = True
     if len(new) + int(np.count_nonzero(~kept)) > REMATCH_LIMIT:

@@ -42,17 +42,60 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+class AnnotationRows(Sequence):
+    """The rows of an image's annotations (``Row``s), each made when asked for: the table asks only for the
+    rows it draws, and an edit on an image of 5,000 annotations made all of them (``annotations`` and
+    ``crops`` are read, never changed)."""
+
+    def __init__(self, project, annotations: Sequence[Instance], crops: Sequence[InstanceMask]) -> None:  # noqa: ANN001
+        self.project, self.annotations, self.crops = project, annotations, crops
+        self.styles: dict[int | None, tuple] = {}  # per class
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204 - an int (a slice gives a list)
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        instance = self.annotations[k]
+        style = self.styles.get(instance.category_id)
+        if style is None:
+            style = self.styles[instance.category_id] = self.project.category_style(instance.category_id)
+        color, name = style
+        return (name, instance.score, self.crops[k], color, ANNOTATION)
+
+
+class JoinedRows(Sequence):
+    """The prediction rows, then the annotation rows, as one sequence (neither copied)."""
+
+    def __init__(self, first: Sequence[Row], second: Sequence[Row]) -> None:
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        n = len(self.first)
+        return self.first[k] if k < n else self.second[k - n]
+
+
 class InstanceModel(QAbstractTableModel):
     """The listed instances as rows of plain values; the texts and the colour swatch are made only for the
     rows the view draws."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.rows: list[Row] = []
+        self.rows: Sequence[Row] = []
 
     def set_rows(self, rows: Sequence[Row]) -> None:
         self.beginResetModel()
-        self.rows = list(rows)
+        self.rows = rows if isinstance(rows, JoinedRows) else list(rows)  # (a JoinedRows is never changed)
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -163,7 +206,7 @@ class InstanceList(QWidget):
         rows, other_predictions, covered = prediction_part[1]
         annotation_rows, self.annotations, other_annotations = annotation_part[1]
         self.predictions = len(rows)
-        self.set_instances(rows + annotation_rows, (other_annotations, other_predictions), covered,
+        self.set_instances(JoinedRows(rows, annotation_rows), (other_annotations, other_predictions), covered,
                            annotations=len(annotation_rows))  # fmt: skip
         self._built, self._held = key, held
         self._parts = (prediction_part, annotation_part)  # set_instances forgot them: the rows are these
@@ -208,12 +251,14 @@ class InstanceList(QWidget):
         known = self._parts[1] if self._parts else None
         if known is not None and known[0][:5] == inputs[:5]:
             return known
-        rows: list[Row] = []
+        rows: list[Row] | AnnotationRows = []
         listed: list[Instance] = []
         other_annotations = 0
         if project is not None and 0 <= index < len(project):
             styles: dict[int, tuple] = {}  # per class, not per instance
             annotations, crops = annotation_crops(project, index)  # those the canvas drew for this edit
+            if not wanted:  # all of them: their rows are made when drawn (no loop over thousands per edit)
+                return inputs, (AnnotationRows(project, annotations, crops), annotations, 0)
             for instance, crop in zip(annotations, crops, strict=True):
                 style = styles.get(instance.category_id)
                 if style is None:
