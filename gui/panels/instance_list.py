@@ -65,6 +65,24 @@ class AnnotationRows(Sequence):
         return (name, instance.score, self.crops[k], color, ANNOTATION)
 
 
+class PredictionRows(Sequence):
+    """The rows of the shown predictions, each made when asked for (as ``AnnotationRows``): per row its
+    class name, score, mask crop, colour (an (N,3) uint8 array) and source."""
+
+    def __init__(self, names: dict, labels: list, scores: list, masks: Sequence, shown: list, colors) -> None:  # noqa: ANN001
+        self.names, self.labels, self.scores, self.masks, self.shown = names, labels, scores, masks, shown
+        self.colors = colors
+
+    def __len__(self) -> int:
+        return len(self.shown)
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204 - an int (a slice gives a list)
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        color = tuple(self.colors[k].tolist())
+        return (self.names[self.labels[k]], self.scores[k], self.masks[self.shown[k]], color, PREDICTION)
+
+
 class JoinedRows(Sequence):
     """The prediction rows, then the annotation rows, as one sequence (neither copied)."""
 
@@ -219,22 +237,20 @@ class InstanceList(QWidget):
         known = self._parts[0] if self._parts else None
         if known is not None and known[0][:4] == inputs[:4]:
             return known
-        rows: list[Row] = []
+        rows: Sequence[Row] = []
         other_predictions = covered = 0
         if pred is not None:
             # between a new prediction and its shown set (the image's state is marked "predicted" in between),
             # ``shown`` may still number the previous prediction's rows: those beyond this one wait for theirs
-            count_pred = len(pred)  # (a Python __len__: not once per row)
-            shown = [i for i in session.shown if i < count_pred]
+            shown = np.asarray(session.shown, dtype=np.int64).reshape(-1)
+            shown = shown[shown < len(pred)]
             all_labels = np.asarray(pred.labels).reshape(-1)
             unique, counts = np.unique(all_labels, return_counts=True)
             names = {int(label): session.class_name(int(label)) for label in unique.tolist()}
-            labels, scores = all_labels[shown].tolist(), pred.scores[shown].tolist()
-            colors = [tuple(c) for c in instance_colors(pred.keys[shown]).tolist()]
-            rows = [
-                (names[label], score, pred.masks[i], color, PREDICTION)
-                for i, label, score, color in zip(shown, labels, scores, colors)
-            ]
+            rows = PredictionRows(
+                names, all_labels[shown].tolist(), pred.scores[shown].tolist(), pred.masks, shown.tolist(),
+                instance_colors(pred.keys[shown]),
+            )  # fmt: skip
             if wanted:
                 other_predictions = sum(
                     n for label, n in zip(unique.tolist(), counts.tolist()) if names[label] != wanted
