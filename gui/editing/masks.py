@@ -366,6 +366,9 @@ def matched(predictions: Sequence[InstanceMask], references: Sequence[InstanceMa
     every pair (tests/gui/test_edits.py and test_edit_stall.py check it against the brute force)."""
     out = np.zeros(len(predictions), dtype=bool)
     refs = [r for r in references if r.mask.size]
+    if not refs:  # (before the predictions' facts: a slider move on an image without annotations needs none)
+        _last_match.clear()
+        return out
     if _last_predictions[0] is predictions and _last_predictions[3] == len(predictions):
         preds, pf = _last_predictions[1], _last_predictions[2]  # the same list: its non-empty crops as before
     else:
