@@ -327,7 +327,8 @@ class InstanceList(QWidget):
     ) -> None:
         """rows: (class name, score or None, area in pixels or its mask, RGB colour, source) per instance; ``hidden``:
         the (annotations, predictions) of other classes than the filter's; ``covered``: predictions of the
-        listed classes not listed because an annotation (or a rejection) matches them."""
+        listed classes not listed because an annotation or a rejection matches them, or their class is one the
+        folder lacks (hidden until the user chooses)."""
         self._built = None  # rows from elsewhere: the next show_prediction builds again
         self._parts = ()
         self._quiet = True  # a reset drops the selection; the Session's is shown again after
@@ -341,8 +342,9 @@ class InstanceList(QWidget):
         if any(hidden):
             others = f"{count(hidden[0], 'annotation')}, {count(hidden[1], 'prediction')}"
             text += f" (hidden by the filter: {others} of other classes)"
-        if covered:
-            text += f"; {count(covered, 'prediction')} matched by annotations"
+        if covered:  # the panel cannot tell these apart: say all the reasons (a rejection is no match)
+            text += f"; {count(covered, 'prediction')} hidden (matched by an annotation, rejected, or of a class"
+            text += " the folder lacks)"
         self.summary.setText(text)
 
     def source(self, r: int) -> str:
