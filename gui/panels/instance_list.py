@@ -161,6 +161,7 @@ class InstanceList(QWidget):
         self.class_filter = QComboBox()
         self.class_filter.addItem(ALL_CLASSES)
         self.summary = QLabel("")
+        self.summary.setWordWrap(True)  # unwrapped, a long summary widened the dock and shrank the image view
         self.model = InstanceModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
