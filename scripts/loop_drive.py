@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument(
         "--view-centre",
         type=lambda text: tuple(int(v) for v in text.split(",")),
-        default=(707, 424),
+        default=(663, 424),  # the view of the first-run layout, 424..902 x 80..768 (the left dock keeps its width)
         help="X,Y: the image view's centre on screen when the sixth prediction is reviewed (where the brush goes)",
     )
     args = parser.parse_args()
