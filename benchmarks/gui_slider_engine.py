@@ -13,10 +13,10 @@ import statistics
 import time
 
 import torch
-from engine.structures import PredictSettings
 from gui_common import describe_machine, ms, resnet18_model, test_image
 
 from engine.inference import Predictor
+from engine.structures import PredictSettings
 
 
 def timed(fn) -> float:  # noqa: ANN001
