@@ -43,20 +43,12 @@ from engine.data.io.images import load_image  # noqa: E402
 from engine.ground_truth import iou_matrix  # noqa: E402
 from engine.inference import Predictor  # noqa: E402
 from engine.structures import InstanceMask, PredictSettings  # noqa: E402
+from gui.session.project import crop_of  # noqa: E402  (Qt-free)
 
 MODEL = ROOT / "resources" / "models" / "nuclei_r18_gn.safetensors"
 SAMPLE_VAL = ROOT / "resources" / "sample" / "splits" / "val.json"
 DSB = ROOT.parent / "shared" / "data" / "dsb2018_stage1_train"
 DSB_SPLIT = ROOT / "resources" / "splits" / "dsb2018_generalist.json"
-
-
-def crop_of(mask: np.ndarray) -> InstanceMask:
-    rows, cols = np.any(mask, 1), np.any(mask, 0)
-    if not rows.any():
-        return InstanceMask(0, 0, np.zeros((0, 0), dtype=bool))
-    y0, y1 = np.flatnonzero(rows)[[0, -1]]
-    x0, x1 = np.flatnonzero(cols)[[0, -1]]
-    return InstanceMask(int(x0), int(y0), mask[y0 : y1 + 1, x0 : x1 + 1].copy())
 
 
 def candidates(probs: torch.Tensor, scores: np.ndarray) -> dict[str, np.ndarray]:
