@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine import fastpaths
+from engine.fastpaths import use as use_fastpath
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -46,7 +46,7 @@ def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
     """norm(conv(x)); a frozen BatchNorm (or one in eval mode) is folded into the conv (one pass over the output, not
     three) where that was measured faster on this machine (``engine.fastpaths``, path ``fold_bn``)."""
     frozen = isinstance(norm, FrozenBatchNorm2d) or (isinstance(norm, nn.BatchNorm2d) and not norm.training)
-    if frozen and fastpaths.use("fold_bn", x.device):
+    if frozen and use_fastpath("fold_bn", x.device):
         if isinstance(norm, nn.BatchNorm2d):
             scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
             shift = norm.bias - norm.running_mean * scale

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from engine import fastpaths
 from engine.config import ModelConfig
+from engine.fastpaths import use as use_fastpath
 from engine.model.backbone import ResNetFPN
 from engine.model.box_utils import scale_boxes
 from engine.model.matching import sample_generator
@@ -90,7 +90,7 @@ class MaskRCNN(nn.Module):
         that was measured faster on this machine (``engine.fastpaths``, path ``channels_last``).
         """
         x = batch.tensor
-        if x.device.type == "cpu" and fastpaths.use("channels_last"):
+        if x.device.type == "cpu" and use_fastpath("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x)
 

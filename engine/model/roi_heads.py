@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou, roi_align
 
-from engine import fastpaths
+from engine.fastpaths import use as use_fastpath
 from engine.model.box_utils import BoxCoder, clip_boxes, nonsmall_mask
 from engine.model.losses import image_index_of, reduce_loss
 from engine.model.matching import BELOW_LOW, BETWEEN, match, sample_balanced, sample_generator
@@ -57,7 +57,7 @@ def fast_linear(x: Tensor, layer: nn.Linear) -> Tensor:
         or x.dim() != 2
         or x.shape[0] * layer.in_features * layer.out_features < _ONEDNN_MIN_MACS
         or not _HAS_ONEDNN_LINEAR
-        or not fastpaths.use("onednn_linear")
+        or not use_fastpath("onednn_linear")
     ):
         return layer(x)
     return onednn_linear(x, layer)
@@ -91,7 +91,7 @@ class MaskHead(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """(N,C,14,14) -> (N,channels,28,28) before the per-class 1x1 conv (channels-last on the CPU where that
         was measured faster: ``engine.fastpaths``, path ``mask_channels_last``)."""
-        if x.device.type == "cpu" and fastpaths.use("mask_channels_last"):
+        if x.device.type == "cpu" and use_fastpath("mask_channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = F.relu(conv(x), inplace=True)
