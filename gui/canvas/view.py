@@ -151,8 +151,8 @@ class Canvas(pg.GraphicsView):
         self.pixels: np.ndarray | None = None  # the image as loaded: what the model sees, never changed here
         # display contrast (gui/panels/display_panel.py): loaded pixels -> pixels shown; None shows them as they are
         self.display: Callable[[np.ndarray], np.ndarray] | None = None
-        # the same contrast as a 256-entry table (None: none), for a huge image drawn part by part; unset, the
-        # ``table_for`` of the object ``display`` belongs to is used (gui/panels/display_panel.py has one)
+        # the same contrast as a 256-entry table (None: none), for a huge image drawn part by part (set with
+        # ``display``: gui/panels/display_panel.py's table_for)
         self.display_table: Callable[[np.ndarray], np.ndarray | None] | None = None
         self.hover_index = -1
         self._selected = -1  # the selected prediction's row, as drawn (the Session holds the selection)
@@ -225,7 +225,7 @@ class Canvas(pg.GraphicsView):
         """Show the same image through ``display`` again (its contrast changed); the overlays stay as they are."""
         if self.pixels is None:
             return
-        table_for = self.display_table or getattr(getattr(self.display, "__self__", None), "table_for", None)
+        table_for = self.display_table
         if not self.image_detail.fits_whole(self.pixels) and table_for is not None:
             # a huge image: its contrast as a lookup table, applied to the part drawn only (image_detail.py)
             self.image_detail.show(self.pixels, self.visible_rect(), self.pixel_size(), table_for(self.pixels))

@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.model_panel, self.thresholds, self.overlays = ModelPanel(), ThresholdPanel(), OverlayPanel()
         self.display_panel = DisplayPanel(self.settings)  # contrast: what is shown only, kept globally
         self.canvas.display = self.display_panel.display_pixels
+        self.canvas.display_table = self.display_panel.table_for  # the same contrast, for huge images' parts
         self.display_panel.changed.connect(self.canvas.redisplay)
         controls = QWidget()
         column = QVBoxLayout(controls)
