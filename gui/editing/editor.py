@@ -257,17 +257,15 @@ class Editor(QObject, EditOperations):
 
     def remember_crops(self, instances: Sequence[Instance], crops: Sequence[InstanceMask]) -> None:
         """The masks of instances an edit made from crops it holds (accepted predictions, a brush stroke, a
-        relabel), put in the project's crop cache: else the next redraw decodes each back from its full-image
-        RLE (~25 ms at 3000x3000, ~0.3 s at 10,000 x 10,000; Shift+A on 5,000 predictions took minutes).
-        The cache is ``Project``'s own (gui/session/project.py has no public way in): keyed by the instance's
-        id and holding the instance, as ``Project.crop`` fills it."""
-        cache, record = getattr(self.project, "_crops", None), self.record
-        if not isinstance(cache, dict) or record is None:
+        relabel), given to the project's crop cache: else the next redraw decodes each back from its full-image
+        RLE (Shift+A on 5,000 predictions took minutes)."""
+        record = self.record
+        if record is None:
             return
         for instance, crop in zip(instances, crops, strict=True):
             h, w = crop.mask.shape
             if crop.x0 >= 0 and crop.y0 >= 0 and crop.x0 + w <= record.width and crop.y0 + h <= record.height:
-                cache[id(instance)] = (instance, masks.tight(crop))  # (one reaching outside: decoded, clipped)
+                self.project.remember_crop(self.index, instance, masks.tight(crop))  # (else: decoded, clipped)
 
     # ----- display -----
     def refresh(self) -> None:
