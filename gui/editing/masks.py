@@ -224,22 +224,10 @@ def crop_to_rle(crop: InstanceMask, height: int, width: int) -> RLE:
 
 
 # ----- the annotations' crops -----
-_last_crops: list = [None, None, None, None]  # the project, the record's instances list, annotations, their crops
-
-
 def annotation_crops(project, index: int) -> tuple[list, list[InstanceMask]]:  # noqa: ANN001 - Project
-    """Image ``index``'s annotations (``Project.annotations``) and their crops (``Project.crop``), in order.
-
-    After an edit the canvas, the matching of predictions and the instance list each need them: 5,000
-    crop look-ups each. An edit gives the record a new instances list (never changes one in place), so the
-    lists made for that instances list object are handed out again until the next edit. Read-only."""
-    instances = project.records[index].instances
-    if _last_crops[0] is project and _last_crops[1] is instances:
-        return _last_crops[2], _last_crops[3]
-    annotations = project.annotations(index)
-    crops = [project.crop(index, instance) for instance in annotations]
-    _last_crops[:] = [project, instances, annotations, crops]
-    return annotations, crops
+    """Image ``index``'s annotations and their crops, shared by the canvas, the matching and the instance list
+    for one edit (``Project.annotations_and_crops``). Read-only."""
+    return project.annotations_and_crops(index)
 
 
 # ----- matching -----

@@ -43,6 +43,8 @@ class Project:
     _crops: dict[int, tuple[Instance, InstanceMask]] = field(default_factory=dict)
     mask_errors: list[str] = field(default_factory=list)  # masks that could not be decoded, not yet reported
     _crop_limit: int = CROP_CACHE_LIMIT
+    # annotations_and_crops' last answer: (the instances list it was made for, annotations, crops)
+    _last_crops: tuple[list, list, list] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> Project:
@@ -126,6 +128,20 @@ class Project:
             )
         self._store_crop(record, instance, crop)
         return crop
+
+    def annotations_and_crops(self, index: int) -> tuple[list[Instance], list[InstanceMask]]:
+        """Image ``index``'s annotations and their crops, in order (read-only lists).
+
+        After an edit the canvas, the matching of predictions and the instance list each need them: 5,000
+        crop look-ups each. An edit gives the record a new instances list (never changes one in place), so the
+        lists made for that instances list object are handed out again until the next edit."""
+        instances = self.records[index].instances
+        if self._last_crops is not None and self._last_crops[0] is instances:
+            return self._last_crops[1], self._last_crops[2]
+        annotations = self.annotations(index)
+        crops = [self.crop(index, instance) for instance in annotations]
+        self._last_crops = (instances, annotations, crops)
+        return annotations, crops
 
     def remember_crop(self, index: int, instance: Instance, crop: InstanceMask) -> None:
         """The crop an edit made ``instance`` from, so that it is not decoded back from its full-image RLE
