@@ -132,8 +132,7 @@ class ReviewTools(QObject):
     def _job(self, index: int, prediction: Prediction, shown: list[int] | None) -> tuple:
         """What the figures need, gathered on the GUI thread (the project is not touched off it)."""
         project = self.session.project
-        annotations = project.annotations(index)
-        truth = [project.crop(index, i) for i in annotations]
+        annotations, truth = project.annotations_and_crops(index)  # those the canvas drew for this edit
         names = [project.category_style(i.category_id)[1] for i in annotations]
         classes = [self.session.class_name(int(label)) for label in prediction.labels]
         references = None
