@@ -39,7 +39,7 @@ class Project:
     states: list[str]
     warnings: list[str] = field(default_factory=list)
     start_index: int = 0
-    rejected: dict[int, list[InstanceMask]] = field(default_factory=dict)  # per image, this session only
+    rejected: dict[int, list[InstanceMask]] = field(default_factory=dict)  # per image (kept: gui/session/rejections.py)
     _crops: dict[int, tuple[Instance, InstanceMask]] = field(default_factory=dict)
     mask_errors: list[str] = field(default_factory=list)  # masks that could not be decoded, not yet reported
     _crop_limit: int = CROP_CACHE_LIMIT
@@ -56,9 +56,18 @@ class Project:
         except OSError as exc:
             raise DatasetError(path, f"cannot be resolved ({exc})") from exc
         if path.is_file() and is_image_file(path):
-            return cls._open_image(path)
-        dataset = read_dataset(path)
-        return cls.from_dataset(dataset)
+            project = cls._open_image(path)
+        else:
+            project = cls.from_dataset(read_dataset(path))
+        project.load_rejections()
+        return project
+
+    def load_rejections(self) -> None:
+        """The rejected predictions kept with the project (gui/session/rejections.py; read on the opener thread)."""
+        from gui.session.rejections import load_rejections
+
+        sizes = [(record.height, record.width) for record in self.records]
+        self.rejected = load_rejections(self.root, self.paths, sizes)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, start_index: int | None = None) -> Project:

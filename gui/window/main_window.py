@@ -34,6 +34,7 @@ from gui.training.controller import TrainController
 from gui.window import layout, menus, persist
 from gui.window.controller import ImageController
 from gui.window.messages import MessageBar, ask_discard
+from gui.window.rejection_saver import RejectionSaver
 from gui.window.settings import Settings
 from gui.workers.autosave import AutoSaver
 from gui.workers.inference import InferenceClient
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self.canvas.bind(self.session)  # first: the pixels are on the canvas before the editor redraws
         self.editor = Editor(self.session, self.canvas, self.controller, self.controller.go_to, self)
         self.trainer = TrainController(self.session, self.train_panel, self.saver, self.messages, self.controller, self)
+        self.rejections = RejectionSaver(self.session, self.messages, self)  # kept with the project
         self._wire()
         self.menu_actions = menus.build_menus(self, self)
         # the review queue, colour by confidence, the Errors view, the image list's figures (issue 13, 11-13)
@@ -166,6 +168,7 @@ class MainWindow(QMainWindow):
         editor.changed.connect(controller.refilter)  # annotations hide the predictions they match
         editor.categories_changed.connect(self._update_edit_status)
         editor.edited.connect(self.saver.edited)
+        editor.edited.connect(self.rejections.edited)
         editor.message.connect(messages.show_status)
         editor.tool_changed.connect(lambda _name: self._update_edit_status())
         editor.brush_changed.connect(lambda _radius: self._update_edit_status())
@@ -287,6 +290,7 @@ class MainWindow(QMainWindow):
         training process, write what is not saved yet."""
         self.trainer.shutdown()
         self.saver.flush()
+        self.rejections.flush()
         self.saver.shutdown()
         self.inference.shutdown()
         self.loader.shutdown()

@@ -1,0 +1,54 @@
+"""Leftovers of the loop drive under Xvfb (issue 13, docs/GUI.md "The whole loop on another folder"), each driven
+through the window as a user does: rejections kept with the project, an explicit --weights winning over the
+folder's remembered model, runs told apart by name, the loss plot after one step, the status bar at 1280x800, and
+Resume for a stopped run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from pycocotools.coco import COCO
+from PySide6.QtCore import Qt
+
+from tests.gui.conftest import write_images
+
+
+def reject_rows(app, count: int) -> list[np.ndarray]:  # noqa: ANN001
+    """Pick the first shown prediction and press Delete, ``count`` times; the boxes rejected."""
+    boxes = []
+    for _ in range(count):
+        before = len(app.shown)
+        boxes.append(app.prediction.boxes[app.shown[0]].copy())
+        app.pick_row(0)
+        app.press(Qt.Key.Key_Delete)
+        app.wait_until(lambda: len(app.shown) == before - 1 and app.is_idle(), timeout=10000)  # noqa: B023
+    return boxes
+
+
+def shown_boxes(app) -> list[np.ndarray]:  # noqa: ANN001
+    return [app.prediction.boxes[i] for i in app.shown]
+
+
+def test_rejections_are_kept_when_the_folder_is_opened_again(ready, tmp_path):
+    app = ready
+    app.filter_class("")
+    folder = app.project.root
+    first = len(app.shown)
+    assert first >= 3
+    rejected = reject_rows(app, 2)
+    app.press(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the second rejection undone: it shows again
+    app.wait_until(lambda: len(app.shown) == first - 1 and app.is_idle())
+    other = tmp_path / "other"
+    write_images(other, count=1, seed=5)
+    assert app.open(other, wait_for_prediction=True)  # leave the folder ...
+    assert app.open(folder, wait_for_prediction=True)  # ... and come back: the first image again
+    app.filter_class("")
+    assert app.index == 0
+    assert len(app.shown) == first - 1, app.instance_rows()  # the rejection holds; the undone one does not
+    assert not any(np.allclose(box, rejected[0]) for box in shown_boxes(app))
+    assert any(np.allclose(box, rejected[1]) for box in shown_boxes(app))
+    stored = json.loads((folder / "models" / "rejections.json").read_text())
+    assert list(stored["images"]) == ["img_0.png"] and len(stored["images"]["img_0.png"]["rejected"]) == 1
+    coco = COCO(str(folder / "annotations.json"))  # the COCO file stays valid and holds no rejection
+    assert coco.getAnnIds() == []
