@@ -108,14 +108,27 @@ def atomic_write_json(path: str | Path, document: dict[str, Any]) -> None:
     atomic_write_chunks(path, json_chunks(document))
 
 
+class EncodedJSON(str):
+    """JSON text already encoded (compact, as ``json_chunks`` writes it): an item of a top-level array that
+    ``json_chunks`` writes as it is instead of encoding it again (the autosave's memo of each annotation's
+    text, engine/data/io/writers.py)."""
+
+    __slots__ = ()
+
+
 def json_chunks(document: dict[str, Any], items_per_chunk: int = JSON_ITEMS_PER_CHUNK) -> Iterator[str]:
     """``json.dumps(document, separators=(",", ":"))`` in pieces, joined: the same text. A top-level value
-    may also be an iterator (written as a JSON array), made as it is written.
+    may also be an iterator (written as a JSON array), made as it is written; an item of a top-level array
+    that is an ``EncodedJSON`` is written as it is.
 
     The arrays at the top level (COCO's images and annotations) are encoded a few items at a time: one
     ``json.dumps`` of a 100 MB document holds the GIL for seconds (the C encoder never lets go), which
     froze the GUI while the autosave thread wrote; small calls let the GUI thread in between them."""
-    encode = json.JSONEncoder(separators=(",", ":")).encode
+    plain = json.JSONEncoder(separators=(",", ":")).encode
+
+    def encode(item: Any) -> str:
+        return item if type(item) is EncodedJSON else plain(item)
+
     yield "{"
     for index, (key, value) in enumerate(document.items()):
         yield ("," if index else "") + encode(str(key)) + ":"
