@@ -131,11 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
             for delay in (0, 500):  # the window manager's frame is known only once it has framed the window
                 QTimer.singleShot(delay, window.fit_to_screen)
-        if weights:
-            window.load_weights(weights)
-        if path:
-            window.open_path(path)
-        elif crashed:
+        open_startup(window, path, weights, explicit=bool(args.weights))
+        if not path and crashed:
             offer_reopen(window, crashed)
         if smoke is not None:
             smoke.start()
@@ -144,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         window.shutdown()  # its threads joined: a QThread destroyed while running aborts the process
         raise
     return smoke.exit_code if smoke is not None else code
+
+
+def open_startup(window, path: str | None, weights: str | None, explicit: bool) -> None:  # noqa: ANN001 - MainWindow
+    """Load the start-up model and open the start-up folder. ``explicit``: the model was named on the command line
+    (``--weights``), so it wins over the folder's remembered model and becomes the folder's model, as a model chosen
+    with Model > Open Weights does; the last session's model or the bundled one leaves the folder's own in charge."""
+    if weights:
+        window.load_weights(weights, explicit=explicit)
+    if path:
+        window.open_path(path)
 
 
 def offer_reopen(window, path: str) -> None:  # noqa: ANN001 - MainWindow

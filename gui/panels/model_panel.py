@@ -15,7 +15,6 @@ with Use and Delete… (bug 8).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.panels.wheel_guard import guard_wheel
-from gui.session.project import ClassStatus, model_note
+from gui.session.project import ClassStatus, model_name, model_note
 from gui.session.session import Session
 from gui.training.process import RunInfo
 from gui.workers.inference_worker import ModelInfo, describe_scale, model_object_size, scale_factor_for
@@ -291,7 +290,8 @@ class ModelPanel(QGroupBox):
         self.device.blockSignals(False)
 
     def set_model(self, path: str, detail: str) -> None:
-        self.name.setText(Path(path).name if path else "No model")
+        # a run by its folder and date: every run's file is model.safetensors
+        self.name.setText(model_name(path) if path else "No model")
         self.name.setToolTip(path)
         self.detail.setText(detail)
 

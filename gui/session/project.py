@@ -329,19 +329,30 @@ def foreign_classes(model_names: list[str], project_names: list[str]) -> list[st
     return [name for name in model_names if name not in project_names]
 
 
+def model_name(path: str) -> str:
+    """A model as the user is told of it: a run's file (every run's is ``models/<run>/model.safetensors``, so the file
+    name told nothing apart) as "run <run folder> of <folder>", any other file by its name, an alias as it is."""
+    if not path:
+        return ""
+    file = Path(path)
+    if file.name == "model.safetensors" and file.parent.parent.name == MEMORY_FILE.parent.name:
+        return f"run {file.parent.name} of {file.parent.parent.parent.name or file.parent.parent.parent}"
+    return file.name
+
+
 def model_note(project: Project | None, weights_path: str) -> str:
     """What the Model panel says about the folder's model: whether the model in use is the folder's own."""
     if project is None:
         return ""
     remembered = project.memory.model()
-    using = Path(weights_path).name if weights_path else "none"
+    using = model_name(weights_path) if weights_path else "none"
     if not remembered:
         return f"This folder has no model of its own yet; in use: {using} (train one, or choose one)"
     if remembered == weights_path:
         return "This folder's model"
     if Path(remembered).is_absolute() and not Path(remembered).exists():
-        return f"This folder's model {Path(remembered).name} is missing; in use: {using}"
-    return f"This folder's model is {Path(remembered).name}; in use: {using}"
+        return f"This folder's model {model_name(remembered)} is missing; in use: {using}"
+    return f"This folder's model is {model_name(remembered)}; in use: {using}"
 
 
 def display_state(record: ImageRecord) -> str:

@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.structures import Prediction, PredictSettings
 from gui.editing.masks import annotation_crops, matched
-from gui.session.project import CLASS_MODES, ClassStatus, Project, foreign_classes
+from gui.session.project import CLASS_MODES, ClassStatus, Project, foreign_classes, model_name
 from gui.session.protocols import Messages
 from gui.session.session import Session
 from gui.window.messages import NO_FOLDER, NO_MODEL, UNREADABLE
@@ -87,6 +87,7 @@ class ImageController(QObject):
         self.model_classes: list[str] = []  # the loaded model's own class names (the Session's may be mapped)
         self.class_status = ClassStatus()
         self._remember_path = ""  # a model asked for while a project is open: remembered for it once loaded
+        self._explicit = ""  # a model named on the command line: it wins over the next folder's remembered one
         # Predict all's results by image path, and the sliders they were made under (cleared by a new model/scale)
         self.stored: dict[str, tuple[Prediction, PredictSettings]] = {}
         self._batch_settings: PredictSettings | None = None
@@ -155,13 +156,16 @@ class ImageController(QObject):
         """The folder's own model is loaded (unless in use already); else the status line says it has none, or that
         its model is missing, and which model is in use (the Model panel says it too: project.model_note)."""
         remembered, current = project.memory.model(), self.session.weights_path
-        using = Path(current).name if current else "none"
+        using = model_name(current) if current else "none"
         self._open_note = ""
-        if remembered and remembered != current:
+        explicit, self._explicit = self._explicit, ""
+        if explicit and explicit == current:  # ``main.py FOLDER --weights FILE``: the user's choice now wins
+            self._choose_explicit(project, current, remembered)
+        elif remembered and remembered != current:
             from engine import hub
 
             if Path(remembered).is_file() or hub.is_alias(remembered):
-                self.messages.show_status(f"Loading this folder's model {Path(remembered).name}…")
+                self.messages.show_status(f"Loading this folder's model {model_name(remembered)}…")
                 self.load_weights(remembered, remember=False)
                 return
             self._open_note = f"This folder's model {remembered} is missing; the model in use: {using}"
@@ -173,6 +177,22 @@ class ImageController(QObject):
         self.messages.show_status(self._open_note)
         self._load_class_choice()
         self._update_classes()
+
+    def _choose_explicit(self, project: Project, current: str, remembered: str) -> None:
+        """The model named on the command line is used, and becomes the folder's model as one chosen with Model >
+        Open Weights does (the user named it for this folder; the folder's runs list leads back to the old one)."""
+        loaded = self.inference.model is not None and str(self.inference.model.path) == current
+        if remembered != current:
+            if loaded:
+                project.memory.remember_model(current)
+            else:
+                self._remember_path = current  # remembered once loaded (a file that fails to load is not)
+        said = f"Model in use: {model_name(current)}, as the command line asked"
+        if remembered == current:
+            self._open_note = f"{said} (this folder's model)"
+        else:
+            before = f" instead of this folder's model {model_name(remembered)}" if remembered else ""
+            self._open_note = f"{said}{before}; it is this folder's model now"
 
     def _on_project_failed(self, token: int, path: str, message: str) -> None:
         if token == self._open_token:
@@ -397,7 +417,7 @@ class ImageController(QObject):
     def _on_scale_set(self, info: ModelInfo) -> None:
         self.stored.clear()
         self.scale_applied.emit(info)
-        self.messages.show_status(f"Scale for {Path(info.path).name}: {describe_scale(info.scaled_config)}")
+        self.messages.show_status(f"Scale for {model_name(info.path)}: {describe_scale(info.scaled_config)}")
 
     def refilter(self) -> None:
         """Which predictions are shown: those of the filtered class, not hidden under an annotation."""
@@ -513,12 +533,14 @@ class ImageController(QObject):
         return self.inference.mask_from_box(self.session.key, self.session.image, box, label, threshold)
 
     # ----- model -----
-    def load_weights(self, path: str | Path, remember: bool = True) -> None:
+    def load_weights(self, path: str | Path, remember: bool = True, explicit: bool = False) -> None:
         """Load a model (in the worker); the path is kept absolute, as settings and the trainer need it. With a
-        folder open and ``remember``, it becomes the folder's model once loaded."""
+        folder open and ``remember``, it becomes the folder's model once loaded. ``explicit`` (named on the command
+        line): the next folder opened keeps it instead of loading the model it remembers."""
         from engine import hub
 
         self.session.set_model(hub.absolute_unless_alias(path), description="loading…")
+        self._explicit = self.session.weights_path if explicit else ""
         self._remember_path = self.session.weights_path if remember and self.session.project is not None else ""
         self.inference.load_model(self.session.weights_path, self.device())
 
@@ -537,7 +559,7 @@ class ImageController(QObject):
         self.model_classes = list(info.class_names)
         self._load_class_choice(info.path)
         self.session.set_model(info.path, info.class_names, info.description)
-        self.messages.show_status(f"Model loaded: {Path(info.path).name} ({info.description})")
+        self.messages.show_status(f"Model loaded: {model_name(info.path)} ({info.description})")
         self.messages.hide_error("action", "model", "result")
         self._update_classes()
         self.update_hint()

@@ -247,8 +247,9 @@ class MainWindow(QMainWindow):
             self.settings.clear_opening()
         return opened
 
-    def load_weights(self, path: str | Path) -> None:
-        self.controller.load_weights(path)
+    def load_weights(self, path: str | Path, explicit: bool = False) -> None:
+        """``explicit``: named on the command line; it wins over the model the next folder opened remembers."""
+        self.controller.load_weights(path, explicit=explicit)
 
     def save_or_discard(self) -> bool:
         """Before closing or opening another folder: True when the edits are on disk or the user lets them go."""

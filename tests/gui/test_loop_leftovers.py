@@ -52,3 +52,29 @@ def test_rejections_are_kept_when_the_folder_is_opened_again(ready, tmp_path):
     assert list(stored["images"]) == ["img_0.png"] and len(stored["images"]["img_0.png"]["rejected"]) == 1
     coco = COCO(str(folder / "annotations.json"))  # the COCO file stays valid and holds no rejection
     assert coco.getAnnIds() == []
+
+
+def test_weights_named_on_the_command_line_win_over_the_folders_model(driver, tmp_path):
+    from gui.app import choose_startup, open_startup, parse_args
+    from tests.gui.test_model_follows_project import coco_folder, memory, model_file
+
+    app = driver
+    folder = coco_folder(tmp_path / "stained", ["cell", "blob"])
+    run = model_file(folder / "models" / "20260101-000000" / "model.safetensors", ["cell", "blob"], seed=1)
+    (folder / "models" / "project.json").write_text(json.dumps({"model": "models/20260101-000000/model.safetensors"}))
+    chosen = model_file(tmp_path / "chosen.safetensors", ["cell", "blob"], seed=2)
+
+    args = parse_args([str(folder), "--weights", str(chosen)])  # python main.py FOLDER --weights FILE
+    path, weights = choose_startup(args, app.window.settings)
+    open_startup(app.window, path, weights, explicit=bool(args.weights))
+    app.wait_until(lambda: app.prediction is not None and app.model_path() == str(chosen) and app.is_idle(), 30000)
+    app.qtbot.wait(300)  # a load of the folder's own model, had one been asked for, would be under way by now
+    assert app.weights_path() == str(chosen) and app.model_path() == str(chosen) and app.is_idle()
+    assert app.status() == (
+        "Model in use: chosen.safetensors, as the command line asked instead of this folder's model run "
+        "20260101-000000 of stained; it is this folder's model now"
+    )
+    assert memory(folder)["model"] == str(chosen)
+    assert app.model_note() == "This folder's model"
+    assert run.is_file()  # the old run is still listed, to go back to
+    assert app.runs_listed()[0].startswith("20260101-000000")

@@ -85,7 +85,10 @@ def test_opening_a_folder_brings_its_own_model_back(driver: Driver, tmp_path):
 
     # another folder: it has no model of its own, the nuclei run stays in use until the user picks the pedestrian one
     assert app.open(people, wait_for_prediction=True)
-    assert app.model_path() == str(run) and "no model of its own yet; in use: model.safetensors" in app.model_note()
+    assert (
+        app.model_path() == str(run)
+        and "no model of its own yet; in use: run 20260101-000000 of nuclei" in app.model_note()
+    )
     app.load_model(pedestrian)
     app.wait_until(lambda: app.model_path() == str(pedestrian) and app.is_idle(), timeout=30000)
     assert memory(people)["model"] == str(pedestrian)  # outside the folder: absolute
@@ -106,7 +109,7 @@ def test_opening_a_folder_brings_its_own_model_back(driver: Driver, tmp_path):
     assert app.open(nuclei, wait_for_prediction=True)
     app.wait_until(lambda: app.model_path() == str(run) and app.is_idle(), timeout=30000)
     assert app.open(people, wait_for_prediction=True)
-    assert "This folder's model gone.safetensors is missing; in use: model.safetensors" == app.model_note()
+    assert "This folder's model gone.safetensors is missing; in use: run 20260101-000000 of nuclei" == app.model_note()
 
 
 def test_shift_a_with_a_model_of_other_classes_adds_nothing_foreign(driver: Driver, tmp_path):
