@@ -28,7 +28,7 @@ from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS,
 from gui.panels.loss_plot import LossPlot, ap_summary
 from gui.panels.model_panel import DEVICES
 from gui.panels.wheel_guard import guard_wheel
-from gui.training.process import TrainRequest
+from gui.training.process import TrainRequest, run_info
 
 
 def run_ap(path: Path) -> str:
@@ -310,8 +310,9 @@ class TrainPanel(QWidget):
         self.models.clear()
         for path in paths:
             ap = run_ap(path)
+            run = run_info(path)  # its date (the folder), how far it got, cancelled or stopped: all runs share a name
             in_use = "  (in use)" if str(path) == current else ""
-            item = QListWidgetItem(path.parent.name + (f"  {ap}" if ap else "") + in_use)
+            item = QListWidgetItem(run.label(size=False) + (f"  {ap}" if ap else "") + in_use)
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path) + (f"\nlast validation: {ap}" if ap else "\nno validation"))
             self.models.addItem(item)

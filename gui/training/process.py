@@ -114,8 +114,9 @@ class RunInfo:
     def name(self) -> str:
         return self.model.parent.name
 
-    def label(self, in_use: bool = False) -> str:
-        """'20261202-131500  cancelled at 12 / 40  62 MB  (in use)'."""
+    def label(self, in_use: bool = False, size: bool = True) -> str:
+        """'20261202-131500  cancelled at 12 / 40  62 MB  (in use)', '20261202-140000  40 iterations  62 MB': every
+        run's file is model.safetensors, so a run is told by its folder (its date and time) and how far it got."""
         parts = [self.name]
         if self.outcome == "cancelled":
             parts.append(f"cancelled at {self.iteration} / {self.total or '?'}")
@@ -123,7 +124,10 @@ class RunInfo:
             parts.append(f"stopped at {self.iteration} / {self.total or '?'}")
         elif self.outcome == "unreadable":
             parts.append("unreadable")
-        parts.append(f"{self.size / 1e6:.0f} MB")
+        elif self.iteration:
+            parts.append(f"{self.iteration} iteration{'s' if self.iteration != 1 else ''}")
+        if size:
+            parts.append(f"{self.size / 1e6:.0f} MB")
         return "  ".join(parts) + ("  (in use)" if in_use else "")
 
 

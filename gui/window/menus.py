@@ -147,13 +147,14 @@ def show_train(host: MenuHost) -> None:
 
 def update_models_menu(menu: QMenu, host: MenuHost) -> None:
     """The models trained in this project (newest first); picking one loads it."""
-    from gui.training.process import project_models
+    from gui.training.process import project_models, run_info
 
     menu.clear()
     session = host.session
     models = project_models(session.project.root) if session.project else []
-    for path in models:
-        action = menu.addAction(path.parent.name, lambda p=str(path): host.controller.load_weights(p))
+    for path in models:  # by the run's date and how far it got (every run's file is model.safetensors)
+        label = run_info(path).label(size=False)
+        action = menu.addAction(label, lambda p=str(path): host.controller.load_weights(p))
         action.setCheckable(True)
         action.setChecked(str(path) == session.weights_path)
     if not models:

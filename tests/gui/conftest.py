@@ -550,6 +550,12 @@ class Driver:
         """The Model panel's list of the folder's runs, as shown."""
         return self.window.model_panel.run_rows()
 
+    def project_models_menu(self) -> list[str]:
+        """Model > Project Models as it opens: its entries' texts."""
+        menu = self.window.menu_actions.models_menu
+        menu.aboutToShow.emit()
+        return [action.text() for action in menu.actions()]
+
     def choose_run(self, row: int) -> None:
         self.window.model_panel.runs.setCurrentRow(row)
 

@@ -78,3 +78,21 @@ def test_weights_named_on_the_command_line_win_over_the_folders_model(driver, tm
     assert app.model_note() == "This folder's model"
     assert run.is_file()  # the old run is still listed, to go back to
     assert app.runs_listed()[0].startswith("20260101-000000")
+
+
+def test_runs_are_told_apart_by_date_iterations_and_how_they_ended(ready):
+    from tests.gui.test_runs import make_run
+
+    app, models = ready, ready.project.root / "models"
+    done = make_run(models / "20260101-090000", 40, 40)
+    make_run(models / "20260101-100000", 12, 40, "cancelled", state=True)
+    make_run(models / "20260101-110000", 8, 40, state=True)  # killed: stopped before its end
+    app.load_model(done)
+    app.wait_until(lambda: app.model_path() == str(done) and app.is_idle(), timeout=30000)
+    app.open_train_panel()
+    expected = ["20260101-110000  stopped at 8 / 40", "20260101-100000  cancelled at 12 / 40"]
+    expected.append("20260101-090000  40 iterations")
+    assert app.models_listed() == [expected[0], expected[1], expected[2] + "  (in use)"]  # the Train panel's list
+    assert app.project_models_menu() == expected  # Model > Project Models
+    assert app.runs_listed()[2].startswith("20260101-090000  40 iterations  ")  # the Model panel's list, with sizes
+    assert app.model_shown() == f"run 20260101-090000 of {app.project.root.name}"  # not "model.safetensors"

@@ -99,7 +99,7 @@ def test_training_from_the_panel_plots_losses_writes_a_model_and_predicts_with_i
         timeout=60000,
     )
     assert app.requests_sent() > requests and app.prediction.height == 96
-    assert app.models_listed() == [f"{run_folder.name}  (in use)"]
+    assert app.models_listed() == [f"{run_folder.name}  2 iterations  (in use)"]
     (row,) = app.runs_listed()  # the Model panel's list: finished (no mark), its size, in use
     assert row.startswith(run_folder.name) and row.endswith("(in use)") and "cancelled" not in row
     assert app.error() == ""
