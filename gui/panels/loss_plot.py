@@ -79,7 +79,9 @@ class LossPlot(QWidget):
     def reset(self) -> None:
         self.steps: dict[str, list[tuple[float, float]]] = {term: [] for term in LOSS_TERMS}
         self.validations: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in AP_METRICS}
-        for curve in [*self.curves.values(), *self.ap_curves.values()]:
+        for curve in self.curves.values():
+            curve.setData([], [], symbol=None)
+        for curve in self.ap_curves.values():
             curve.setData([], [])
         self.ap_label.setText("")
         self.ap_line.setText("")
@@ -90,7 +92,16 @@ class LossPlot(QWidget):
             if term in self.steps and np.isfinite(value):
                 self.steps[term].append((float(iteration), float(value)))
                 x, y = zip(*self.steps[term])
-                self.curves[term].setData(np.array(x), np.array(y))
+                curve = self.curves[term]
+                # a line needs two points: after the first step (minutes, on a CPU) the plot was empty; one sample is
+                # drawn as a dot in the curve's colour, and the dot goes once the line can be drawn
+                if len(x) < 2:
+                    dot = dict(symbol="o", symbolSize=7, symbolBrush=TERM_COLORS[term], symbolPen=TERM_COLORS[term])
+                    curve.setData(np.array(x), np.array(y), **dot)
+                elif curve.opts.get("symbol") is not None:
+                    curve.setData(np.array(x), np.array(y), symbol=None)
+                else:
+                    curve.setData(np.array(x), np.array(y))
 
     def add_validation(self, iteration: int, metrics: dict[str, float]) -> None:
         for name, _ in AP_METRICS:

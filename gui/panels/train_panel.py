@@ -77,6 +77,7 @@ def start_choices() -> list[tuple[str, object]]:
     return choices
 
 
+RESUMABLE_ROLE = Qt.ItemDataRole.UserRole + 1  # a models list row: the run can be resumed
 RENEWED = "the class layers (box classifier, box regression, mask outputs) are renewed for this project's classes"
 
 
@@ -147,6 +148,7 @@ class TrainPanel(QWidget):
     train_requested = Signal()
     cancel_requested = Signal()
     model_chosen = Signal(str)  # path of a model of this project
+    resume_requested = Signal(str)  # the model file of a stopped run to continue
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -202,6 +204,10 @@ class TrainPanel(QWidget):
         self.models = QListWidget()
         self.models.setMaximumHeight(90)
         self.use_model = QPushButton("Use this model")
+        self.resume_button = QPushButton("Resume")  # a cancelled or stopped run whose training state is kept
+        self.resume_button.setToolTip("Continue the chosen run where it stopped (python -m engine train --resume)")
+        self.resume_button.setEnabled(False)
+        self._running = False
         self._layout()
         guard_wheel(self)  # the wheel scrolls the options; it changes a spin box or combo only once focused
         self.start_from.currentIndexChanged.connect(lambda _index: self._describe_start())
@@ -210,6 +216,8 @@ class TrainPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.use_model.clicked.connect(self._on_use)
         self.models.itemDoubleClicked.connect(lambda _item: self._on_use())
+        self.models.currentRowChanged.connect(lambda _row: self._update_resume())
+        self.resume_button.clicked.connect(self._on_resume)
 
     def _layout(self) -> None:
         form = QFormLayout()
@@ -242,7 +250,10 @@ class TrainPanel(QWidget):
         left.addWidget(self.status)
         left.addWidget(QLabel("Models of this project"))
         left.addWidget(self.models)
-        left.addWidget(self.use_model)
+        model_buttons = QHBoxLayout()
+        model_buttons.addWidget(self.use_model)
+        model_buttons.addWidget(self.resume_button)
+        left.addLayout(model_buttons)
         left.addStretch(1)
         options = QWidget()
         options.setLayout(left)
@@ -294,8 +305,19 @@ class TrainPanel(QWidget):
         self.subset.setItemText(1, f"All annotated images ({annotated})")
 
     def set_running(self, running: bool) -> None:
+        self._running = running
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self._update_resume()
+
+    def set_starting(self, total: int, done: int = 0) -> None:
+        """A run started: ``done`` / ``total`` iterations when the length is known (in iterations, or a run resumed),
+        else a busy bar saying so until the trainer's first step tells (it read "0 / 1" for a 4-iteration run)."""
+        if total > 0:
+            self.set_progress(done, total)
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("starting…")
 
     def set_progress(self, iteration: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
@@ -307,6 +329,8 @@ class TrainPanel(QWidget):
         if current != self.current_weights:
             self.current_weights = current
             self._describe_start()
+        chosen = self.models.currentItem().data(Qt.ItemDataRole.UserRole) if self.models.currentItem() else ""
+        self.models.blockSignals(True)
         self.models.clear()
         for path in paths:
             ap = run_ap(path)
@@ -314,8 +338,23 @@ class TrainPanel(QWidget):
             in_use = "  (in use)" if str(path) == current else ""
             item = QListWidgetItem(run.label(size=False) + (f"  {ap}" if ap else "") + in_use)
             item.setData(Qt.ItemDataRole.UserRole, str(path))
-            item.setToolTip(str(path) + (f"\nlast validation: {ap}" if ap else "\nno validation"))
+            item.setData(RESUMABLE_ROLE, run.can_resume)
+            tip = str(path) + (f"\nlast validation: {ap}" if ap else "\nno validation")
+            item.setToolTip(tip + ("\nResume continues it where it stopped" if run.can_resume else ""))
             self.models.addItem(item)
+            if str(path) == chosen:
+                self.models.setCurrentItem(item)
+        self.models.blockSignals(False)
+        self._update_resume()
+
+    def _update_resume(self) -> None:
+        item = self.models.currentItem()
+        self.resume_button.setEnabled(not self._running and item is not None and bool(item.data(RESUMABLE_ROLE)))
+
+    def _on_resume(self) -> None:
+        item = self.models.currentItem()
+        if item is not None and item.data(RESUMABLE_ROLE) and not self._running:
+            self.resume_requested.emit(item.data(Qt.ItemDataRole.UserRole))
 
     def _describe_start(self) -> None:
         self.start_note.setText(start_note(self.start_from.currentData(), self.current_weights))

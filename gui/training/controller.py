@@ -19,7 +19,17 @@ from engine.training.events import TrainEvent
 from engine.training.subsets import subset_counts
 from gui.session.protocols import EditStore, Messages, ModelLoader
 from gui.session.session import Session
-from gui.training.process import TrainingRun, delete_run, new_run_folder, project_models, project_runs, train_arguments
+from gui.training.process import (
+    TrainingRun,
+    delete_run,
+    new_run_folder,
+    project_models,
+    project_runs,
+    resume_arguments,
+    run_info,
+    train_arguments,
+    write_command,
+)
 
 
 def duration(seconds: float) -> str:
@@ -51,6 +61,7 @@ class TrainController(QObject):
         panel.train_requested.connect(self.start)
         panel.cancel_requested.connect(self.cancel)
         panel.model_chosen.connect(models.load_weights)
+        panel.resume_requested.connect(self.resume)
         for event in (session.events.project, session.events.record, session.events.model):
             event.connect(lambda *_: self.refresh())  # counts and the project's models follow
 
@@ -167,16 +178,42 @@ class TrainController(QObject):
         self.note = self.class_layers_note() if options.from_current else ""
         out = new_run_folder(project.root)
         args = train_arguments(project.annotation_path(), out, session.weights_path, options)
+        write_command(out, args)  # for a Resume of this run, should it stop before its end
+        self._launch(out, args, options.config.iterations if options.epochs is None else 0)
+        note = f" {self.note[0].upper()}{self.note[1:]}." if self.note else ""
+        self.panel.status.setText(f"Starting… (models/{out.name}).{note}")
+        self.messages.show_status(f"Training started.{note}")
+        return True
+
+    def _launch(self, out: Path, args: list[str], total: int, done: int = 0) -> None:
         self.run = TrainingRun(out, self, self.kill_after_ms)
         self.run.event.connect(self._on_event)
         self.run.ended.connect(self._on_ended)
         self.panel.plot.reset()
         self.panel.set_running(True)
-        self.panel.set_progress(0, 1)
-        note = f" {self.note[0].upper()}{self.note[1:]}." if self.note else ""
-        self.panel.status.setText(f"Starting… (models/{out.name}).{note}")
-        self.messages.show_status(f"Training started.{note}")
+        self.panel.set_starting(total, done)
         self.run.start(args)
+
+    def resume(self, model: str) -> bool:
+        """The Train panel's Resume: the stopped run of ``model`` continues in its own folder, with its own arguments
+        (``python -m engine train ... --resume``); when it finishes, its model is loaded as any finished run's."""
+        if self.running or self.session.project is None:
+            return False
+        args = resume_arguments(Path(model))
+        if args is None:
+            self.messages.show_error(
+                f"Cannot resume {Path(model).parent.name}: it finished, or its training state or its options are "
+                "not kept. Start a new run with Train."
+            )
+            return False
+        if not self.store.ensure_file():
+            self.messages.show_error(f"Training needs the edits on disk first. {self.store.last_error}")
+            return False
+        info = run_info(Path(model))
+        self.note = ""
+        self._launch(Path(model).parent, args, info.total, info.iteration)
+        self.panel.status.setText(f"Resuming {info.name} at iteration {info.iteration} / {info.total or '?'}…")
+        self.messages.show_status(f"Training resumed: {info.name}")
         return True
 
     def cancel(self) -> None:
@@ -187,7 +224,9 @@ class TrainController(QObject):
     def _on_event(self, event: TrainEvent) -> None:
         kind, panel = event.kind, self.panel
         if kind == "start":
-            panel.status.setText(f"Training on {event.train_images} images, validating on {event.val_images}…")
+            images = f"{event.train_images} image{'s' if event.train_images != 1 else ''}"
+            val = f", validating on {event.val_images}" if event.val_images else " (none for validation)"
+            panel.status.setText(f"Training on {images}{val}; the first iteration comes after the start-up…")
         elif kind == "step":
             panel.plot.add_step(event.iteration, event.losses)
             panel.set_progress(event.iteration, event.total)

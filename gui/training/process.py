@@ -97,6 +97,37 @@ def project_models(project_root: Path) -> list[Path]:
 
 
 STATE_FILE = "train_state.safetensors"  # engine.training.loop.STATE (not imported: it brings torch)
+COMMAND_FILE = "command.json"  # the trainer's arguments, kept so that a stopped run can be resumed with them
+
+
+def write_command(out: Path, args: list[str]) -> None:
+    """Keep the run's arguments in its folder: ``--resume`` continues a run only with the same options (the model is
+    built from them before its saved state is loaded). Atomic; a failure only means no Resume later."""
+    import json
+
+    from engine.data.io.atomic import atomic_write_text
+
+    try:
+        atomic_write_text(Path(out) / COMMAND_FILE, json.dumps({"args": list(args)}, indent=1))
+    except OSError:
+        pass
+
+
+def resume_arguments(model: Path) -> list[str] | None:
+    """The arguments that continue the stopped run of ``model`` (its own, with ``--resume``), None when it cannot be
+    resumed: finished, no training state, or started before its arguments were kept."""
+    import json
+
+    info = run_info(Path(model))
+    if not info.can_resume:
+        return None
+    try:
+        args = json.loads((Path(model).parent / COMMAND_FILE).read_text(encoding="utf-8"))["args"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return None
+    return [a for a in args if a != "--resume"] + ["--resume"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,12 @@ class RunInfo:
     outcome: str = "done"  # "done", "cancelled", "stopped" (failed or killed before its end), "unreadable"
     resumable: bool = False  # its training state is kept
     size: int = 0  # bytes on disk, every file of its folder
+
+    @property
+    def can_resume(self) -> bool:
+        """Stopped before its end with its training state kept, and its arguments known (the Train panel's Resume)."""
+        stopped = self.outcome in ("cancelled", "stopped")
+        return stopped and self.resumable and (self.model.parent / COMMAND_FILE).is_file()
 
     @property
     def name(self) -> str:

@@ -489,6 +489,39 @@ class Driver:
         """The plotted curve of loss ``term``: (iterations, values)."""
         return self._panel.plot.points(term)
 
+    def train_progress_text(self) -> str:
+        """The progress bar's text as shown ("3 / 40")."""
+        return self._panel.progress.text()
+
+    def dot_drawn_at(self, term: str, x: float, y: float) -> bool:
+        """The loss plot, as drawn on screen, holds a dot of loss ``term``'s colour at data point (x, y): most of the
+        5x5 pixels there are of that colour (a line through the point covers fewer)."""
+        from PySide6.QtCore import QPointF as Point
+
+        from gui.panels.loss_plot import TERM_COLORS
+
+        plot = self._panel.plot.loss_plot
+        self.qtbot.wait(50)
+        image = plot.grab().toImage()
+        ratio = image.devicePixelRatio()
+        at = plot.mapFromScene(plot.getPlotItem().vb.mapViewToScene(Point(x, y)))
+        want = TERM_COLORS[term]
+        hits = 0
+        for dx in range(-2, 3):
+            for dy in range(-2, 3):
+                c = image.pixelColor(round((at.x() + dx) * ratio), round((at.y() + dy) * ratio))
+                hits += max(abs(c.red() - want[0]), abs(c.green() - want[1]), abs(c.blue() - want[2])) < 40
+        return hits >= 20
+
+    def resume_offered(self, row: int) -> bool:
+        """With row ``row`` of the Train panel's models list chosen, Resume can be pressed."""
+        self._panel.models.setCurrentRow(row)
+        return self._panel.resume_button.isEnabled()
+
+    def press_resume(self, row: int) -> None:
+        self._panel.models.setCurrentRow(row)
+        self.qtbot.mouseClick(self._panel.resume_button, LEFT)
+
     def models_listed(self) -> list[str]:
         """The panel's list of the project's models, as shown."""
         models = self._panel.models

@@ -96,3 +96,84 @@ def test_runs_are_told_apart_by_date_iterations_and_how_they_ended(ready):
     assert app.project_models_menu() == expected  # Model > Project Models
     assert app.runs_listed()[2].startswith("20260101-090000  40 iterations  ")  # the Model panel's list, with sizes
     assert app.model_shown() == f"run 20260101-090000 of {app.project.root.name}"  # not "model.safetensors"
+
+
+FAKE_TRAINER = r'''
+"""Stands in for ``python -m engine train --events-jsonl``: prints the events a run of TOTAL iterations prints, up to
+STOP (then waits for the cancel file and leaves a stopped run: a float32 model and a training state), or to the end
+(a finished model). Its arguments go to calls.jsonl, so the test sees what each start asked for."""
+import json, shutil, sys, time
+from pathlib import Path
+
+args = sys.argv[1:]
+out, cancel = Path(args[args.index("--out") + 1]), Path(args[args.index("--cancel-file") + 1])
+here = Path(__file__).parent
+with open(here / "calls.jsonl", "a") as f:
+    f.write(json.dumps(args) + "\n")
+total, stop = 4, 1
+say = lambda **event: print(json.dumps(event), flush=True)
+losses = lambda i: {"loss": 2.0 - 0.2 * i, "loss_classifier": 0.5, "loss_box_reg": 0.4, "loss_mask": 0.6,
+                    "loss_objectness": 0.3, "loss_rpn_box_reg": 0.2}
+say(kind="start", train_images=1, val_images=0, class_names=["cell", "blob"])
+first = 1
+if "--resume" in args:
+    first = stop + 1
+for i in range(first, total + 1):
+    say(kind="step", iteration=i, total=total, epoch=float(i), losses=losses(i), lr=0.01, images_per_s=1.0, eta_s=1.0)
+    if i == stop and "--resume" not in args:
+        while not cancel.exists():
+            time.sleep(0.02)
+        shutil.copy(here / "stopped.safetensors", out / "model.safetensors")
+        (out / "train_state.safetensors").write_bytes(b"\0" * 100)
+        say(kind="cancelled", iteration=i, total=total, message="cancelled", path=str(out / "model.safetensors"))
+        sys.exit(0)
+shutil.copy(here / "finished.safetensors", out / "model.safetensors")
+(out / "train_state.safetensors").unlink(missing_ok=True)
+say(kind="done", iteration=total, total=total, path=str(out / "model.safetensors"))
+'''
+
+
+def test_one_step_is_plotted_the_bar_counts_the_run_and_a_cancelled_run_resumes(ready, tmp_path, monkeypatch):
+    """Issue 13 loop leftovers 4 and 6, with a stand-in trainer (the real one is tests/gui/test_train_panel.py's)."""
+    from engine.checkpoint import save_checkpoint
+    from gui.training import process
+    from tests.gui.conftest import CLASS_NAMES, tiny_model
+    from tests.gui.test_editing import CTRL, SHIFT
+
+    fake = tmp_path / "fake_trainer"
+    fake.mkdir()
+    (fake / "trainer.py").write_text(FAKE_TRAINER)
+    stopped = {"iteration": 1, "train_config": {"iterations": 4}, "stopped": "cancelled"}
+    save_checkpoint(tiny_model(), fake / "stopped.safetensors", CLASS_NAMES, extra=stopped)
+    finished = {"iteration": 4, "train_config": {"iterations": 4}}
+    save_checkpoint(tiny_model(1), fake / "finished.safetensors", CLASS_NAMES, extra=finished, half=True)
+    start = process.TrainingRun.start
+    monkeypatch.setattr(process.TrainingRun, "start", lambda run, args: start(run, [str(fake / "trainer.py"), *args]))
+
+    app = ready
+    app.press(Qt.Key.Key_A, SHIFT)  # something to train on: the predictions accepted, the image reviewed
+    app.press(Qt.Key.Key_Return, CTRL)
+    app.saved()
+    app.open_train_panel()
+    app.set_train_option("unit", "iterations")
+    app.set_train_option("length", 4)
+    app.press_train()
+    assert app.train_progress_text() == "0 / 4"  # was "0 / 1" until the first step
+    app.wait_until(lambda: len(app.loss_curve("loss")[0]) == 1, timeout=20000)
+    assert app.train_progress_text() == "1 / 4"
+    assert app.dot_drawn_at("loss", 1, 1.8)  # one sample: a dot where it lies (a line of one point draws nothing)
+    assert app.train_buttons() == (False, True)
+
+    app.press_cancel_training()
+    assert app.wait_training_ended(20000) == "cancelled"
+    assert app.models_listed()[0].endswith("cancelled at 1 / 4")
+    assert app.resume_offered(0)
+    app.press_resume(0)
+    assert app.wait_training_ended(20000) == "done"
+    calls = [json.loads(line) for line in (fake / "calls.jsonl").read_text().splitlines()]
+    assert calls[1] == [*calls[0], "--resume"]  # the same run, its own options, in its own folder
+    run = app.train_run().out_dir
+    assert app.train_progress_text() == "4 / 4" and len(app.loss_curve("loss")[0]) == 3  # 2, 3, 4: a line again
+    app.wait_until(lambda: app.model_path() == str(run / "model.safetensors") and app.is_idle(), timeout=30000)
+    assert app.models_listed() == [f"{run.name}  4 iterations  (in use)"]
+    assert not app.resume_offered(0)
