@@ -20,6 +20,7 @@ from engine.training.subsets import subset_counts
 from gui.session.protocols import EditStore, Messages, ModelLoader
 from gui.session.session import Session
 from gui.training.process import (
+    COMMAND_FILE,
     TrainingRun,
     delete_run,
     new_run_folder,
@@ -244,6 +245,8 @@ class TrainController(QObject):
 
     def _on_ended(self, outcome: str, message: str, path: str) -> None:
         self.last_outcome = outcome
+        if outcome == "done" and self.run is not None:  # nothing left to resume: a finished run keeps its model only
+            (self.run.out_dir / COMMAND_FILE).unlink(missing_ok=True)
         self.panel.set_running(False)
         if self.note:
             message += f" (the class layers were renewed: {self.note})"

@@ -176,4 +176,5 @@ def test_one_step_is_plotted_the_bar_counts_the_run_and_a_cancelled_run_resumes(
     assert app.train_progress_text() == "4 / 4" and len(app.loss_curve("loss")[0]) == 3  # 2, 3, 4: a line again
     app.wait_until(lambda: app.model_path() == str(run / "model.safetensors") and app.is_idle(), timeout=30000)
     assert app.models_listed() == [f"{run.name}  4 iterations  (in use)"]
+    assert sorted(p.name for p in run.iterdir()) == ["model.safetensors"]  # finished: its model only
     assert not app.resume_offered(0)
