@@ -31,6 +31,30 @@ def crop_boxes(crops: Sequence) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
+_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def _outline_at(labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, thickness: int) -> np.ndarray:
+    """``overlay.boundary(labels, thickness)[ys, xs]``, worked out at those pixels only."""
+    rows, cols = labels.shape
+    values = labels[ys, xs]
+    if thickness <= 1:
+        edge = np.zeros(len(ys), dtype=bool)
+        for dy, dx in _NEIGHBOURS:
+            ny, nx = ys + dy, xs + dx
+            inside = (ny >= 0) & (ny < rows) & (nx >= 0) & (nx < cols)
+            neighbour = np.zeros(len(ys), dtype=labels.dtype)  # outside the map: 0, as boundary's padding
+            neighbour[inside] = labels[ny[inside], nx[inside]]
+            edge |= neighbour != values
+        return edge & (values != 0)
+    grown = _outline_at(labels, ys, xs, thickness - 1)
+    for dy, dx in _NEIGHBOURS:  # a neighbour inside the map on the thinner outline (boundary's growing)
+        ny, nx = ys + dy, xs + dx
+        inside = np.flatnonzero((ny >= 0) & (ny < rows) & (nx >= 0) & (nx < cols))
+        grown[inside] |= _outline_at(labels, ny[inside], nx[inside], thickness - 1)
+    return grown & (values != 0)
+
+
 class MaskLayers:
     def __init__(self, fill: pg.ImageItem, edges: pg.ImageItem | None, fill_alpha: int = 255) -> None:
         self.fill, self.edges, self.fill_alpha = fill, edges, fill_alpha
@@ -181,16 +205,41 @@ class MaskLayers:
         if not self._fits(union, visible):
             return False
         if n_new < n_old:
-            labels[labels > n_new] = 0
+            ys, xs = np.nonzero(labels > n_new)
+            labels[ys, xs] = 0
         else:
             height, width = self.image_size
             lx, ly, lw, lh = self.labels.rect()
             added = overlay.label_map(crops[n_old:], height, width, (lx, ly, lx + lw, ly + lh), self.labels.stride)
-            free = (labels == 0) & (added.labels > 0)
-            labels[free] = added.labels[free] + n_old
+            ys, xs = np.nonzero((labels == 0) & (added.labels > 0))
+            labels[ys, xs] = added.labels[ys, xs] + n_old
         self.crops, self.colors, self._boxes, self._union = crops, colors, boxes, union
-        self.render_colours()
+        self._recolour_at(ys, xs)
         return True
+
+    def _recolour_at(self, ys: np.ndarray, xs: np.ndarray) -> None:
+        """Colours and outlines again at the overlay pixels (ys, xs) only, whose labels a tail patch changed.
+
+        Only those pixels can look different: each changed from 0 to a new label or from a label to 0, and a
+        kept pixel next to one had a neighbour of another label before and after (so it was and stays on
+        its outline, of either width). Recolouring the whole map (two palette look-ups and the outline of
+        ~1 M overlay pixels) was most of a score slider move's overlay time."""
+        labels = self.labels.labels
+        if self._fill_rgba is None or self._fill_rgba.shape[:2] != labels.shape:
+            self.render_colours()
+            return
+        values = labels[ys, xs]
+        on_edge = _outline_at(labels, ys, xs, self._thickness())
+        fill = overlay.palette(self.colors, self.fill_alpha)[values]
+        if self.edges is None:
+            fill[on_edge, 3] = 255
+        else:
+            edges = overlay.palette(self.colors)[values]
+            edges[~on_edge] = 0
+            self._edge_rgba[ys, xs] = edges
+            self._show(self.edges, self._edge_rgba)
+        self._fill_rgba[ys, xs] = fill
+        self._show(self.fill, self._fill_rgba)
 
     def _fits(self, union: tuple[int, int, int, int], visible: QRectF) -> bool:
         """The overlay drawn now still serves the crops' union ``union``: same resolution, region inside."""
