@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -110,6 +111,17 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
     session, editor, canvas, controller = window.session, window.editor, window.canvas, window.controller
     session.class_names = ["cell", "blob"]
     results: dict[str, list[tuple[float, float]]] = {}
+    collections: list[float] = []  # ms of each garbage collection (pyqtgraph collects on a GUI-thread timer)
+    collection_start = [0.0]
+
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            collection_start[0] = time.perf_counter()
+        else:
+            collections.append(1000 * (time.perf_counter() - collection_start[0]))
+
+    gc.callbacks.append(on_collection)
+    longest_collection: dict[str, float] = {}
     profilers = {name: cProfile.Profile(time.thread_time) for name in args.profile.split(",") if name}  # CPU time
 
     def settle() -> None:
@@ -120,11 +132,13 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         profiler = profilers.get(name)
         if profiler is not None:
             profiler.enable()
+        collections.clear()
         wall, cpu = time.perf_counter(), time.thread_time()
         action()
         settle()
         canvas.viewport().repaint()  # a paint even where the platform would have deferred it
         results.setdefault(name, []).append((time.perf_counter() - wall, time.thread_time() - cpu))
+        longest_collection[name] = max(longest_collection.get(name, 0.0), max(collections, default=0.0))
         if profiler is not None:
             profiler.disable()
 
@@ -284,6 +298,12 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         f"{rows_listed} rows listed; the same count on {BIG}x{BIG}",
         file=sys.stderr,
     )
+    gc.callbacks.remove(on_collection)
+    print(
+        "# longest garbage collection within an action, ms: "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in longest_collection.items()),
+        file=sys.stderr,
+    )
     for name, profiler in profilers.items():
         if name not in results:  # pstats cannot read a profiler that never ran
             print(f"# no action named {name!r} ran (names: {', '.join(results)})", file=sys.stderr)
@@ -322,6 +342,7 @@ def main() -> None:
             load = os.getloadavg()[0]
             out = subprocess.run(command, check=True, capture_output=True, text=True)
             sys.stderr.write(out.stderr[-2000:] if "Traceback" in out.stderr else "")
+            sys.stderr.write("".join(line + "\n" for line in out.stderr.splitlines() if line.startswith("# ")))
             tables[label] = json.loads(out.stdout.strip().splitlines()[-1])
             print(table_text(f"{label} ({tree}), load average {load:.1f} at start", tables[label]), "\n", flush=True)
         print(f"{'action':28s} {'median after/before':>20s} {'worst after/before':>20s}")
