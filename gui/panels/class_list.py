@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
-    QHBoxLayout,
+    QGridLayout,
     QInputDialog,
     QListWidget,
     QListWidgetItem,
@@ -50,9 +50,10 @@ class ClassList(QWidget):
             (self.delete_button, "Delete the chosen class (with its instances, or moving them to another class)"),
         ):
             button.setToolTip(tip)
-        buttons = QHBoxLayout()
-        for button in (self.add_button, self.rename_button, self.color_button, self.delete_button):
-            buttons.addWidget(button)
+        # two rows of two: in one row the dock's width at 1280x800 (~230 px) hid Colour… and Delete… off to the right
+        buttons = QGridLayout()
+        for k, button in enumerate((self.add_button, self.rename_button, self.color_button, self.delete_button)):
+            buttons.addWidget(button, k // 2, k % 2)
         for text, slot in (("Rename…", self.ask_rename), ("Colour…", self.ask_color), ("Delete…", self.ask_delete)):
             action = QAction(text, self.list)
             action.triggered.connect(slot)

@@ -2,6 +2,8 @@
 
 from collections.abc import Callable
 
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar, QWidget
 
 NO_FOLDER = "Open a folder of images: File > Open Folder… (Ctrl+O), or drop a folder or an image here."
@@ -16,7 +18,44 @@ NO_MODEL = (
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
+TIMING_WIDTH = 320  # the most the timing line takes of the status bar: the messages get the rest
+
 UNREADABLE = "This image could not be read; see the message above. A / D: other images."
+
+
+class ElidedLabel(QLabel):
+    """A one-line label for the status bar that never asks for more room than it gets: a text too long for its width
+    ends in "…" and the whole of it is the tooltip (at 1280x800 the status line's messages were cut off mid-word by
+    the fields beside it, and the timing line took half the bar). ``text()`` is the whole text."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setMinimumWidth(40)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(40, super().minimumSizeHint().height())
+
+    def shown_text(self) -> str:
+        """What is drawn: the text, elided to the label's width."""
+        width = max(0, self.contentsRect().width())
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, width)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._update_tip()
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        self.setToolTip(self.text() if self.shown_text() != self.text() else "")
+
+    def paintEvent(self, _event) -> None:  # noqa: ANN001, N802
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(self.contentsRect(), int(align), self.shown_text())
 
 
 class MessageBar:
@@ -25,7 +64,9 @@ class MessageBar:
     indicator."""
 
     def __init__(self) -> None:
-        self.banner, self.status, self.edit_status, self.timing = QLabel(), QLabel(), QLabel(), QLabel()
+        self.banner, self.edit_status = QLabel(), QLabel()
+        self.status, self.timing = ElidedLabel(), ElidedLabel()  # cut with "…" and a tooltip, never wider than given
+        self.timing.setMaximumWidth(TIMING_WIDTH)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(120)

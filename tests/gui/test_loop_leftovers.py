@@ -178,3 +178,34 @@ def test_one_step_is_plotted_the_bar_counts_the_run_and_a_cancelled_run_resumes(
     assert app.models_listed() == [f"{run.name}  4 iterations  (in use)"]
     assert sorted(p.name for p in run.iterdir()) == ["model.safetensors"]  # finished: its model only
     assert not app.resume_offered(0)
+
+
+def test_at_1280x800_long_status_lines_are_elided_with_the_whole_text_as_tooltip_and_class_buttons_show(driver):
+    app = driver
+    app.resize(1280, 800)
+    app.settle_layout()
+    message = (
+        "Review done: 34 predictions decided; the image is marked reviewed (Ctrl+Z takes the last decision back); "
+        "Shift+R walks the next image's predictions, Tab the next prediction, and the image list says what is left"
+    )
+    app.window.messages.show_status(message)
+    app.window.controller.timing.emit(
+        "Model's: short side 512 px · stored by Predict all (a slider, Predict or a new model runs the model again) · "
+        "backbone 1600 ms · rpn 20 ms · heads 300 ms"
+    )
+    app.settle_layout()
+    status, timing, bar = app.window.messages.status, app.window.messages.timing, app.window.statusBar()
+    assert app.window.width() == 1280  # the long texts did not widen the window
+    assert status.text() == message and status.toolTip() == message  # the whole line, on hovering it
+    shown = status.shown_text()
+    assert shown.endswith("…") and message.startswith(shown[:-1])
+    assert status.fontMetrics().horizontalAdvance(shown) <= status.contentsRect().width()
+    assert status.width() >= bar.width() // 2  # the message gets most of the bar; the timing line is capped
+    assert timing.toolTip().startswith("Model's: short side 512 px") and timing.shown_text().endswith("…")
+    assert timing.geometry().right() <= bar.width()
+
+    classes = app.window.classes
+    buttons = (classes.add_button, classes.rename_button, classes.color_button, classes.delete_button)
+    for button in buttons:  # each wholly on screen in the Classes dock, its text not cut
+        assert button.visibleRegion().boundingRect() == button.rect(), button.text()
+        assert button.width() >= button.sizeHint().width(), button.text()
