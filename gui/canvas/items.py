@@ -47,6 +47,7 @@ class RectsItem(pg.GraphicsObject):
         self._rgba = np.zeros((0, 4), np.uint8)
         self._groups: list[tuple[QColor, np.ndarray, list[QRectF]]] = []  # pen colour, members, their rects
         self._group_of = np.zeros(0, np.int64)
+        self._pens: dict[float, list[QPen]] = {}  # pen width -> a pen per group, made when first painted
         self._width = width
         self._bounds = QRectF()
         # paint() gets the area being repainted as option.exposedRect: only the boxes there are drawn
@@ -83,12 +84,15 @@ class RectsItem(pg.GraphicsObject):
             unique, first, group_of = np.unique(keys, return_index=True, return_inverse=True)
         self._group_of = group_of.ravel()
         order = np.argsort(self._group_of, kind="stable")
-        starts = np.searchsorted(self._group_of[order], np.arange(len(unique) + 1))
-        self._groups = []
-        for g, f in enumerate(first.tolist()):
-            members = order[starts[g] : starts[g + 1]]
-            color = QColor(*(int(v) for v in self._rgba[f]))  # the first member's colour stands for the group
-            self._groups.append((color, members, [self._rects[i] for i in members.tolist()]))
+        starts = np.searchsorted(self._group_of[order], np.arange(len(unique) + 1)).tolist()
+        rects = self._rects
+        in_order = [rects[i] for i in order.tolist()]  # one pass; each group is then a slice of it
+        colors = self._rgba[first].tolist()  # the first member's colour stands for the group
+        self._groups = [
+            (QColor(*colors[g]), order[starts[g] : starts[g + 1]], in_order[starts[g] : starts[g + 1]])
+            for g in range(len(colors))
+        ]
+        self._pens = {}
 
     def count(self) -> int:
         return len(self._rects)
@@ -129,10 +133,13 @@ class RectsItem(pg.GraphicsObject):
 
     def _paint_rects(self, painter: QPainter, option, width: float) -> None:  # noqa: ANN001
         painter.setBrush(Qt.BrushStyle.NoBrush)
+        pens = self._pens.get(width)
+        if pens is None:  # (hundreds of groups: their pens are kept for the next paints)
+            pens = self._pens[width] = [_pen(color, width) for color, _members, _rects in self._groups]
         visible = self._visible(option.exposedRect)
         if visible is None:
-            for color, _members, rects in self._groups:
-                painter.setPen(_pen(color, width))
+            for pen, (_color, _members, rects) in zip(pens, self._groups, strict=True):
+                painter.setPen(pen)
                 painter.drawRects(rects)
             return
         if not len(visible):
@@ -143,7 +150,7 @@ class RectsItem(pg.GraphicsObject):
         cuts = np.flatnonzero(np.diff(groups)) + 1
         rects = self._rects
         for part in np.split(visible, cuts):
-            painter.setPen(_pen(self._groups[int(self._group_of[part[0]])][0], width))
+            painter.setPen(pens[int(self._group_of[part[0]])])
             painter.drawRects([rects[i] for i in part.tolist()])
 
 
