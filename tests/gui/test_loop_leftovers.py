@@ -6,6 +6,7 @@ Resume for a stopped run."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from pycocotools.coco import COCO
@@ -48,6 +49,8 @@ def test_rejections_are_kept_when_the_folder_is_opened_again(ready, tmp_path):
     assert len(app.shown) == first - 1, app.instance_rows()  # the rejection holds; the undone one does not
     assert not any(np.allclose(box, rejected[0]) for box in shown_boxes(app))
     assert any(np.allclose(box, rejected[1]) for box in shown_boxes(app))
+    # the image list's figures count only what is left to decide (the loop drive saw a reviewed image's work rise)
+    app.wait_until(lambda: re.search(rf"\b{first - 1} det\b", app.image_rows()[0]) is not None, timeout=10000)
     stored = json.loads((folder / "models" / "rejections.json").read_text())
     assert list(stored["images"]) == ["img_0.png"] and len(stored["images"]["img_0.png"]["rejected"]) == 1
     coco = COCO(str(folder / "annotations.json"))  # the COCO file stays valid and holds no rejection
