@@ -56,6 +56,17 @@ def test_rejections_are_kept_when_the_folder_is_opened_again(ready, tmp_path):
     coco = COCO(str(folder / "annotations.json"))  # the COCO file stays valid and holds no rejection
     assert coco.getAnnIds() == []
 
+    # another model: only its predictions that repeat the rejected mask (mask IoU >= 0.5) stay hidden
+    from tests.gui.test_model_follows_project import model_file
+
+    (crop,) = app.project.rejected[0]
+    no = crop.full(96, 128)
+    app.load_model(model_file(tmp_path / "other_model.safetensors", ["cell", "blob"], seed=3))
+    app.wait_until(lambda: "other_model" in (app.model_path() or "") and app.prediction is not None and app.is_idle())
+    masks = [m.full(96, 128) for m in app.prediction.masks]
+    iou = [(m & no).sum() / max(1, (m | no).sum()) for m in masks]
+    assert app.shown == [i for i in range(len(masks)) if iou[i] < 0.5]
+
 
 def test_weights_named_on_the_command_line_win_over_the_folders_model(driver, tmp_path):
     from gui.app import choose_startup, open_startup, parse_args
