@@ -18,6 +18,8 @@ Rules the functions keep, as the app always has:
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -61,7 +63,8 @@ def accept_predictions(
 def delete(instances: Instances, targets: Instances) -> Edit:
     """The instances without ``targets``."""
     gone = {id(t) for t in targets}
-    return Edit(tuple(i for i in instances if id(i) not in gone))
+    # the ids tested in C (itertools and map): a generator over 5,000 instances was ~3 ms of each delete
+    return Edit(tuple(itertools.compress(instances, map(operator.not_, map(gone.__contains__, map(id, instances))))))
 
 
 def relabel(instances: Instances, targets: Instances, category_id: int) -> Edit:

@@ -147,8 +147,14 @@ class Project:
         instances = self.records[index].instances
         if self._last_crops is not None and self._last_crops[0] is instances:
             return self._last_crops[1], self._last_crops[2]
-        annotations = self.annotations(index)
-        crops = [self.crop(index, instance) for instance in annotations]
+        annotations, crops = [], []
+        cache = self._crops  # (self.crop may prune it into a new dict: this one's entries stay right)
+        for instance in instances:  # one pass, the cached crop taken inline: 5,000 method calls cost ~5 ms
+            if instance.origin == "predicted":
+                continue
+            annotations.append(instance)
+            cached = cache.get(id(instance))
+            crops.append(cached[1] if cached is not None and cached[0] is instance else self.crop(index, instance))
         self._last_crops = (instances, annotations, crops)
         return annotations, crops
 

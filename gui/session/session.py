@@ -219,7 +219,7 @@ class Session:
         self.events.record.emit(row)
         record = self.record
         if row == self.index and record is not None and self.selection.annotations:
-            present = {id(instance) for instance in record.instances}
+            present = set(map(id, record.instances))  # (in C: the comprehension was ~2 ms of each edit)
             kept = [i for i in self.selection.annotations if id(i) in present]
             if len(kept) < len(self.selection.annotations):
                 self.select(kept, self.selection.prediction)
