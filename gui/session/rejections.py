@@ -44,15 +44,18 @@ def _image_key(root: Path, path: str) -> str:
         return str(path)
 
 
-def load_rejections(root: Path, paths: list[str], sizes: list[tuple[int, int]]) -> dict[int, list[InstanceMask]]:
-    """The rejections stored for the images ``paths`` (with their (height, width)), by image index."""
+def _stored_images(path: Path) -> dict:
     try:
-        document = json.loads(rejections_path(root).read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     images = document.get("images") if isinstance(document, dict) else None
-    if not isinstance(images, dict):
-        return {}
+    return images if isinstance(images, dict) else {}
+
+
+def load_rejections(root: Path, paths: list[str], sizes: list[tuple[int, int]]) -> dict[int, list[InstanceMask]]:
+    """The rejections stored for the images ``paths`` (with their (height, width)), by image index."""
+    images = _stored_images(rejections_path(root))
     out: dict[int, list[InstanceMask]] = {}
     for index, path in enumerate(paths):
         entry = images.get(_image_key(root, path))
@@ -88,6 +91,13 @@ class RejectionStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._entries: dict[int, tuple[InstanceMask, dict]] = {}  # id(crop) -> (crop, its entry)
+        self._keys: tuple[list[str] | None, list[str]] = (None, [])  # the paths list -> the images' keys
+
+    def _image_keys(self, paths: list[str]) -> list[str]:
+        """The keys of the project's images, worked out once per paths list (resolving 2,000 paths takes ~40 ms)."""
+        if self._keys[0] is not paths or len(self._keys[1]) != len(paths):
+            self._keys = (paths, [_image_key(self.root, path) for path in paths])
+        return self._keys[1]
 
     def fingerprint(self, rejected: dict[int, list[InstanceMask]]) -> tuple:
         """What the file would hold, cheaply compared: a change of any image's list changes it."""
@@ -111,7 +121,7 @@ class RejectionStore:
                 entries[id(crop)] = known
                 items.append(known[1])
             height, width = sizes[index]
-            images[_image_key(self.root, paths[index])] = {"size": [int(height), int(width)], "rejected": items}
+            images[self._image_keys(paths)[index]] = {"size": [int(height), int(width)], "rejected": items}
         self._entries = entries  # those no longer rejected are forgotten
         return {"version": VERSION, "images": images}
 
@@ -122,6 +132,10 @@ class RejectionStore:
 
         document = self.document(rejected, paths, sizes)
         target = rejections_path(self.root)
+        mine = set(self._image_keys(paths))
+        for key, entry in _stored_images(target).items():  # images this open does not hold (another COCO file's
+            if key not in mine:  # subset of the folder, a file moved away for now) keep theirs
+                document["images"].setdefault(key, entry)
         if not document["images"] and not target.exists():
             return
         atomic_write_text(target, json.dumps(document, separators=(",", ":")))

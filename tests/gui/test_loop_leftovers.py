@@ -223,3 +223,27 @@ def test_at_1280x800_long_status_lines_are_elided_with_the_whole_text_as_tooltip
     for button in buttons:  # each wholly on screen in the Classes dock, its text not cut
         assert button.visibleRegion().boundingRect() == button.rect(), button.text()
         assert button.width() >= button.sizeHint().width(), button.text()
+
+
+def test_the_rejections_file_round_trips_and_keeps_what_it_cannot_place(tmp_path):
+    """Qt-free: written and read back pixel for pixel; an image of another size (replaced since) or a damaged entry
+    gives no rejection; an image this open does not hold keeps its entry through a write."""
+    from engine.structures import InstanceMask
+    from gui.session.rejections import RejectionStore, load_rejections, rejections_path
+
+    mask = np.zeros((5, 7), bool)
+    mask[1:4, 2:6] = True
+    crop = InstanceMask(10, 20, mask)
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.png")]
+    sizes = [(96, 128), (50, 60)]
+    rejections_path(tmp_path).parent.mkdir()
+    rejections_path(tmp_path).write_text(json.dumps({"version": 1, "images": {"gone.png": {"size": [1, 1]}}}))
+    RejectionStore(tmp_path).write({0: [crop], 1: []}, paths, sizes)
+    stored = json.loads(rejections_path(tmp_path).read_text())
+    assert sorted(stored["images"]) == ["a.png", "gone.png"]  # relative keys; the image not open kept
+    (back,) = load_rejections(tmp_path, paths, sizes)[0]
+    assert (back.x0, back.y0) == (10, 20) and np.array_equal(back.mask, mask)
+    assert load_rejections(tmp_path, paths, [(95, 128), (50, 60)]) == {}  # a.png is another image now
+    stored["images"]["a.png"]["rejected"].append({"x0": 125, "y0": 0, "rle": {"size": [2, 9], "counts": "x"}})
+    rejections_path(tmp_path).write_text(json.dumps(stored))
+    assert len(load_rejections(tmp_path, paths, sizes)[0]) == 1  # the damaged one skipped, the good one read
