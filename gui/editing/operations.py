@@ -67,7 +67,7 @@ class EditOperations:
             self.select([])
             return
         index = self.session.selection.prediction
-        if 0 <= index < len(self.session.shown):  # a prediction: reject it (kept with the folder: gui/session/rejections.py)
+        if 0 <= index < len(self.session.shown):  # a prediction: reject it (kept: session/rejections.py)
             crop = self.session.prediction.masks[self.session.shown[index]]
             rejected = self.project.rejected.setdefault(self.index, [])
             self.undo_stack.push(RejectPredictions(rejected, [crop], record, self._notify))

@@ -124,7 +124,8 @@ class DeleteCategory(QUndoCommand):
 
 
 class RejectPredictions(QUndoCommand):
-    """Hide predictions (as crops) of one image (saved with the folder by gui/window/rejection_saver.py; the image's state is left as it is)."""
+    """Hide predictions (as crops) of one image (saved with the folder by gui/window/rejection_saver.py; the
+    image's state is left as it is)."""
 
     def __init__(self, rejected: list, crops: Sequence, record: ImageRecord, notify: Notify) -> None:
         super().__init__(f"Reject {len(crops)} prediction(s)")
