@@ -84,7 +84,12 @@ class ModelConfig:
         choices=("bn", "gn"),
         changes="the backbone",
     )
-    frozen_stages: int = 0  # 0: all trainable; 1: stem frozen; k: stem + layer1..layer(k-1) frozen
+    frozen_stages: int = setting(
+        0,
+        "ResNet stages that do not train: 0 none, 1 the stem, k the stem and layer1..layer(k-1), 5 the whole ResNet "
+        "(fine-tuning on a few images: faster steps, and the features learnt on many images are kept)",
+        range=(0, 5),
+    )
     gradient_checkpointing: bool = False
     # FPN (seed section 3).
     fpn_channels: int = 256

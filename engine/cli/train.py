@@ -154,6 +154,10 @@ def build_model(args, class_names: list[str], notes: list[str] | None = None):  
         if notes is not None:
             notes.append(note)
         model = with_new_class_layers(model, k)
+    if model.config.frozen_stages and "frozen_stages" not in changes:
+        # which stages train is this run's choice (--frozen-stages), not something a model hands on: a quick
+        # fine-tune's frozen ResNet would otherwise stay frozen in every later run started from it
+        changes["frozen_stages"] = 0
     if not changes:
         return model
     new = MaskRCNN(_config(lambda: model.config.replace(**changes)))
