@@ -308,6 +308,26 @@ AUGMENT_PRESET_NOTES: dict[str, str] = {
 DEFAULT_EPOCHS = 12.0
 
 
+@dataclass(frozen=True)
+class QuickFineTune:
+    """The Train panel's "Quick fine-tune": a few corrected images of a new kind, a few minutes of a CPU, from the
+    model in use. Chosen by measurement (benchmarks/finetune_unseen.py, docs/WALKTHROUGH.md: fine-tuning the
+    generalist nuclei model on brightfield images it never saw), not by guess."""
+
+    iterations: int = 60
+    lr: float = 0.01
+    frozen_stages: int = 5  # ModelConfig.frozen_stages: 5 keeps the whole ResNet as the start model learnt it
+    roi_samples: int = 256  # ModelConfig.box_batch_per_image
+    val_split: float = 0.0  # a fifth of 4 images is one image: trained on, not held out
+
+    def flags(self) -> list[str]:
+        """The model-side flags of ``python -m engine train`` (the TrainConfig side is set by the caller)."""
+        return ["--frozen-stages", str(self.frozen_stages), "--roi-samples", str(self.roi_samples)]
+
+
+QUICK_FINE_TUNE = QuickFineTune()
+
+
 def augment_preset_name(augment: AugmentConfig) -> str | None:
     """The AUGMENT_PRESETS entry ``augment`` is, scale jitter aside (no preset sets it), None if none is."""
     for name, preset in AUGMENT_PRESETS.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, TrainConfig
+from engine.config import AUGMENT_PRESET_NOTES, AUGMENT_PRESETS, DEFAULT_EPOCHS, QUICK_FINE_TUNE, TrainConfig
 from gui.panels.loss_plot import LossPlot, ap_summary
 from gui.panels.model_panel import DEVICES
 from gui.panels.wheel_guard import guard_wheel
@@ -173,6 +174,12 @@ class TrainPanel(QWidget):
         self.start_from = QComboBox()
         for text, value in start_choices():
             self.start_from.addItem(text, value)
+        quick = QUICK_FINE_TUNE
+        self.quick = QCheckBox("Quick fine-tune")  # issue 14, point 3: a few corrected images, a few CPU minutes
+        self.quick.setToolTip(
+            f"From the model in use: {quick.iterations} iterations, the ResNet frozen (its features are kept; steps "
+            f"are faster), no validation split. Chosen by measurement: docs/WALKTHROUGH.md."
+        )
         self.start_note = QLabel()  # what the chosen start keeps, renews, downloads
         self.start_note.setWordWrap(True)
         self.start_note.setObjectName("startNote")
@@ -211,6 +218,7 @@ class TrainPanel(QWidget):
         self._layout()
         guard_wheel(self)  # the wheel scrolls the options; it changes a spin box or combo only once focused
         self.start_from.currentIndexChanged.connect(lambda _index: self._describe_start())
+        self.quick.toggled.connect(self._on_quick)
         self._describe_start()
         self.train_button.clicked.connect(self.train_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -229,6 +237,7 @@ class TrainPanel(QWidget):
         form.addRow("Length", length)
         form.addRow("Learning rate", self.lr)
         form.addRow("Start from", self.start_from)
+        form.addRow(self.quick)
         form.addRow(self.start_note)
         form.addRow("Validation split", self.val_split)
         form.addRow("Device", self.device)
@@ -291,8 +300,22 @@ class TrainPanel(QWidget):
             input_size=self.input_size.value(),
             max_size=self.max_size.value(),
             threads=self.threads.value(),
-            extra=["--weights", start] if isinstance(start, str) else [],  # a pretrained start; False: scratch
+            extra=(["--weights", start] if isinstance(start, str) else [])  # a pretrained start; False: scratch
+            + (QUICK_FINE_TUNE.flags() if self.quick.isChecked() else []),
         )
+
+    def _on_quick(self, on: bool) -> None:
+        """Quick fine-tune sets what it decides (length, rate, start, validation) and greys those out: what is shown
+        is what runs."""
+        quick = QUICK_FINE_TUNE
+        if on:
+            self.unit.setCurrentText("iterations")
+            self.length.setValue(quick.iterations)
+            self.lr.setValue(quick.lr)
+            self.val_split.setValue(quick.val_split)
+            self.start_from.setCurrentIndex(max(0, self.start_from.findData(True)))
+        for widget in (self.length, self.unit, self.lr, self.val_split, self.start_from):
+            widget.setEnabled(not on)
 
     def set_augment(self, preset: str) -> None:
         """Select the augmentation preset ``preset`` (a name of engine.config.AUGMENT_PRESETS) if listed."""

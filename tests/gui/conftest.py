@@ -455,6 +455,20 @@ class Driver:
         else:
             widget.setValue(value)
 
+    def click_train_box(self, name: str) -> None:
+        """Click one of the panel's check boxes (as a user does: the mouse, on its square)."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QStyle, QStyleOptionButton
+
+        box = getattr(self._panel, name)
+        option = QStyleOptionButton()
+        box.initStyleOption(option)  # the box's square: a click beyond its text does not toggle it
+        square = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+        self.qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=square.center())
+
+    def train_widget_enabled(self, name: str) -> bool:
+        return getattr(self._panel, name).isEnabled()
+
     def train_option(self, name: str):  # noqa: ANN201
         """What one of the panel's lists has chosen (its value)."""
         return getattr(self._panel, name).currentData()
