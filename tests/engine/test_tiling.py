@@ -18,7 +18,7 @@ from engine.cli import defaults
 from engine.data.io.images import load_image
 from engine.evaluate import crop_rle, encode_masks
 from engine.inference import Cancelled, Predictor
-from engine.structures import PredictSettings
+from engine.structures import Prediction, PredictSettings
 from engine.tiling import axis_spans, grid_for, owned, tile_grid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,18 +152,43 @@ def test_defaults_shows_and_changes_the_scale(tmp_path, capsys):
 
 @cache
 def _tiny_model() -> MaskRCNN:
+    """torchvision's architecture (frozen BN, plain FPN with P6, rounded anchors) with random but decisive weights
+    (``randomise``), converted by ``from_torchvision``: many detections per tile, as a trained model gives. Its FPN
+    and heads are narrow (64 FPN channels, a 256-wide box head, 64-channel mask convs instead of 256 / 1024 / 256):
+    these tests are about the caches and the tiling, and torchvision's full-width heads on up to 1000 proposals and
+    100 detections per tile made every prediction ~5x slower on a 2-core CPU."""
+    from torchvision.models import resnet18
     from torchvision.models.detection import MaskRCNN as TVMaskRCNN
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+    from torchvision.ops.misc import FrozenBatchNorm2d
 
     from engine.cli.bench import randomise
     from engine.interop import from_torchvision
 
     torch.manual_seed(0)
+    fpn, box, mask = 64, 256, 64
+    body = resnet18(weights=None, norm_layer=FrozenBatchNorm2d)
+    levels = {f"layer{i}": str(i - 1) for i in range(1, 5)}
+    backbone = BackboneWithFPN(body, levels, [64, 128, 256, 512], fpn, extra_blocks=LastLevelMaxPool())
     tv = TVMaskRCNN(
-        resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=3, min_size=160, max_size=256
+        backbone,
+        min_size=160,
+        max_size=256,
+        box_head=TwoMLPHead(fpn * 7 * 7, box),
+        box_predictor=FastRCNNPredictor(box, 3),
+        mask_head=MaskRCNNHeads(fpn, [mask] * 4, 1),
+        mask_predictor=MaskRCNNPredictor(mask, mask, 3),
     )
     randomise(tv, seed=2, probe_hw=(120, 160))
     model = from_torchvision(tv).eval()
+    assert (model.config.fpn_channels, model.config.representation_size, model.config.mask_head_channels) == (
+        fpn,
+        box,
+        mask,
+    )
     model.config = model.config.replace(scale_policy="pixel-scale", scale_factor=1.0, tile_size=128, tile_overlap=48)
     return model
 
@@ -171,6 +196,14 @@ def _tiny_model() -> MaskRCNN:
 def _random_image(h: int, w: int) -> np.ndarray:
     g = torch.Generator().manual_seed(4)
     return (torch.rand((h, w, 3), generator=g) * 255).to(torch.uint8).numpy()
+
+
+@cache
+def _fresh(h: int, w: int, settings: PredictSettings) -> Prediction:
+    """What a new Predictor gives for ``_random_image(h, w)`` at ``settings``: the reference a cached or idle-computed
+    result must equal. The same for every caller, so computed once per settings and shared by the parametrized cases
+    here and in test_idle_precompute (the tests only read it)."""
+    return Predictor(_tiny_model()).predict(_random_image(h, w), settings)
 
 
 def test_tiles_report_progress_and_cancel_between_tiles():
@@ -214,7 +247,7 @@ def test_slider_moves_on_a_tiled_image_equal_a_fresh_run(budget):
         PredictSettings(score_threshold=0.3, rpn_nms_iou=0.5, num_proposals=100),
     ):
         cached = warm.predict(settings=settings)
-        fresh = Predictor(_tiny_model()).predict(image, settings)
+        fresh = _fresh(*image.shape[:2], settings)
         np.testing.assert_array_equal(cached.keys, fresh.keys)
         np.testing.assert_allclose(cached.boxes, fresh.boxes, atol=1e-4)
         for a, b in zip(cached.masks, fresh.masks):
