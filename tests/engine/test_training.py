@@ -109,7 +109,9 @@ def test_overfits_a_handful_of_images():
     torch.manual_seed(0)
     data = [make_image(seed, size=96) for seed in range(4)]
     model = MaskRCNN(TINY).train()
-    steps = 150
+    # 90 steps, not 150 (~0.4 s each on a 2-core CPU): at 80 this run already reaches AP50 1.0 (torch seeds 0-2;
+    # 0.958 with seed 3, 0.917 at 60 steps), so 90 keeps a margin over the 0.9 asked for at 60 % of the cost.
+    steps = 90
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     for it in range(steps):
