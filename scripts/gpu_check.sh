@@ -144,8 +144,9 @@ if ! wanted throughput; then
   skip_step throughput "not selected (--only)"
   skip_step throughput-amp "not selected (--only)"
 elif [ "$QUICK" = 1 ]; then
+  # batch 1 only: a second size adds ~10 s on a 2-core CPU and nothing the smoke run checks
   step throughput "$T_THROUGHPUT" "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --sizes 128x160 \
-    --max-batch 2 --repeats 1 --profile --profile-rows 8
+    --max-batch 1 --repeats 1 --profile --profile-rows 8
   skip_step throughput-amp "--quick: the --amp throughput runs on the GPU only"
 else
   step throughput "$T_THROUGHPUT" "$PY" benchmarks/predict_throughput.py --device "$DEVICE" --sizes 800x1333 \
@@ -157,7 +158,8 @@ fi
 # 4. bench-train with AMP on the bundled nucleus images (the same 16/4 split as ../shared's nucleus set).
 "$PY" scripts/gpu_check.py nuclei "$WORK/nuclei" >/dev/null
 if [ "$QUICK" = 1 ]; then
-  TRAIN_ARGS=(--iters 4 --input-size 128 --max-size 160 --roi-samples 64)
+  # 2 steps of 1 image: a smoke run (the held-out evaluation of both models, 500 detections each, is most of it)
+  TRAIN_ARGS=(--iters 2 --batch-size 1 --input-size 96 --max-size 128 --roi-samples 32)
 else
   TRAIN_ARGS=(--iters 200)
 fi
