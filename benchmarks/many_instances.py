@@ -343,8 +343,12 @@ def main() -> None:
             command = [sys.executable, __file__, "--tree", str(tree), "--json"]
             command += ["--instances", str(args.instances), "--repeats", str(args.repeats), "--sections", args.sections]
             load = os.getloadavg()[0]
-            out = subprocess.run(command, check=True, capture_output=True, text=True)
-            sys.stderr.write(out.stderr[-2000:] if "Traceback" in out.stderr else "")
+            out = subprocess.run(command, check=False, capture_output=True, text=True)
+            sys.stderr.write(out.stderr[-2000:] if "Traceback" in out.stderr or out.returncode else "")
+            if out.returncode:  # e.g. an abort at exit after the figures were printed: they are still used
+                print(f"# {label}: exit status {out.returncode}", file=sys.stderr)
+            if not out.stdout.strip():
+                raise SystemExit(f"{label}: no figures")
             sys.stderr.write("".join(line + "\n" for line in out.stderr.splitlines() if line.startswith("# ")))
             tables[label] = json.loads(out.stdout.strip().splitlines()[-1])
             print(table_text(f"{label} ({tree}), load average {load:.1f} at start", tables[label]), "\n", flush=True)
