@@ -5,15 +5,23 @@ name each) and ``--weights coco`` (torchvision's COCO Mask R-CNN, ResNet-50 FPN)
 itself keeps in ``torch.hub.get_dir()/checkpoints``. A file that is not there is downloaded from the address
 torchvision's weights enum gives (``ResNet18_Weights.IMAGENET1K_V1.url``, ...), with a progress bar on stderr,
 through ``torch.hub.download_url_to_file`` (a temporary file renamed into place, its hash prefix checked), so a
-broken download never leaves a file that looks complete. Without a network the error names the file, the address
-and the folder to put it in. The file is then opened as any torchvision state dict: ``torch.load(weights_only=True)``
-in engine.interop, never unpickled code.
+broken download never leaves a file that looks complete. A caller that shows the progress itself (the trainer's
+``--events-jsonl`` for the app's Train panel) passes ``progress``: the file then comes through ``download_file`` here
+(torch's downloader takes no callback), in chunks, with the same temporary file, hash check and rename. Without a
+network the error names the file, the address and the folder to put it in. The file is then opened as any
+torchvision state dict: ``torch.load(weights_only=True)`` in engine.interop, never unpickled code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+import tempfile
+import time
 import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,9 +118,13 @@ def cached(spec: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resolve(spec: str | Path, download: bool = True) -> Path:
+Progress = Callable[[int, int], None]  # (bytes done, total bytes; 0 when the server does not say)
+
+
+def resolve(spec: str | Path, download: bool = True, progress: Progress | None = None) -> Path:
     """A short name (``imagenet``, ``imagenet:resnet50``, ``coco``) -> its file in the hub cache, downloaded into it
-    first when absent (``download``); HubWeightsMissing, naming the file, address and folder, when it cannot be had."""
+    first when absent (``download``); HubWeightsMissing, naming the file, address and folder, when it cannot be had.
+    ``progress``: called as the download goes (see download_file) instead of torch's bar on stderr."""
     weights = pretrained(spec)
     found = cached(spec)
     if found is not None:
@@ -126,9 +138,12 @@ def resolve(spec: str | Path, download: bool = True) -> Path:
     print(f"downloading {weights.title} ({weights.megabytes:.0f} MB) from {url} to {target}", file=sys.stderr)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # torch.hub's own downloader (as load_state_dict_from_url uses): a temporary file in the folder, the
-        # hash prefix in the file name checked, then a rename; progress on stderr.
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=_hash_prefix(weights.file_name), progress=True)
+        if progress is None:
+            # torch.hub's own downloader (as load_state_dict_from_url uses): a temporary file in the folder, the
+            # hash prefix in the file name checked, then a rename; progress on stderr.
+            torch.hub.download_url_to_file(url, str(target), hash_prefix=_hash_prefix(weights.file_name), progress=True)
+        else:
+            download_file(url, target, _hash_prefix(weights.file_name), progress)
     except (urllib.error.URLError, OSError, RuntimeError) as error:  # RuntimeError: torch.hub's hash mismatch
         reason = getattr(error, "reason", None) or error
         raise HubWeightsMissing(
@@ -138,6 +153,50 @@ def resolve(spec: str | Path, download: bool = True) -> Path:
     if not target.is_file():
         raise HubWeightsMissing(f"{spec}: the download did not leave {target}; {advice}")
     return target
+
+
+CHUNK = 1 << 16  # bytes read at a time
+
+
+def download_file(
+    url: str, target: Path, hash_prefix: str | None, progress: Progress, min_interval_s: float = 0.5, timeout_s=60.0
+) -> None:
+    """``url`` -> ``target``: read in chunks into a temporary file in target's folder, its sha256 checked against
+    ``hash_prefix`` (torch's convention: the digest starts with it) and only then renamed into place, so an
+    interrupted or corrupt download leaves no file (RuntimeError on a mismatch, as torch's). ``progress(done, total)``
+    is called with 0 first, then at most every ``min_interval_s`` or 1 % of ``total`` (one line per call goes to the
+    app: a call per 64 KiB chunk would be 2,700 for COCO), and with ``total`` at the end."""
+    target = Path(target)
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - torchvision's https address
+        length = response.headers.get("Content-Length") if response.headers else None
+        total = int(length) if length and length.isdigit() else 0
+        step = max(1, total // 100)
+        digest = hashlib.sha256()
+        done, last_done, last_time = 0, 0, time.monotonic()
+        handle = tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".partial", delete=False
+        )
+        try:
+            with handle:
+                progress(0, total)
+                while chunk := response.read(CHUNK):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    now = time.monotonic()
+                    if done - last_done >= step or now - last_time >= min_interval_s:
+                        progress(done, total)
+                        last_done, last_time = done, now
+            if total and done != total:
+                raise OSError(f"the download stopped at {done} of {total} bytes")
+            if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
+                raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "{digest.hexdigest()}")')
+            os.replace(handle.name, target)
+        except BaseException:  # Ctrl+C or a cancelled trainer included: no partial file stays behind
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+    if done != last_done or done == 0:  # the end, said once (a server that gave no length: the size now known)
+        progress(done, total or done)
 
 
 def _hash_prefix(file_name: str) -> str | None:
