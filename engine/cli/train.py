@@ -242,8 +242,10 @@ def run_training(args) -> int:  # noqa: ANN001
     cfg = train_config(args, len(train_ids))  # --epochs count the images that train
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
     notes: list[str] = []
-    model = build_model(args, class_names, notes)
     main_process = int(os.environ.get("RANK", "0")) == 0
+    if args.events_jsonl and main_process:
+        _download_with_events(args.weights)
+    model = build_model(args, class_names, notes)
     out.mkdir(parents=True, exist_ok=True)  # an OSError (one line) now, not after the run
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
     events = train(
@@ -361,6 +363,25 @@ def _split(ids: list[int], fraction: float, seed: int) -> tuple[list[int], list[
     from engine.data.annotations import split_ids
 
     return (sorted(ids), []) if len(ids) < 2 else split_ids(ids, fraction, seed)
+
+
+def _download_with_events(weights: str | None) -> None:
+    """--weights coco / imagenet not yet in the hub cache, with --events-jsonl: downloaded here, before the model is
+    built, with "download" events as it goes, so the app shows "Downloading ...: 45 / 170 MB" rather than a silent
+    "Starting…" for minutes. Without a network the error is the one build_model would give (HubWeightsMissing)."""
+    from engine import hub
+    from engine.training.events import TrainEvent
+
+    if not weights or not hub.is_alias(weights) or hub.cached(weights) is not None:
+        return
+    info = hub.pretrained(weights)
+    target = str(hub.hub_checkpoints() / info.file_name)
+
+    def said(done: int, total: int) -> None:
+        event = TrainEvent("download", message=info.title, path=target, bytes_done=done, bytes_total=total)
+        print(event.to_json(), flush=True)
+
+    hub.resolve(weights, progress=said)
 
 
 def _print_events(events, main_process: bool, n_train: int, n_val: int, class_names: list[str], notes=()) -> int:  # noqa: ANN001

@@ -19,6 +19,8 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "warning": ("iteration", "total", "message"),
     "done": ("iteration", "total", "path"),
     "cancelled": ("iteration", "total", "message", "path"),
+    # before "start", while --weights coco / imagenet downloads into the hub cache: message is the weights' title
+    "download": ("message", "path", "bytes_done", "bytes_total"),
 }
 EVENT_KINDS = tuple(KIND_FIELDS)
 
@@ -29,7 +31,9 @@ class TrainEvent:
 
     start (written by the command line before the first step): the image counts and class names; step: losses
     ({"loss": total, "loss_<part>": ...}), lr, speed and ETA; validation: metrics (mask_AP, mask_AP50, box_AP, ...);
-    checkpoint, done: the model's path; warning, cancelled: a message for the user.
+    checkpoint, done: the model's path; warning, cancelled: a message for the user; download (before start): the
+    pretrained weights being downloaded (message: their title, path: the file, bytes_done / bytes_total; the total
+    is 0 when the server does not say). An app of an earlier version skips the download kind (from_json: None).
     """
 
     kind: str
@@ -46,6 +50,8 @@ class TrainEvent:
     train_images: int = 0
     val_images: int = 0
     class_names: list[str] = field(default_factory=list)
+    bytes_done: int = 0
+    bytes_total: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:

@@ -77,3 +77,22 @@ def test_resolve_with_progress_and_a_bad_hash_says_so_and_leaves_nothing(tmp_pat
     with pytest.raises(hub.HubWeightsMissing, match="could not be downloaded .RuntimeError: invalid hash value"):
         hub.resolve("imagenet", progress=lambda done, total: None)
     assert list(hub_dir.iterdir()) == []
+
+
+def test_the_trainer_prints_download_events_before_it_builds_the_model(tmp_path, hub_dir, served, monkeypatch, capsys):
+    from engine.cli.train import _download_with_events
+    from engine.training.events import TrainEvent
+
+    url, data, digest = served
+    name = f"resnet18-{digest[:8]}.pth"
+    monkeypatch.setattr(hub.Pretrained, "url", lambda self: url.rsplit("/", 1)[0] + "/" + name)
+    (tmp_path / "server" / name).write_bytes(data)
+    _download_with_events("imagenet")
+    events = [TrainEvent.from_json(line) for line in capsys.readouterr().out.splitlines()]
+    assert events and all(e is not None and e.kind == "download" for e in events)
+    assert {(e.message, e.path, e.bytes_total) for e in events} == {
+        ("ImageNet ResNet-18", str(hub_dir / name), len(data))
+    }
+    assert events[-1].bytes_done == len(data) and (hub_dir / name).read_bytes() == data
+    _download_with_events("imagenet")
+    assert capsys.readouterr().out == ""  # cached: no event
