@@ -342,6 +342,17 @@ class TrainPanel(QWidget):
             self.progress.setRange(0, 0)
             self.progress.setFormat("starting…")
 
+    def set_download(self, done: int, total: int) -> None:
+        """The pretrained weights downloading before the run starts: ``done`` / ``total`` bytes (in kB: the bar's
+        range is a 32-bit int), or a busy bar with the MB so far when the server gives no length."""
+        if total > 0:
+            self.progress.setRange(0, max(1, total // 1000))
+            self.progress.setValue(min(done, total) // 1000)
+            self.progress.setFormat(f"{done / 1e6:.0f} / {total / 1e6:.0f} MB")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(f"{done / 1e6:.0f} MB")
+
     def set_progress(self, iteration: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(min(iteration, max(1, total)))

@@ -58,6 +58,7 @@ class TrainController(QObject):
         self.kill_after_ms = 60_000
         self.last_outcome = ""
         self.note = ""  # what the run started said about the class layers ("" when they are kept)
+        self._starting = (0, 0)  # the run's (total, done) iterations as it was launched
         self.model_panel: QWidget | None = None  # gui.panels.model_panel.ModelPanel, once bound
         panel.train_requested.connect(self.start)
         panel.cancel_requested.connect(self.cancel)
@@ -193,6 +194,7 @@ class TrainController(QObject):
         self.panel.plot.reset()
         self.panel.set_running(True)
         self.panel.set_starting(total, done)
+        self._starting = (total, done)  # the bar's state again once a download before the start is over
         self.run.start(args)
 
     def resume(self, model: str) -> bool:
@@ -224,7 +226,15 @@ class TrainController(QObject):
 
     def _on_event(self, event: TrainEvent) -> None:
         kind, panel = event.kind, self.panel
-        if kind == "start":
+        if kind == "download":
+            panel.set_download(event.bytes_done, event.bytes_total)
+            total = f" / {event.bytes_total / 1e6:.0f}" if event.bytes_total else ""
+            panel.status.setText(
+                f"Downloading {event.message}: {event.bytes_done / 1e6:.0f}{total} MB (once: it is kept in the torch "
+                f"hub cache, {Path(event.path).parent})"
+            )
+        elif kind == "start":
+            panel.set_starting(*self._starting)
             images = f"{event.train_images} image{'s' if event.train_images != 1 else ''}"
             val = f", validating on {event.val_images}" if event.val_images else " (none for validation)"
             panel.status.setText(f"Training on {images}{val}; the first iteration comes after the start-up…")
