@@ -177,8 +177,10 @@ class TrainPanel(QWidget):
         quick = QUICK_FINE_TUNE
         self.quick = QCheckBox("Quick fine-tune")  # issue 14, point 3: a few corrected images, a few CPU minutes
         self.quick.setToolTip(
-            f"From the model in use: {quick.iterations} iterations, the ResNet frozen (its features are kept; steps "
-            f"are faster), no validation split. Chosen by measurement: docs/WALKTHROUGH.md."
+            f"From the model in use: {quick.iterations} iterations (a few minutes of a CPU), every corrected image "
+            f"trains (no validation split)"
+            + (f", ResNet stages frozen: {quick.frozen_stages}" if quick.frozen_stages else "")
+            + ". Chosen by measurement: docs/WALKTHROUGH.md."
         )
         self.start_note = QLabel()  # what the chosen start keeps, renews, downloads
         self.start_note.setWordWrap(True)
