@@ -74,7 +74,7 @@ def test_an_exception_escaping_start_up_stops_the_threads_first(tmp_path, weight
     Qt abort with the autosave thread still running."""
     entry = (
         "from gui.window.main_window import MainWindow\n"
-        "def broken(self, path): raise RuntimeError('weights exploded')\n"
+        "def broken(self, path, **_options): raise RuntimeError('weights exploded')\n"
         "MainWindow.load_weights = broken\n"
     )
     result = smoke("--weights", str(weights_file), "--settings", str(tmp_path / "s.ini"), entry=entry)
