@@ -314,7 +314,7 @@ class QuickFineTune:
     model in use. Chosen by measurement (benchmarks/finetune_unseen.py, docs/WALKTHROUGH.md: fine-tuning the
     generalist nuclei model on brightfield images it never saw), not by guess: on 4 corrected images, the whole
     network trained for 35 iterations (4 CPU minutes) reached held-out mask AP50 0.70, the ResNet frozen for 50
-    iterations in as much time 0.66 (and 0.63-0.67 with 1, 2 or 8 images: frozen, more images did not help)."""
+    iterations in as much time 0.66 (0.63-0.66 with 1, 2 or 8 images: frozen, more images did not help)."""
 
     iterations: int = 35  # ~4-5 minutes of a 2-core CPU at the nuclei model's crops (512 px, batch 2)
     lr: float = 0.01
