@@ -19,14 +19,6 @@ from engine.interop import WeightsError
 
 
 @pytest.fixture
-def hub_dir(tmp_path):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
-
-
-@pytest.fixture
 def fake_download(monkeypatch):
     """torch.hub.download_url_to_file replaced by one that writes a freshly initialised torchvision ResNet-18's state
     dict (the keys and shapes of the real file, other numbers): the calls are recorded as (url, dst, hash_prefix)."""

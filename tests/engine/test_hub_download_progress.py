@@ -7,17 +7,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import torch
 
 from engine import hub
-
-
-@pytest.fixture
-def hub_dir(tmp_path):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
 
 
 @pytest.fixture

@@ -813,3 +813,16 @@ class Driver:
         """The image list's "Most work first" check box."""
         box = self.window.images.sort_check
         self.qtbot.mouseClick(box, LEFT, pos=box.rect().center())
+
+
+def stand_in_trainer(monkeypatch, folder: Path, script: str) -> Path:  # noqa: ANN001
+    """The Train panel's trainer process replaced by ``script``, a Python program written to ``folder``/trainer.py
+    and started with the real trainer's arguments: a test drives the panel through a run's events without
+    training. Returns ``folder`` (for the files the script reads or writes)."""
+    from gui.training import process
+
+    folder.mkdir(exist_ok=True)
+    (folder / "trainer.py").write_text(script)
+    start = process.TrainingRun.start
+    monkeypatch.setattr(process.TrainingRun, "start", lambda run, args: start(run, [str(folder / "trainer.py"), *args]))
+    return folder

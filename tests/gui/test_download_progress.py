@@ -34,14 +34,10 @@ say(kind="cancelled", iteration=0, total=4, message="cancelled", path="")
 
 
 def test_the_panel_shows_the_weights_download_until_the_run_starts(ready, tmp_path, monkeypatch):
-    from gui.training import process
+    from tests.gui.conftest import stand_in_trainer
     from tests.gui.test_editing import CTRL, SHIFT
 
-    fake = tmp_path / "fake_trainer"
-    fake.mkdir()
-    (fake / "trainer.py").write_text(FAKE_TRAINER)
-    start = process.TrainingRun.start
-    monkeypatch.setattr(process.TrainingRun, "start", lambda run, args: start(run, [str(fake / "trainer.py"), *args]))
+    fake = stand_in_trainer(monkeypatch, tmp_path / "fake_trainer", FAKE_TRAINER)
 
     app = ready
     app.press(Qt.Key.Key_A, SHIFT)  # something to train on: the predictions accepted, the image reviewed

@@ -150,19 +150,14 @@ say(kind="done", iteration=total, total=total, path=str(out / "model.safetensors
 def test_one_step_is_plotted_the_bar_counts_the_run_and_a_cancelled_run_resumes(ready, tmp_path, monkeypatch):
     """Issue 13 loop leftovers 4 and 6, with a stand-in trainer (the real one is tests/gui/test_train_panel.py's)."""
     from engine.checkpoint import save_checkpoint
-    from gui.training import process
-    from tests.gui.conftest import CLASS_NAMES, tiny_model
+    from tests.gui.conftest import CLASS_NAMES, stand_in_trainer, tiny_model
     from tests.gui.test_editing import CTRL, SHIFT
 
-    fake = tmp_path / "fake_trainer"
-    fake.mkdir()
-    (fake / "trainer.py").write_text(FAKE_TRAINER)
+    fake = stand_in_trainer(monkeypatch, tmp_path / "fake_trainer", FAKE_TRAINER)
     stopped = {"iteration": 1, "train_config": {"iterations": 4}, "stopped": "cancelled"}
     save_checkpoint(tiny_model(), fake / "stopped.safetensors", CLASS_NAMES, extra=stopped)
     finished = {"iteration": 4, "train_config": {"iterations": 4}}
     save_checkpoint(tiny_model(1), fake / "finished.safetensors", CLASS_NAMES, extra=finished, half=True)
-    start = process.TrainingRun.start
-    monkeypatch.setattr(process.TrainingRun, "start", lambda run, args: start(run, [str(fake / "trainer.py"), *args]))
 
     app = ready
     app.press(Qt.Key.Key_A, SHIFT)  # something to train on: the predictions accepted, the image reviewed
