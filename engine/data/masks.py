@@ -85,18 +85,19 @@ def rle_size(rle: RLE) -> list[int]:
 def rle_problem(counts: str, num_pixels: int) -> str | None:
     """Why compressed COCO counts do not describe ``num_pixels`` pixels (None when they do).
 
-    Decodes the string as pycocotools' rleFrString does (vectorised) and checks what its C code takes
-    on trust: only characters it writes, no run cut off, no negative or over-long run, and runs that
-    add up to the image exactly (more would write past the mask, fewer leave pixels undefined).
+    Decodes the string as pycocotools' rleFrString does (in Python when short, else vectorised) and checks
+    what its C code takes on trust: only characters it writes, no run cut off, no negative or over-long
+    run, and runs that add up to the image exactly (more would write past the mask, fewer leave pixels undefined).
     """
     if not counts:
         return "empty" if num_pixels else None
-    try:
-        codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
-    except UnicodeEncodeError:
+    if not counts.isascii():
         return "holds characters that are not ASCII"
-    if codes.min() < 0 or codes.max() > 63:
+    if min(counts) < "0" or max(counts) > "o":
         return "holds characters outside '0'..'o'"
+    if len(counts) <= _SHORT_COUNTS:
+        return _short_counts_problem(counts, num_pixels)
+    codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
     more = (codes & 0x20) != 0
     if more[-1]:
         return "the last run is cut off"
@@ -113,6 +114,45 @@ def rle_problem(counts: str, num_pixels: int) -> str | None:
     runs[1::2] = np.cumsum(values[1::2])
     runs[2::2] = np.cumsum(values[2::2])
     return _runs_problem(runs, num_pixels)
+
+
+# Counts up to this long are checked in plain Python (an instance's mask is a few hundred characters): as fast as
+# numpy's ~15 calls on such short arrays, and it never lets go of the GIL. numpy's calls each release and retake
+# it, and a thread doing that thousands of times a second starves the others: a waiting thread is woken by every
+# release, finds the GIL taken again and starts its wait anew, so it never asks for a switch (measured: the GUI
+# thread kept out 100-260 ms at a time while the autosave thread checked 5,000 masks, whatever the switch interval).
+_SHORT_COUNTS = 4096
+
+
+def _short_counts_problem(counts: str, num_pixels: int) -> str | None:
+    """``rle_problem`` of ASCII counts in '0'..'o', decoded in Python (as pycocotools' rleFrString does)."""
+    if (ord(counts[-1]) - 48) & 0x20:
+        return "the last run is cut off"
+    runs: list[int] = []
+    value, shift, characters = 0, 0, 0
+    for char in counts:
+        code = ord(char) - 48
+        value |= (code & 0x1F) << shift
+        shift += 5
+        characters += 1
+        if code & 0x20:
+            continue
+        if characters > _MAX_RUN_CHARACTERS:
+            return "a run is longer than any image"
+        if code & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:  # after the third, each run is stored as the difference to the run two before
+            value += runs[-2]
+        runs.append(value)
+        value, shift, characters = 0, 0, 0
+    if min(runs) < 0:
+        return "a run is negative"
+    if max(runs) >= _MAX_RUN:
+        return "a run is longer than any image"
+    total = sum(runs)
+    if total != num_pixels:
+        return f"the runs add up to {total} pixels, the image has {num_pixels}"
+    return None
 
 
 def _runs_problem(runs: Any, num_pixels: int) -> str | None:

@@ -102,3 +102,34 @@ def test_split_is_deterministic_and_disjoint():
     assert len(_dataset(2).split(0.1)[1]) == 1
     with pytest.raises(ValueError, match="unknown"):
         dataset.split(val_image_ids=[99])
+
+
+def test_short_counts_are_checked_as_the_vectorised_check_does(monkeypatch):
+    """rle_problem decodes short counts in Python (it keeps the GIL: engine/data/masks.py) and long ones with
+    numpy: both give the same answer on pycocotools' own strings, on those strings cut, spliced and with
+    characters changed, and on random strings of its alphabet."""
+    from engine.data import masks
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        mask = rng.random((h, w)) < rng.random()
+        counts = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+        cases.append((counts, h * w))
+        cases.append((counts, h * w + 1))  # the runs do not add up
+        cases.append((counts[:-1] or "0", h * w))
+        cut = int(rng.integers(0, len(counts)))
+        cases.append((counts[:cut] + chr(int(rng.integers(48, 112))) + counts[cut + 1 :], h * w))
+        cases.append((counts + counts, 2 * h * w))
+    alphabet = np.array([chr(c) for c in range(48, 112)])
+    for _ in range(400):
+        text = "".join(rng.choice(alphabet, int(rng.integers(1, 12))))
+        cases.append((text, int(rng.integers(1, 10**6))))
+    cases += [("0" * 3, 0), ("ooooooo0", 100), ("\u00e9", 4), ("a b", 4), ("p", 4), ("/", 4)]
+    short = [masks.rle_problem(counts, pixels) for counts, pixels in cases]
+    monkeypatch.setattr(masks, "_SHORT_COUNTS", 0)
+    vectorised = [masks.rle_problem(counts, pixels) for counts, pixels in cases]
+    assert short == vectorised
+    assert short.count(None) >= 60  # the valid strings pass
+    assert len(set(short)) >= 6  # and the broken ones fail in several ways
