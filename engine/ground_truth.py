@@ -90,6 +90,73 @@ def iou_pairs(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> Pai
     return Pairs(np.array(found_p, np.int64), np.array(found_g, np.int64), np.array(found_iou, np.float64))
 
 
+class PairsCache:
+    """``iou_pairs`` of one detection set against ground truths that change a few at a time (an image being
+    corrected): each ground truth's overlaps are kept by the object's identity, so after an edit only the
+    crops the edit made are compared with the detections (the figures of a 5,000-instance image: ~1 ms after
+    an edit instead of ~230 ms of Python, which also kept the GUI thread from the GIL). Valid while the crops
+    are never changed in place (InstanceMask crops are made anew by an edit) and for the same ``preds``
+    sequence object; another one starts afresh. Not thread-safe: one caller thread."""
+
+    def __init__(self) -> None:
+        self._preds: Sequence[InstanceMask] | None = None
+        self._boxes = np.zeros((0, 4), np.int64)  # detections' boxes, sorted by their left edge
+        self._order = np.zeros(0, np.int64)  # detection index of each row of _boxes
+        self._widest = 0
+        # id(ground-truth crop) -> (crop, detection indices, IoUs); the crop is held so its id is not reused
+        self._by_gt: dict[int, tuple[InstanceMask, np.ndarray, np.ndarray]] = {}
+        self.computed = 0  # ground truths compared with the detections by the last call (the rest were kept)
+
+    def pairs(self, preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> Pairs:
+        """The same pairs as ``iou_pairs(preds, gts)`` (in another order: by ground truth)."""
+        if preds is not self._preds:
+            self._reset(preds)
+        old, new = self._by_gt, {}
+        found_p, found_g, found_iou = [], [], []
+        self.computed = 0
+        for g, crop in enumerate(gts):
+            entry = old.get(id(crop))
+            if entry is None or entry[0] is not crop:
+                entry = (crop, *self._overlaps(crop))
+                self.computed += 1
+            new[id(crop)] = entry
+            if len(entry[1]):
+                found_p.append(entry[1])
+                found_g.append(np.full(len(entry[1]), g, np.int64))
+                found_iou.append(entry[2])
+        self._by_gt = new
+        if not found_p:
+            return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return Pairs(np.concatenate(found_p), np.concatenate(found_g), np.concatenate(found_iou))
+
+    def _reset(self, preds: Sequence[InstanceMask]) -> None:
+        self._preds, self._by_gt = preds, {}
+        boxes = np.array([box_of(c) for c in preds], dtype=np.int64).reshape(-1, 4)
+        self._order = np.argsort(boxes[:, 0], kind="stable")
+        self._boxes = boxes[self._order]
+        self._widest = int((boxes[:, 2] - boxes[:, 0]).max()) if len(boxes) else 0
+
+    def _overlaps(self, crop: InstanceMask) -> tuple[np.ndarray, np.ndarray]:
+        """The detections whose masks overlap ``crop``, and their IoUs (> 0)."""
+        preds, boxes = self._preds, self._boxes
+        if not crop.mask.size or preds is None or not len(boxes):
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        x0, y0, x1, y1 = box_of(crop)
+        lo = np.searchsorted(boxes[:, 0], x0 - self._widest, "right")
+        hi = np.searchsorted(boxes[:, 0], x1, "left")
+        near = boxes[lo:hi]
+        rows = np.flatnonzero((near[:, 2] > x0) & (near[:, 1] < y1) & (near[:, 3] > y0)) + lo
+        found, ious = [], []
+        for row in rows:
+            p = int(self._order[row])
+            if preds[p].mask.size:
+                iou = crop_iou(preds[p], crop)
+                if iou > 0:
+                    found.append(p)
+                    ious.append(iou)
+        return np.array(found, np.int64), np.array(ious, np.float64)
+
+
 def iou_matrix(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> np.ndarray:
     """(P, G) mask IoUs (dense: for a few hundred instances; ``iou_pairs`` for many)."""
     return iou_pairs(preds, gts).dense(len(preds), len(gts))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.ground_truth import image_ap
+from engine.ground_truth import PairsCache, image_ap
 from engine.quality import expected_work
 from engine.structures import InstanceMask, Prediction
 from gui.review.queue import confidences
@@ -35,9 +35,11 @@ def figures_for(
     truth: list[InstanceMask],
     pred_classes: list[str] | None = None,
     truth_classes: list[str] | None = None,
+    cache: PairsCache | None = None,
 ) -> ImageFigures:
     """``shown``: the detections (indices) still to look at; ``truth``: the image's annotations as crops (its
-    ground truth; empty: no AP); the classes (names), when given, must agree for a match (as in the Errors view)."""
+    ground truth; empty: no AP); the classes (names), when given, must agree for a match (as in the Errors view).
+    ``cache``: the overlaps of the crops an earlier call saw are taken from it (the same image being edited)."""
     shown = list(shown)
     conf = confidences(prediction)
     work = expected_work(conf[shown]) if shown else 0.0
@@ -46,5 +48,6 @@ def figures_for(
         return ImageFigures(len(shown), work)
     crops = [truth[i] for i in keep]
     names = [truth_classes[i] for i in keep] if truth_classes is not None else None
-    ap = image_ap(prediction.masks, prediction.scores, crops, pred_classes=pred_classes, gt_classes=names)
+    pairs = cache.pairs(prediction.masks, crops) if cache is not None else None
+    ap = image_ap(prediction.masks, prediction.scores, crops, pred_classes=pred_classes, gt_classes=names, pairs=pairs)
     return ImageFigures(len(shown), work, ap)

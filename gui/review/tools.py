@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
+from engine.ground_truth import PairsCache
 from engine.structures import Prediction
 from gui.canvas.view import Canvas
 from gui.editing.editor import Editor
@@ -59,6 +60,8 @@ class ReviewTools(QObject):
         inference.batch_item.connect(self._on_batch_item)
         inference.batch_done.connect(self._on_batch_done)
         self._worker = LatestWins("review-figures", self._compute, parent=self)
+        # the current image's overlaps between detections and annotations, kept across its edits (figures thread)
+        self._pairs = PairsCache()
         self._figures_ready.connect(self._on_figures)
         self._batch_figures_done.connect(self._sort_after_batch)
 
@@ -146,7 +149,10 @@ class ReviewTools(QObject):
         if shown is None:
             hidden = matched(prediction.masks, references, MATCH_IOU)
             shown = [i for i in range(len(prediction)) if not hidden[i]]
-        self._figures_ready.emit(project, index, figures_for(prediction, shown, truth, classes, names))
+            figures = figures_for(prediction, shown, truth, classes, names)  # another image's: no cache
+        else:
+            figures = figures_for(prediction, shown, truth, classes, names, cache=self._pairs)
+        self._figures_ready.emit(project, index, figures)
 
     def _on_figures(self, project: object, index: int, figures: ImageFigures) -> None:
         if project is self.session.project:  # not for a folder closed meanwhile

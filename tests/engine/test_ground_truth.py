@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from engine.ground_truth import COCO_THRESHOLDS, crop_iou, find_errors, image_ap, iou_matrix
+from engine.ground_truth import COCO_THRESHOLDS, PairsCache, crop_iou, find_errors, image_ap, iou_matrix, iou_pairs
 from engine.quality import combined_confidence, expected_work, mask_confidence
 from engine.structures import InstanceMask
 
@@ -128,3 +128,35 @@ def test_confidence_and_expected_work():
     sure = torch.where(torch.rand(28, 28) > 0.5, 0.99, 0.01)[None]
     unsure = torch.full((1, 28, 28), 0.5)
     assert mask_confidence(torch.cat([sure, unsure])).tolist() == pytest.approx([0.98, 0.0], abs=1e-5)
+
+
+def _pair_set(pairs) -> set[tuple[int, int, float]]:  # noqa: ANN001 - Pairs
+    return {(int(p), int(g), round(float(i), 12)) for p, g, i in zip(pairs.pred, pairs.gt, pairs.iou)}
+
+
+def test_pairs_cache_gives_iou_pairs_and_recomputes_only_what_an_edit_made():
+    rng = np.random.default_rng(3)
+    preds = [crop(m) for m in random_blobs(rng, 40, size=96)]
+    gts = [crop(m) for m in random_blobs(rng, 30, size=96)] + [InstanceMask(0, 0, np.zeros((0, 0), bool))]
+    cache = PairsCache()
+    first = cache.pairs(preds, gts)
+    assert cache.computed == len(gts)
+    expected = _pair_set(iou_pairs(preds, gts))
+    assert len(expected) > 20  # the blobs overlap: the comparison is not of two empty sets
+    assert _pair_set(first) == expected
+    # an edit: one annotation replaced, one deleted, one added; the rest are the same objects
+    edited = list(gts)
+    edited[4] = crop(random_blobs(rng, 1, size=96)[0])
+    del edited[7]
+    edited.append(preds[0])  # an accepted detection: IoU 1 with it
+    again = cache.pairs(preds, edited)
+    assert cache.computed == 2
+    assert _pair_set(again) == _pair_set(iou_pairs(preds, edited))
+    assert (0, len(edited) - 1, 1.0) in _pair_set(again)
+    # the AP from the cached pairs is the AP without them
+    scores = rng.random(len(preds))
+    assert image_ap(preds, scores, edited, pairs=again) == image_ap(preds, scores, edited)
+    # another detection set: everything compared again
+    others = preds[5:]
+    assert _pair_set(cache.pairs(others, edited)) == _pair_set(iou_pairs(others, edited))
+    assert cache.computed == len(edited)

@@ -124,3 +124,40 @@ def test_the_figures_are_computed_off_the_gui_thread(qtbot, ready, monkeypatch):
     current = lambda: app.image_rows()[app.image_order().index(app.index)]  # noqa: E731
     app.wait_until(lambda: bool(threads) and row_figures(current()) is not None)
     assert threading.main_thread() not in threads
+
+
+def test_after_an_edit_the_figures_compare_only_the_annotations_it_made(ready, monkeypatch):
+    """The overlaps of detections and annotations are kept across the edits of the image (engine.ground_truth.
+    PairsCache): an undo makes no annotation, so nothing is compared again; the AP50 is the uncached one."""
+    import gui.review.tools as tools
+    from engine.ground_truth import image_ap
+
+    app = ready
+    review = app.window.review
+    calls = []  # (annotations, compared again, AP50) of each figures job
+    real = tools.figures_for
+
+    def spy(prediction, shown, truth, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        figures = real(prediction, shown, truth, *args, **kwargs)
+        calls.append((len(truth), review._pairs.computed, figures.ap50))
+        return figures
+
+    monkeypatch.setattr(tools, "figures_for", spy)
+    app.set_slider("max_detections", 4)
+    app.wait_until(lambda: len(app.prediction) == 4 and app.is_idle(), timeout=10000)
+    pred = app.prediction
+    for _ in range(2):
+        app.pick_row(0)
+        app.press(Qt.Key.Key_Space)
+    app.wait_until(lambda: any(n == 2 for n, _, _ in calls))
+    assert sum(computed for _, computed, _ in calls) >= 2  # the accepted masks were compared with the detections
+
+    app.pick_row(2)  # the first accepted, the best detection (rows: the two detections left, then the annotations)
+    app.press(Qt.Key.Key_Delete)
+    app.wait_until(lambda: len(app.project.annotations_and_crops(app.index)[1]) == 1)
+    app.wait_until(lambda: calls[-1][0] == 1)
+    crops = app.project.annotations_and_crops(app.index)[1]
+    assert calls[-1][1] == 0  # nothing new to compare
+    # the best detection, shown again, now matches no annotation: it ranks first, a false positive
+    assert calls[-1][2] == image_ap(pred.masks, pred.scores, crops) == pytest.approx(0.5)
+    app.wait_until(lambda: f"AP50 {calls[-1][2]:.2f}" in app.image_rows()[app.image_order().index(app.index)])
