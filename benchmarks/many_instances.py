@@ -225,13 +225,27 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         written = []
         saver.saved.connect(written.append)
         ticks[:] = [clock.nsecsElapsed() / 1e6]
+        sampler = StackSampler(clock)
+        collections.clear()
         timer.start()
         saver.save_soon()
         wait(lambda written=written: written or saver.last_error, 60)
         timer.stop()
         ticks.append(clock.nsecsElapsed() / 1e6)
+        sampler.stop()
         saver.saved.disconnect(written.append)
-        autosave_gaps.append((max(np.diff(ticks)) / 1000, 0.0))
+        gaps = np.diff(ticks)
+        autosave_gaps.append((max(gaps) / 1000, 0.0))
+        worst = int(np.argmax(gaps))
+        print(
+            f"# autosave {len(autosave_gaps)}: {saver._writer.memo.encoded} annotations encoded, "
+            f"{ticks[-1] - ticks[0]:.0f} ms to the saved signal, longest GUI gap {gaps[worst]:.0f} ms "
+            f"from {ticks[worst] - ticks[0]:.0f} ms; longest garbage collection (any thread) "
+            f"{max(collections, default=(0.0, 0.0))[0]:.0f} ms",
+            file=sys.stderr,
+        )
+        if gaps[worst] > 50:  # where the GUI thread was during that gap (sampled every 2 ms from another thread)
+            print(sampler.report(ticks[worst], ticks[worst + 1]), file=sys.stderr)
         # the same while nothing runs: what the machine's other load alone does to the timer
         lasted = ticks[-1] - ticks[0]
         ticks[:] = [clock.nsecsElapsed() / 1e6]
@@ -314,6 +328,52 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         print(f"# profile of {name!r}", file=sys.stderr)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("PROFILE_SORT", "cumtime")).print_stats(45)
     return results
+
+
+class StackSampler:
+    """Samples the GUI thread's Python stack every 2 ms from a thread of its own (it needs the GIL too, so a
+    sample lands whenever the interpreter switches): where the GUI thread stands during a long gap, whether in
+    a handler, a lock or the event loop waiting for the GIL."""
+
+    def __init__(self, clock) -> None:  # noqa: ANN001 - QElapsedTimer
+        import threading
+        import traceback
+
+        self.samples: list[tuple[float, str, str]] = []  # (ms, GUI thread's innermost frames, other threads')
+        self._stop = threading.Event()
+        main = threading.main_thread().ident
+
+        def run() -> None:
+            while not self._stop.wait(0.002):
+                now = clock.nsecsElapsed() / 1e6
+                frames = sys._current_frames()
+                gui = frames.get(main)
+                mine = threading.get_ident()
+                others = "; ".join(
+                    traceback.format_stack(frame, limit=1)[-1].strip().splitlines()[0]
+                    for ident, frame in frames.items()
+                    if ident not in (main, mine)
+                )
+                text = "".join(traceback.format_stack(gui, limit=4)) if gui is not None else ""
+                self.samples.append((now, text, others))
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, start: float, end: float) -> str:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        counts: dict[str, int] = {}
+        for _, text, others in inside:
+            key = text + "   other threads: " + others
+            counts[key] = counts.get(key, 0) + 1
+        lines = [f"#   {len(inside)} samples in the gap; the GUI thread's most frequent stacks:"]
+        for key, count in sorted(counts.items(), key=lambda kv: -kv[1])[:3]:
+            lines.append(f"#   {count} x\n{key}")
+        return "\n".join(lines)
 
 
 def table_text(label: str, results: dict[str, list[list[float]]]) -> str:
