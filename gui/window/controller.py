@@ -92,6 +92,7 @@ class ImageController(QObject):
         self.stored: dict[str, tuple[Prediction, PredictSettings]] = {}
         self._batch_settings: PredictSettings | None = None
         self._open_note = ""  # what the status line says about the folder's model once its first image shows
+        self._note_model = ""  # the model that note names as the one in use
         self._deferred: tuple[str, np.ndarray] | None = None  # the image on screen shows a stored result: its
         # pixels go to the model only when something asks for a new prediction
         inference.prediction_ready.connect(self._on_result)
@@ -157,7 +158,7 @@ class ImageController(QObject):
         its model is missing, and which model is in use (the Model panel says it too: project.model_note)."""
         remembered, current = project.memory.model(), self.session.weights_path
         using = model_name(current) if current else "none"
-        self._open_note = ""
+        self._open_note, self._note_model = "", current
         explicit, self._explicit = self._explicit, ""
         if explicit and explicit == current:  # ``main.py FOLDER --weights FILE``: the user's choice now wins
             self._choose_explicit(project, current, remembered)
@@ -556,6 +557,8 @@ class ImageController(QObject):
         if project is not None and self._remember_path and self._remember_path == info.path:
             project.memory.remember_model(info.path)  # before the Session's event: the Model panel reads it
         self._remember_path = ""
+        if info.path != self._note_model:
+            self._open_note = ""  # it named another model as the one in use (or none): moot now
         self.model_classes = list(info.class_names)
         self._load_class_choice(info.path)
         self.session.set_model(info.path, info.class_names, info.description)

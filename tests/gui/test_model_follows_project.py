@@ -186,3 +186,18 @@ def test_training_a_one_class_model_on_two_classes_says_the_class_layers_are_ren
     run = app.train_run().out_dir
     assert "cancelled at" in app.runs_listed()[0] and app.runs_listed()[0].startswith(run.name)
     assert (run / "train_state.safetensors").is_file()
+
+
+def test_a_model_loaded_after_the_folder_ends_the_note_that_none_is_in_use(driver: Driver, tmp_path):
+    """Opened with no model, the status line says what to do; once the user loads one, the first result's status line
+    must not repeat "the model in use: none" (it did, until the next message)."""
+    app = driver
+    folder = coco_folder(tmp_path / "nuclei", ["nucleus", "blob"])
+    assert app.open(folder)
+    app.wait_until(lambda: app.image is not None and app.is_idle(), timeout=30000)
+    assert "No model" in app.status()
+    model = model_file(tmp_path / "nuclei.safetensors", ["nucleus", "blob"])
+    app.load_model(model)
+    app.wait_until(lambda: app.prediction is not None and app.is_idle(), timeout=30000)
+    assert "the model in use: none" not in app.status()
+    assert memory(folder)["model"] == str(model)  # chosen with the folder open: the folder's model now
