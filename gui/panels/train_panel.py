@@ -207,6 +207,7 @@ class TrainPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self._bar = "idle"  # what the bar shows: idle, busy (start-up), download, iterations, ended
         self.status = QLabel("Accept or correct masks, mark the images you checked reviewed (Ctrl+Return), then train.")
         self.status.setWordWrap(True)
         self.plot = LossPlot()
@@ -343,6 +344,7 @@ class TrainPanel(QWidget):
         else:
             self.progress.setRange(0, 0)
             self.progress.setFormat("starting…")
+            self._bar = "busy"
 
     def set_download(self, done: int, total: int) -> None:
         """The pretrained weights downloading before the run starts: ``done`` / ``total`` bytes (in kB: the bar's
@@ -354,11 +356,22 @@ class TrainPanel(QWidget):
         else:
             self.progress.setRange(0, 0)
             self.progress.setFormat(f"{done / 1e6:.0f} MB")
+        self._bar = "download"
 
     def set_progress(self, iteration: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(min(iteration, max(1, total)))
         self.progress.setFormat(f"{iteration} / {total}")
+        self._bar = "iterations"
+
+    def end_progress(self, outcome: str) -> None:
+        """A run ended: a bar that counted iterations keeps how far it got; one that showed a download or the
+        start-up (a run that failed or was cancelled before its first iteration) says so instead of going on."""
+        if self._bar != "iterations" and outcome != "done":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("failed before the first iteration" if outcome == "failed" else outcome)
+            self._bar = "ended"
 
     def set_models(self, paths: list[Path], current: str) -> None:
         """The project's models, newest first: the run's name, its last validation AP, whether it is in use."""

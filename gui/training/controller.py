@@ -258,6 +258,7 @@ class TrainController(QObject):
         if outcome == "done" and self.run is not None:  # nothing left to resume: a finished run keeps its model only
             (self.run.out_dir / COMMAND_FILE).unlink(missing_ok=True)
         self.panel.set_running(False)
+        self.panel.end_progress(outcome)
         if self.note:
             message += f" (the class layers were renewed: {self.note})"
         self.panel.status.setText(message)

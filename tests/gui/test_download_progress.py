@@ -62,3 +62,33 @@ def test_the_panel_shows_the_weights_download_until_the_run_starts(ready, tmp_pa
     assert app.train_progress_text() == "0 / 4"  # the run's own bar again once the download is over
     app.press_cancel_training()
     assert app.wait_training_ended(20000) == "cancelled"
+
+
+FAILING_DOWNLOAD = r'''
+"""Stands in for a trainer whose weights download breaks off at 45 of 170 MB (no network any more)."""
+import json, sys
+
+say = lambda **event: print(json.dumps(event), flush=True)
+say(kind="download", message="COCO Mask R-CNN (ResNet-50 FPN)", path="/hub/checkpoints/coco.pth",
+    bytes_done=45_000_000, bytes_total=170_000_000)
+print("RuntimeError: could not download coco.pth: the network is unreachable", file=sys.stderr, flush=True)
+sys.exit(1)
+'''
+
+
+def test_a_download_that_fails_does_not_leave_its_figure_on_the_bar(ready, tmp_path, monkeypatch):
+    from tests.gui.conftest import stand_in_trainer
+    from tests.gui.test_editing import CTRL, SHIFT
+
+    stand_in_trainer(monkeypatch, tmp_path / "fake_trainer", FAILING_DOWNLOAD)
+    app = ready
+    app.press(Qt.Key.Key_A, SHIFT)
+    app.press(Qt.Key.Key_Return, CTRL)
+    app.saved()
+    app.open_train_panel()
+    app.set_train_option("start_from", "coco")
+    app.press_train()
+    assert app.wait_training_ended(20000) == "failed"
+    assert "network is unreachable" in app.train_status()
+    assert app.train_progress_text() == "failed before the first iteration"  # not "45 / 170 MB"
+    assert app.train_progress() == (0, 1)
