@@ -103,6 +103,7 @@ class PairsCache:
         self._boxes = np.zeros((0, 4), np.int64)  # detections' boxes, sorted by their left edge
         self._order = np.zeros(0, np.int64)  # detection index of each row of _boxes
         self._widest = 0
+        self._areas: list[int] = []  # each detection's mask area
         # id(ground-truth crop) -> (crop, detection indices, IoUs); the crop is held so its id is not reused
         self._by_gt: dict[int, tuple[InstanceMask, np.ndarray, np.ndarray]] = {}
         self.computed = 0  # ground truths compared with the detections by the last call (the rest were kept)
@@ -135,6 +136,7 @@ class PairsCache:
         self._order = np.argsort(boxes[:, 0], kind="stable")
         self._boxes = boxes[self._order]
         self._widest = int((boxes[:, 2] - boxes[:, 0]).max()) if len(boxes) else 0
+        self._areas = [int(np.count_nonzero(c.mask)) for c in preds]
 
     def _overlaps(self, crop: InstanceMask) -> tuple[np.ndarray, np.ndarray]:
         """The detections whose masks overlap ``crop``, and their IoUs (> 0)."""
@@ -146,14 +148,27 @@ class PairsCache:
         hi = np.searchsorted(boxes[:, 0], x1, "left")
         near = boxes[lo:hi]
         rows = np.flatnonzero((near[:, 2] > x0) & (near[:, 1] < y1) & (near[:, 3] > y0)) + lo
+        area = int(np.count_nonzero(crop.mask))
         found, ious = [], []
+        if not area:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
         for row in rows:
             p = int(self._order[row])
-            if preds[p].mask.size:
-                iou = crop_iou(preds[p], crop)
-                if iou > 0:
-                    found.append(p)
-                    ious.append(iou)
+            other, other_area = preds[p], self._areas[p]
+            if not other_area:
+                continue
+            # crop_iou with both areas known: only the intersection is counted per pair
+            bx0, by0, bx1, by1 = (int(v) for v in boxes[row])
+            ix0, iy0, ix1, iy1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
+            inter = int(
+                np.count_nonzero(
+                    crop.mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+                    & other.mask[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0]
+                )
+            )
+            if inter:
+                found.append(p)
+                ious.append(inter / (area + other_area - inter))
         return np.array(found, np.int64), np.array(ious, np.float64)
 
 
