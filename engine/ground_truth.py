@@ -66,28 +66,9 @@ class Pairs:
 
 
 def iou_pairs(preds: Sequence[InstanceMask], gts: Sequence[InstanceMask]) -> Pairs:
-    """Every overlapping (detection, ground truth) pair and its mask IoU. The ground truths are sorted by their
-    left edge once; a detection's candidates are those starting left of its right edge and no further left than
-    the widest ground truth reaches, so only pairs that can overlap are compared."""
-    found_p, found_g, found_iou = [], [], []
-    if len(preds) and len(gts):
-        gb = np.array([box_of(c) for c in gts], dtype=np.int64).reshape(-1, 4)
-        order = np.argsort(gb[:, 0], kind="stable")
-        left, widest = gb[order, 0], int((gb[:, 2] - gb[:, 0]).max())
-        for p, crop in enumerate(preds):
-            if not crop.mask.size:
-                continue
-            x0, y0, x1, y1 = box_of(crop)
-            lo, hi = np.searchsorted(left, x0 - widest, "right"), np.searchsorted(left, x1, "left")
-            for g in order[lo:hi]:
-                b = gb[g]
-                if b[2] > x0 and b[1] < y1 and b[3] > y0:
-                    iou = crop_iou(crop, gts[g])
-                    if iou > 0:
-                        found_p.append(p)
-                        found_g.append(int(g))
-                        found_iou.append(iou)
-    return Pairs(np.array(found_p, np.int64), np.array(found_g, np.int64), np.array(found_iou, np.float64))
+    """Every overlapping (detection, ground truth) pair and its mask IoU (ordered by ground truth): a fresh
+    ``PairsCache``'s one call, which compares only the pairs whose boxes overlap."""
+    return PairsCache().pairs(preds, gts)
 
 
 class PairsCache:
@@ -141,17 +122,15 @@ class PairsCache:
     def _overlaps(self, crop: InstanceMask) -> tuple[np.ndarray, np.ndarray]:
         """The detections whose masks overlap ``crop``, and their IoUs (> 0)."""
         preds, boxes = self._preds, self._boxes
-        if not crop.mask.size or preds is None or not len(boxes):
+        area = int(np.count_nonzero(crop.mask))
+        if not area or preds is None or not len(boxes):
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         x0, y0, x1, y1 = box_of(crop)
         lo = np.searchsorted(boxes[:, 0], x0 - self._widest, "right")
         hi = np.searchsorted(boxes[:, 0], x1, "left")
         near = boxes[lo:hi]
         rows = np.flatnonzero((near[:, 2] > x0) & (near[:, 1] < y1) & (near[:, 3] > y0)) + lo
-        area = int(np.count_nonzero(crop.mask))
         found, ious = [], []
-        if not area:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
         for row in rows:
             p = int(self._order[row])
             other, other_area = preds[p], self._areas[p]

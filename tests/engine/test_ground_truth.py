@@ -134,6 +134,12 @@ def _pair_set(pairs) -> set[tuple[int, int, float]]:  # noqa: ANN001 - Pairs
     return {(int(p), int(g), round(float(i), 12)) for p, g, i in zip(pairs.pred, pairs.gt, pairs.iou)}
 
 
+def _every_pair(preds, gts) -> set[tuple[int, int, float]]:  # noqa: ANN001
+    """The reference: crop_iou of every (detection, ground truth) pair, no box search."""
+    ious = ((p, g, crop_iou(a, b)) for p, a in enumerate(preds) for g, b in enumerate(gts))
+    return {(p, g, round(i, 12)) for p, g, i in ious if i > 0}
+
+
 def test_pairs_cache_gives_iou_pairs_and_recomputes_only_what_an_edit_made():
     rng = np.random.default_rng(3)
     preds = [crop(m) for m in random_blobs(rng, 40, size=96)]
@@ -141,7 +147,8 @@ def test_pairs_cache_gives_iou_pairs_and_recomputes_only_what_an_edit_made():
     cache = PairsCache()
     first = cache.pairs(preds, gts)
     assert cache.computed == len(gts)
-    expected = _pair_set(iou_pairs(preds, gts))
+    expected = _every_pair(preds, gts)
+    assert _pair_set(iou_pairs(preds, gts)) == expected
     assert len(expected) > 20  # the blobs overlap: the comparison is not of two empty sets
     assert _pair_set(first) == expected
     # an edit: one annotation replaced, one deleted, one added; the rest are the same objects
@@ -151,12 +158,12 @@ def test_pairs_cache_gives_iou_pairs_and_recomputes_only_what_an_edit_made():
     edited.append(preds[0])  # an accepted detection: IoU 1 with it
     again = cache.pairs(preds, edited)
     assert cache.computed == 2
-    assert _pair_set(again) == _pair_set(iou_pairs(preds, edited))
+    assert _pair_set(again) == _every_pair(preds, edited)
     assert (0, len(edited) - 1, 1.0) in _pair_set(again)
     # the AP from the cached pairs is the AP without them
     scores = rng.random(len(preds))
     assert image_ap(preds, scores, edited, pairs=again) == image_ap(preds, scores, edited)
     # another detection set: everything compared again
     others = preds[5:]
-    assert _pair_set(cache.pairs(others, edited)) == _pair_set(iou_pairs(others, edited))
+    assert _pair_set(cache.pairs(others, edited)) == _every_pair(others, edited)
     assert cache.computed == len(edited)
